@@ -1,0 +1,84 @@
+"""Developer commands. `nox -s docs` previews the site, `nox -s tests` runs every check.
+
+Dependencies are declared once, in pyproject.toml; each session installs the group it needs.
+The browser assets (KaTeX, Mermaid) come from the npm registry, pinned in docs/package-lock.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_venv = "yes"
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+
+
+def _install(session: nox.Session, extra: str) -> None:
+    session.install("-e", f".[{extra}]")
+
+
+def _vendor_assets(session: nox.Session) -> None:
+    """`npm ci` the pinned KaTeX and Mermaid, unless the lock file is unchanged since last time."""
+    lock = ROOT / "docs" / "package-lock.json"
+    stamp = ROOT / "docs" / "node_modules" / ".lock-sha256"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    session.run(
+        "npm", "ci", "--prefix", "docs", "--no-audit", "--no-fund", external=True
+    )
+    stamp.write_text(digest)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the site and serve it with live reload on http://127.0.0.1:8000."""
+    _install(session, "docs")
+    _vendor_assets(session)
+    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Strict build of the site into site/ (every warning is an error)."""
+    _install(session, "docs")
+    _vendor_assets(session)
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit tests, code blocks in the Markdown, a strict build with checks, and the browser test."""
+    _install(session, "test")
+    _vendor_assets(session)
+    args = session.posargs or ["tests", "--codeblocks", "README.md", "docs/en"]
+    session.run("pytest", *args)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=False)
+def new_chapter(session: nox.Session) -> None:
+    """Scaffold a chapter: `nox -s new_chapter -- "Title"`."""
+    if len(session.posargs) != 1:
+        session.error('usage: nox -s new_chapter -- "Chapter title"')
+    title = session.posargs[0].strip()
+    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+    if not slug or not slug[0].isalpha():
+        session.error(f"cannot make a module name from {title!r}")
+    from scripts.scaffold import scaffold
+
+    for path in scaffold(ROOT, title, slug):
+        session.log(f"created {path.relative_to(ROOT)}")
