@@ -7,7 +7,6 @@ The browser assets (KaTeX, Mermaid) come from the npm registry, pinned in docs/p
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 import nox
@@ -71,14 +70,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def new_chapter(session: nox.Session) -> None:
-    """Scaffold a chapter: `nox -s new_chapter -- "Title"`."""
+    """Scaffold a chapter: `nox -s new_chapter -- "Title"` (see CONTRIBUTING.md)."""
     if len(session.posargs) != 1:
         session.error('usage: nox -s new_chapter -- "Chapter title"')
-    title = session.posargs[0].strip()
-    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
-    if not slug or not slug[0].isalpha():
-        session.error(f"cannot make a module name from {title!r}")
-    from scripts.scaffold import scaffold
-
-    for path in scaffold(ROOT, title, slug):
-        session.log(f"created {path.relative_to(ROOT)}")
+    session.run(
+        "python3", "docs/hooks/new_chapter.py", session.posargs[0], external=True
+    )

@@ -1,0 +1,71 @@
+"""`nox -s new_chapter` writes a chapter that lints, passes its test and runs its demos."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "docs" / "hooks"))
+import executed  # noqa: E402
+import new_chapter  # noqa: E402
+
+sys.path.remove(str(REPO / "docs" / "hooks"))
+
+
+def test_scaffolded_chapter_is_wired_tested_and_runs(tmp_path):
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "snippets", root / "snippets")
+    shutil.copytree(
+        REPO / "docs" / "en" / "chapters", root / "docs" / "en" / "chapters"
+    )
+    shutil.copy(REPO / "mkdocs.yml", root / "mkdocs.yml")
+    (root / "tests").mkdir()
+    shutil.copy(REPO / "tests" / "conftest.py", root / "tests" / "conftest.py")
+
+    written = new_chapter.scaffold(root, "Attention Temperature")
+
+    page = next(p for p in written if p.suffix == ".md")
+    assert page.name.endswith("-attention-temperature.md")
+    nav = (root / "mkdocs.yml").read_text()
+    entry = f"chapters/{page.name}"
+    assert entry in nav and nav.index(entry) < nav.index("  - Appendix:")
+    # The page declares a figure and a value that its demo module provides.
+    refs = executed.scan_page(page.read_text())
+    assert refs == {
+        "attention_temperature.temperature_figure",
+        "attention_temperature.numbers",
+    }
+    # Its test passes, and the generated code is formatted and lint-clean.
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    generated = [str(p) for p in written if p.suffix == ".py"]
+    for args in (["check"], ["format", "--check"]):
+        lint = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ruff",
+                *args,
+                "--config",
+                str(REPO / "pyproject.toml"),
+                *generated,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    # Its demos return what the page uses.
+    check = "from snippets.demos.attention_temperature import numbers, temperature_figure as f\n"
+    check += "assert float(numbers()['largest']) > 0.5 and f().axes"
+    demo = subprocess.run(
+        [sys.executable, "-c", check], cwd=root, capture_output=True, text=True
+    )
+    assert demo.returncode == 0, demo.stderr

@@ -1,0 +1,199 @@
+"""The real site: a strict build, then checks over every built page.
+
+The build itself is the `built_site` fixture in conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "en"
+sys.path.insert(0, str(REPO / "docs" / "hooks"))
+import executed  # noqa: E402  (the hook, imported to reuse its page scanner)
+
+sys.path.remove(str(REPO / "docs" / "hooks"))
+
+
+class Page(HTMLParser):
+    """What the checks need from one HTML page: links, images, ids, figures, text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[dict[str, str | None]] = []
+        self.ids: set[str] = set()
+        self.lang: str | None = None
+        self.figures = 0
+        self.captions = 0
+        self._skip = 0  # inside <code>, <pre> or <script>
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if tag == "html":
+            self.lang = a.get("lang")
+        elif tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        elif tag == "img":
+            self.images.append(a)
+        elif tag == "figure":
+            self.figures += 1
+        elif tag == "figcaption":
+            self.captions += 1
+        elif tag in ("code", "pre", "script"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("code", "pre", "script"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def pages(site: Path) -> dict[Path, Page]:
+    return {
+        p: Page(p.read_text(encoding="utf-8"))
+        for p in sorted(site.rglob("*.html"))
+        if p.name != "404.html"
+    }
+
+
+def resolve(site: Path, page: Path, url: str) -> Path | None:
+    """The file an internal URL points to, or None for external and special URLs."""
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or url.startswith(("mailto:", "#")):
+        return None
+    target = (page.parent / unquote(parts.path)).resolve()
+    if target.is_dir():
+        target = target / "index.html"
+    return target
+
+
+def test_every_internal_link_and_anchor_resolves(built_site):
+    parsed = pages(built_site)
+    broken = []
+    for path, page in parsed.items():
+        for url in page.links:
+            target = resolve(built_site, path, url)
+            fragment = urlsplit(url).fragment
+            if url.startswith("#"):
+                target = path
+            if target is None:
+                continue
+            if not target.exists():
+                broken.append(f"{path.relative_to(built_site)}: {url} (no such file)")
+            elif fragment and target.suffix == ".html":
+                ids = (
+                    parsed[target].ids
+                    if target in parsed
+                    else Page(target.read_text()).ids
+                )
+                if unquote(fragment) not in ids:
+                    broken.append(
+                        f"{path.relative_to(built_site)}: {url} (no such anchor)"
+                    )
+    assert not broken, "\n".join(broken)
+
+
+def test_every_image_exists_and_has_alt_text(built_site):
+    problems = []
+    for path, page in pages(built_site).items():
+        for img in page.images:
+            src = img.get("src") or ""
+            target = resolve(built_site, path, src)
+            if src.startswith("data:"):
+                continue
+            if target is None:
+                problems.append(f"{path.relative_to(built_site)}: external image {src}")
+            elif not target.exists():
+                problems.append(f"{path.relative_to(built_site)}: missing {src}")
+            if not (img.get("alt") or "").strip():
+                problems.append(f"{path.relative_to(built_site)}: no alt text on {src}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_declared_figure_is_on_its_page_in_both_palettes(built_site):
+    missing = []
+    for md in sorted(DOCS.rglob("*.md")):
+        refs = [m["ref"] for m in executed.FIGURE_RE.finditer(md.read_text())]
+        if not refs:
+            continue
+        rel = md.relative_to(DOCS).with_suffix("")
+        html = built_site / rel / "index.html"
+        if rel.name == "index":
+            html = built_site / rel.parent / "index.html"
+        text = html.read_text(encoding="utf-8")
+        page = Page(text)
+        for ref in refs:
+            for palette, fragment in (("light", "only-light"), ("dark", "only-dark")):
+                name = f"{ref}.{palette}.svg#{fragment}"
+                if name not in text:
+                    missing.append(f"{rel}: {name}")
+                svg = built_site / "assets" / "figures" / f"{ref}.{palette}.svg"
+                if not svg.exists() or not svg.read_text().lstrip().startswith("<?xml"):
+                    missing.append(f"{rel}: file {svg.name}")
+        if page.captions < len(refs):
+            missing.append(f"{rel}: {len(refs)} figures but {page.captions} captions")
+    assert not missing, "\n".join(missing)
+
+
+def test_no_declaration_is_left_unreplaced(built_site):
+    left = []
+    for path, page in pages(built_site).items():
+        text = " ".join(page.text)
+        for pattern in (r"\{\{\s*[a-z_]\w*\.\w+", r"exec:[a-z_]\w*\.\w+"):
+            if re.search(pattern, text):
+                left.append(f"{path.relative_to(built_site)}: {pattern}")
+    assert not left, "\n".join(left)
+
+
+def test_every_page_declares_its_language(built_site):
+    assert {p.lang for p in pages(built_site).values()} == {"en"}
+
+
+def test_build_report_lists_every_executed_item(built_site):
+    report = (built_site / "appendix" / "build-report" / "index.html").read_text()
+    expected = set()
+    for md in DOCS.rglob("*.md"):
+        expected |= executed.scan_page(md.read_text())
+    expected |= {p.relative_to(DOCS).as_posix() for p in (DOCS / "labs").glob("*.py")}
+    missing = [
+        name for name in sorted(expected) if f"<code>{name}</code>" not in report
+    ]
+    assert not missing, f"not in the build report: {missing}"
+
+
+def test_math_and_diagram_assets_are_served_by_the_site(built_site):
+    for asset in (
+        "assets/vendor/katex/katex.min.js",
+        "assets/vendor/katex/katex.min.css",
+        "assets/vendor/katex/contrib/auto-render.min.js",
+        "assets/vendor/mermaid/mermaid.min.js",
+    ):
+        assert (built_site / asset).stat().st_size > 1000, asset
+    css = (built_site / "assets/vendor/katex/katex.min.css").read_text()
+    for font in re.findall(r"url\((fonts/[^)]+\.woff2)\)", css):
+        assert (built_site / "assets/vendor/katex" / font).exists(), font
+
+
+def test_labs_offer_their_executed_notebook_for_download(built_site):
+    for lab in (DOCS / "labs").glob("*.py"):
+        name = lab.stem
+        notebook = built_site / "labs" / name / f"{name}.ipynb"
+        assert notebook.exists(), notebook
+        cells = json.loads(notebook.read_text())["cells"]
+        code = [c for c in cells if c["cell_type"] == "code"]
+        assert code and all(c.get("execution_count") for c in code), (
+            f"{name} not executed"
+        )
