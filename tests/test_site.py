@@ -197,3 +197,29 @@ def test_labs_offer_their_executed_notebook_for_download(built_site):
         assert code and all(c.get("execution_count") for c in code), (
             f"{name} not executed"
         )
+
+
+def test_demos_give_byte_identical_results_when_run_again(
+    built_site, tmp_path, monkeypatch
+):
+    """Two builds agree byte for byte, except demos marked @measured (wall-clock timings).
+
+    `built_site` left every demo's result in the cache; run the deterministic ones again
+    in a fresh worker, into an empty cache, and compare.
+    """
+    fingerprint = executed.environment_fingerprint()
+    items = {}
+    for md in sorted(DOCS.rglob("*.md")):
+        for ref in executed.scan_page(md.read_text()):
+            item = executed.Item(ref, executed.demo_source(ref), [md.name])
+            item.key = executed.item_key(item, fingerprint)
+            items[ref] = item
+    first = {
+        name: json.loads(item.cache_path.read_text()) for name, item in items.items()
+    }
+    again = [item for name, item in items.items() if not first[name]["measured"]]
+    assert again, "no deterministic demo found"
+    monkeypatch.setattr(executed, "CACHE_DIR", tmp_path)
+    executed.execute_demos(again)
+    differ = [i.name for i in again if i.result["value"] != first[i.name]["value"]]
+    assert not differ, f"results changed between two runs: {differ}"

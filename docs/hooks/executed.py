@@ -522,8 +522,16 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     demos: dict[str, Item] = _state.get("demos", {})
     here = posixpath.dirname(page.file.src_uri)
 
+    def planned(ref: str) -> Item:
+        if ref not in demos:  # the page changed between on_files and now
+            raise ExecutionError(
+                f"page {page.file.src_uri}: {ref} was not executed; was the page edited "
+                "while the site was being built? Build again."
+            )
+        return demos[ref]
+
     def figure(m: re.Match[str]) -> str:
-        item, alt = demos[m["ref"]], m["alt"].strip()
+        item, alt = planned(m["ref"]), m["alt"].strip()
         if item.result["kind"] != "figure":
             raise ExecutionError(
                 f"page {page.file.src_uri}: {item.name} returned "
@@ -546,7 +554,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         )
 
     def value(m: re.Match[str]) -> str:
-        item, key = demos[m["ref"]], m["key"]
+        item, key = planned(m["ref"]), m["key"]
         result = item.result
         if key is None:
             if result["kind"] != "text":
