@@ -394,7 +394,9 @@ _state: dict[str, Any] = {}
 
 
 def _docs_root(config: Any) -> Path:
-    return Path(config["config_file_path"]).resolve().parent
+    """The project a config belongs to: its folder if that holds `snippets/`, else ours."""
+    folder = Path(config["config_file_path"]).resolve().parent
+    return folder if (folder / "snippets").is_dir() else ROOT
 
 
 def on_files(files: Any, config: Any) -> Any:

@@ -1,0 +1,279 @@
+"""One benchmark for every attention of the course: time and peak memory against N.
+
+All implementations take the same (q, k, v) of shape (B, H, N, d) and are measured in
+one run, one after the other at each sequence length, with the same inputs, so that their
+ratios are comparable. The sweep protects the build: before each measurement it predicts
+the time per call and the peak memory from the previous length (assuming quadratic
+growth, which overestimates the linear methods) and skips what would exceed the budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from snippets.attention import scaled_dot_product_attention
+from snippets.flash import tiled_attention
+from snippets.measure import median_seconds, peak_memory_bytes
+from snippets.performer import favor_attention
+from snippets.reformer import lsh_attention, shared_qk_attention
+from snippets.runtime import device
+from snippets.sparse import sliding_window_attention, sliding_window_mask
+
+Attention = Callable[[Tensor, Tensor, Tensor], Tensor]  # (q, k, v) -> output
+
+
+# --8<-- [start:implementations]
+@dataclasses.dataclass(frozen=True)
+class Implementation:
+    """An attention function and the exact function it computes or approximates."""
+
+    name: str
+    fn: Attention  # (B, H, N, d) x 3 -> (B, H, N, d_v)
+    computes: str  # what its output is, in words
+    reference: Attention  # the exact O(N^2) computation of the same quantity
+
+
+def implementations(
+    window: int = 128,  # sliding window: |i - j| <= window
+    num_features: int = 256,  # Performer: random features m
+    chunk_size: int = 64,  # Reformer: chunk length; buckets = N / chunk_size
+    num_rounds: int = 2,  # Reformer: hash rounds
+    block_size: int = 256,  # tiled: keys per tile
+    seed: int = 0,  # random features and hash rotations
+) -> list[Implementation]:
+    """The six attentions of chapters 3, 10, 11, 12 and 13, with one set of settings."""
+
+    def dense(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        return scaled_dot_product_attention(q, k, v)[0]
+
+    def window_reference(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        mask = sliding_window_mask(q.size(-2), window).to(q.device)
+        return scaled_dot_product_attention(q, k, v, mask)[0]
+
+    def performer(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        g = torch.Generator().manual_seed(seed)  # the same features at every call
+        return favor_attention(q, k, v, num_features, generator=g)
+
+    def reformer(q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # shared QK: k is unused
+        g = torch.Generator().manual_seed(seed)
+        buckets = max(2, q.size(-2) // chunk_size)  # about one chunk per bucket
+        return lsh_attention(q, v, buckets, num_rounds, chunk_size, generator=g)
+
+    def reformer_reference(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        return shared_qk_attention(q, v)
+
+    return [
+        Implementation("dense (ours)", dense, "exact attention", dense),
+        Implementation(
+            "PyTorch fused", F.scaled_dot_product_attention, "exact attention", dense
+        ),
+        Implementation(
+            f"tiled, blocks of {block_size}",
+            lambda q, k, v: tiled_attention(q, k, v, block_size),
+            "exact attention",
+            dense,
+        ),
+        Implementation(
+            f"sliding window ±{window}",
+            lambda q, k, v: sliding_window_attention(q, k, v, window),
+            f"exact attention over the keys at most {window} positions away",
+            window_reference,
+        ),
+        Implementation(
+            f"Performer, m = {num_features}",
+            performer,
+            "random-feature estimate of attention",
+            dense,
+        ),
+        Implementation(
+            f"Reformer, {num_rounds} rounds",
+            reformer,
+            f"shared-QK attention within hash buckets (chunks of {chunk_size})",
+            reformer_reference,
+        ),
+    ]
+
+
+# --8<-- [end:implementations]
+
+
+# --8<-- [start:sweep]
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the body with n intra-op CPU threads (None: as it is), then restore the count.
+
+    On a shared machine, several threads that wait for each other at every operation are
+    slowed down far more than one thread when another process takes a core.
+    """
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    name: str
+    n: int
+    seconds: float | None  # median time per call; None if skipped
+    peak_bytes: int | None  # peak memory of tensors allocated by one call
+    skipped: str = ""  # why it was not measured
+
+
+def random_qkv(
+    n: int, batch: int, heads: int, d: int, seed: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Standard normal q, k, v of shape (batch, heads, n, d) on the course's device."""
+    g = torch.Generator().manual_seed(seed)
+    return tuple(  # type: ignore[return-value]
+        torch.randn(batch, heads, n, d, generator=g).to(device()) for _ in range(3)
+    )
+
+
+def _over_budget(
+    previous: tuple[int, float, int], n: int, max_seconds: float, max_bytes: int
+) -> str:
+    """Why length n would exceed a budget, predicted from (n_prev, seconds, bytes); or ''."""
+    n0, t0, b0 = previous
+    growth = (
+        n / n0
+    ) ** 2  # quadratic: exact for dense attention, pessimistic otherwise
+    if t0 * growth > max_seconds:
+        return f"predicted over {max_seconds:g} s per call"
+    if b0 * growth > max_bytes:
+        return f"predicted over {max_bytes / 2**30:g} GiB"
+    return ""
+
+
+def sweep(
+    impls: list[Implementation],
+    lengths: list[int],
+    batch: int = 1,
+    heads: int = 1,
+    d: int = 64,
+    repeats: int = 5,
+    warmup: int = 1,
+    max_seconds: float = 1.0,  # per call, predicted; over it the length is skipped
+    max_bytes: int = 2**30,  # peak memory, predicted
+    max_total_seconds: float = math.inf,  # for the whole sweep; then the rest is skipped
+    threads: int | None = None,  # CPU threads during the sweep; None: leave as is
+    seed: int = 0,
+) -> list[Measurement]:
+    """Median time and peak memory of every implementation at every length, in one run.
+
+    The prediction for the next length is the fastest call at the previous one times
+    (n / n_prev)^2: the fastest call is the one least disturbed by other work on the
+    machine. A skipped implementation stays skipped at the larger lengths.
+    """
+    start = time.perf_counter()
+    results: list[Measurement] = []
+    last: dict[str, tuple[int, float, int]] = {}  # name -> (n, fastest s, bytes)
+    stopped: dict[str, str] = {}
+    with cpu_threads(threads):
+        for n in lengths:
+            q, k, v = random_qkv(n, batch, heads, d, seed + n)
+            for impl in impls:
+                reason = stopped.get(impl.name, "")
+                if not reason and time.perf_counter() - start > max_total_seconds:
+                    reason = f"sweep's {max_total_seconds:g} s spent"
+                if not reason and impl.name in last:
+                    reason = _over_budget(last[impl.name], n, max_seconds, max_bytes)
+                if reason:
+                    stopped[impl.name] = reason
+                    results.append(Measurement(impl.name, n, None, None, reason))
+                    continue
+                with torch.no_grad():
+                    call = functools.partial(impl.fn, q, k, v)
+                    peak = peak_memory_bytes(call)
+                    # One call per median_seconds (the first after the warm-up): every time kept.
+                    times = [
+                        median_seconds(call, repeats=1, warmup=warmup if i == 0 else 0)
+                        for i in range(repeats)
+                    ]
+                last[impl.name] = (n, min(times), peak)
+                results.append(
+                    Measurement(impl.name, n, statistics.median(times), peak)
+                )
+    return results
+
+
+# --8<-- [end:sweep]
+
+
+def default_lengths() -> list[int]:
+    """128, 256, ... up to 16,384 on the CPU and 65,536 on a GPU."""
+    top = 65_536 if device().type == "cuda" else 16_384
+    return [2**p for p in range(7, int(math.log2(top)) + 1)]
+
+
+def differences(
+    impls: list[Implementation], n: int, d: int = 64, seed: int = 1
+) -> dict[str, tuple[float, float]]:
+    """(largest |output - reference|, ||output - reference|| / ||reference||) of each
+    implementation on standard normal inputs, Frobenius norms over the whole output."""
+    q, k, v = random_qkv(n, 1, 1, d, seed)
+    out = {}
+    with torch.no_grad():
+        for impl in impls:
+            ref = impl.reference(q, k, v)
+            diff = impl.fn(q, k, v) - ref
+            out[impl.name] = (
+                diff.abs().max().item(),
+                (diff.norm() / ref.norm()).item(),
+            )
+    return out
+
+
+def log_log_slope(points: list[tuple[int, float]]) -> float:
+    """Least-squares slope of log(value) against log(n): 1 for linear, 2 for quadratic."""
+    x = torch.tensor([math.log(n) for n, _ in points], dtype=torch.float64)
+    y = torch.tensor([math.log(v) for _, v in points], dtype=torch.float64)
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / (x * x).sum())
+
+
+def crossover(
+    results: list[Measurement], name: str, baseline: str
+) -> tuple[int | None, int | None]:
+    """(first n from which `name` is faster than `baseline` at every larger measured n,
+    largest n at which both were measured). None when it never becomes faster."""
+    t = {(m.name, m.n): m.seconds for m in results if m.seconds is not None}
+    common = sorted(n for (nm, n) in t if nm == name and (baseline, n) in t)
+    first = None
+    for n in reversed(common):
+        if t[(name, n)] < t[(baseline, n)]:
+            first = n
+        else:
+            break
+    return first, (common[-1] if common else None)
+
+
+def markdown_table(
+    results: list[Measurement], field: str, fmt: Callable[[float], str]
+) -> str:
+    """Rows: sequence lengths; columns: implementations; '—' where it was skipped."""
+    names = list(dict.fromkeys(m.name for m in results))
+    lengths = sorted({m.n for m in results})
+    cell = {(m.name, m.n): getattr(m, field) for m in results}
+    lines = [
+        "| $N$ | " + " | ".join(names) + " |",
+        "| ---: | " + " | ".join("---:" for _ in names) + " |",
+    ]
+    for n in lengths:
+        values = [cell.get((name, n)) for name in names]
+        row = " | ".join("—" if v is None else fmt(v) for v in values)
+        lines.append(f"| {n:,} | {row} |")
+    return "\n".join(lines)

@@ -1,0 +1,338 @@
+"""Chapter 16, further on: the skewing trick, learned deformable offsets, and a selective SSM."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from snippets.attention import scaled_dot_product_attention
+from snippets.further import (
+    DeformableAttention1d,
+    SelectiveSSM,
+    linear_sample,
+    relative_attention,
+    relative_logits_direct,
+    relative_logits_skewed,
+    scan_parallel,
+    scan_recurrent,
+    skew,
+    ssm_matrix,
+)
+from snippets.measure import median_seconds
+from snippets.plotting import COLORS, figure
+from snippets.runtime import device, measured
+
+# ---------------------------------------------------------------------------------------------
+# Relative position attention
+# ---------------------------------------------------------------------------------------------
+
+
+def _err(x: float) -> str:
+    """A largest absolute difference for the page: exact zeros are said as such."""
+    return "0 (bit for bit)" if x == 0 else f"{x:.1e}"
+
+
+def _annotated(ax, grid: np.ndarray, title: str, xlabel: str, ylabel: str) -> None:
+    """Draw an integer grid with its values written in the cells; NaN cells stay empty."""
+    shown = np.ma.masked_invalid(grid)
+    ax.imshow(shown, cmap="viridis", vmin=-4, vmax=0)
+    for (r, c), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            colour = "#000000" if value > -2.5 else "#ffffff"
+            ax.text(c, r, f"{value:.0f}", ha="center", va="center", color=colour)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.set_xticks(range(grid.shape[1]))
+    ax.set_yticks(range(grid.shape[0]))
+    ax.grid(False)
+
+
+def skew_figure():
+    """The skewing trick on distances themselves: q = 1 and e_r = r - (n - 1)."""
+    n = 5
+    q = torch.ones(n, 1)
+    e_rel = torch.arange(-(n - 1), 1.0).unsqueeze(-1)  # (n, 1): distances -4 .. 0
+    by_distance = (q @ e_rel.T).numpy()  # (n, n), entry (i, r) = r - (n - 1)
+    # the same steps as `skew`, padding with NaN so that the padding shows as empty cells
+    padded = F.pad(q @ e_rel.T, (1, 0), value=float("nan")).reshape(n + 1, n)
+    padded = padded.numpy().copy()
+    padded[0] = np.nan  # the row that is dropped
+    result = skew(q @ e_rel.T).numpy().copy()
+    result[np.triu_indices(n, 1)] = np.nan  # the future: masked
+    fig, axes = figure(ncols=3, width=9.6, height=3.4)
+    _annotated(
+        axes[0], by_distance, r"1. $Q E_r^\top$", "column r (distance r - 4)", "query i"
+    )
+    _annotated(axes[1], padded, "2. pad, read as (n+1) × n", "", "row")
+    axes[1].axhline(0.5, color=COLORS[3], linewidth=2)
+    axes[1].text(n / 2 - 0.5, 0, "dropped", ha="center", va="center", color=COLORS[3])
+    _annotated(
+        axes[2], result, r"3. $S^{rel}$: entry (i, j) = j - i", "key j", "query i"
+    )
+    return fig
+
+
+def relative_checks() -> dict[str, str]:
+    """Skewed vs gathered logits, and relative attention vs PyTorch with an additive bias."""
+    g = torch.Generator().manual_seed(3)
+    n, d = 64, 16
+    q, k, v = (torch.randn(2, 4, n, d, generator=g) for _ in range(3))
+    e_rel = torch.randn(n, d, generator=g)
+    direct = relative_logits_direct(q, e_rel)
+    skewed = relative_logits_skewed(q, e_rel)
+    out, _ = relative_attention(q, k, v, e_rel)
+    future = torch.ones(n, n, dtype=torch.bool).triu(1)
+    bias = (direct / d**0.5).masked_fill(future, float("-inf"))
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    return {
+        "n": str(n),
+        "d": str(d),
+        "skew_err": _err((direct - skewed).abs().max().item()),
+        "attn_err": _err((out - expected).abs().max().item()),
+    }
+
+
+def relative_memory_table() -> str:
+    """Numbers held by the extra intermediate of each way of computing S_rel, float32."""
+    d = 64
+    lines = [
+        f"| $n$ | gathered $e_{{j-i}}$, $n^2 d$ ($d = {d}$) | skewing, $n(n+1)$ "
+        "| ratio |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for n in (512, 1024, 2048):
+        direct, skewed = n * n * d, n * (n + 1)
+        lines.append(
+            f"| {n:,} | {direct:,} ({4 * direct / 2**20:,.0f} MiB) "
+            f"| {skewed:,} ({4 * skewed / 2**20:,.1f} MiB) | {direct / skewed:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deformable attention
+# ---------------------------------------------------------------------------------------------
+
+SHIFT = (
+    5.5  # the toy task: output the signal 5.5 positions to the right of the reference
+)
+N_SIGNAL = 64
+
+
+def _smooth_signals(batch: int, g: torch.Generator) -> torch.Tensor:
+    """Random smooth 1-D signals (batch, N_SIGNAL, 1): white noise blurred by a Gaussian."""
+    noise = torch.randn(batch, 1, N_SIGNAL + 24, generator=g)
+    x = torch.arange(-12, 13.0)
+    kernel = torch.exp(-(x**2) / (2 * 3.0**2))
+    return F.conv1d(noise, (kernel / kernel.norm()).view(1, 1, -1)).transpose(1, 2)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors: one CPU thread, which avoids the cost of waking the others each op."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@functools.cache
+def _train_deformable() -> tuple[
+    DeformableAttention1d, list[torch.Tensor], list[float]
+]:
+    """Train one head with 4 points to output the signal SHIFT positions right of its reference."""
+    g = torch.Generator().manual_seed(4)
+    torch.manual_seed(4)
+    model = DeformableAttention1d(d_model=1, num_heads=1, num_points=4)
+    opt = torch.optim.Adam(model.parameters(), lr=0.08)
+    reference = torch.arange(8, N_SIGNAL - 16.0).expand(16, -1)  # (16, n_q)
+    query = torch.ones(16, reference.size(1), 1)  # the same question everywhere
+    history, losses = [], []
+    with _one_thread():
+        for _ in range(120):
+            v = _smooth_signals(16, g)
+            target = linear_sample(v, reference + SHIFT)
+            out, positions, _ = model(query, reference, v)
+            loss = F.mse_loss(out, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            history.append((positions[0, 0, 0] - reference[0, 0]).detach())
+            losses.append(loss.item())
+    return model, history, losses
+
+
+def deformable_figure():
+    """Learned offsets move towards the position the task needs; weights pick the best."""
+    model, history, _ = _train_deformable()
+    fig, axes = figure(ncols=2, width=9.6, height=3.4)
+    offsets = torch.stack(history).numpy()  # (steps, K)
+    for k in range(offsets.shape[1]):
+        axes[0].plot(offsets[:, k], color=COLORS[k], label=f"point {k + 1}")
+    axes[0].axhline(SHIFT, color=COLORS[3], linestyle="--", label="needed offset")
+    axes[0].set(xlabel="training step", ylabel="offset from reference", title="offsets")
+    axes[0].legend(fontsize=8)
+    g = torch.Generator().manual_seed(5)
+    v = _smooth_signals(1, g)
+    ref = torch.tensor([[24.0]])
+    with torch.no_grad():
+        _, positions, weights = model(torch.ones(1, 1, 1), ref, v)
+    axes[1].plot(
+        v[0, :, 0].numpy(), "o-", color=COLORS[5], markersize=3, label="signal"
+    )
+    axes[1].axvline(ref.item(), color=COLORS[1], linestyle=":", label="reference")
+    axes[1].axvline(ref.item() + SHIFT, color=COLORS[3], linestyle="--", label="target")
+    pos, w = positions[0, 0, 0].numpy(), weights[0, 0, 0].numpy()
+    sampled = linear_sample(v, positions[0, 0]).detach()[0, :, 0].numpy()
+    axes[1].scatter(
+        pos,
+        sampled,
+        s=300 * w + 10,
+        color=COLORS[2],
+        zorder=3,
+        label="reads (size = weight)",
+    )
+    axes[1].set(xlim=(14, 38), xlabel="position", title="one query after training")
+    axes[1].legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def deformable_numbers() -> dict[str, str]:
+    model, history, losses = _train_deformable()
+    w = model.weights.bias.softmax(-1).detach()
+    top = int(w.argmax())
+    return {
+        "first_loss": f"{losses[0]:.2f}",
+        "last_loss": f"{sum(losses[-10:]) / 10:.1e}",
+        "top_offset": f"{history[-1][top].item():.2f}",
+        "top_weight": f"{w[top].item():.2f}",
+        "steps": str(len(losses)),
+        "shift": f"{SHIFT:g}",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Selective state-space model
+# ---------------------------------------------------------------------------------------------
+
+
+def ssm_checks() -> dict[str, str]:
+    """The loop, the parallel scan and the matrix form of one random selective SSM agree."""
+    g = torch.Generator().manual_seed(6)
+    torch.manual_seed(6)
+    model = SelectiveSSM(d_model=8, d_state=4).double()
+    x = torch.randn(2, 50, 8, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        loop = model(x, scan=scan_recurrent)
+        parallel = model(x, scan=scan_parallel)
+        m = ssm_matrix(*model.parts(x))  # (B, D, n, n)
+        matrix = torch.einsum("bdts,bsd->btd", m, x)
+    return {
+        "n": "50",
+        "steps": str(int(np.ceil(np.log2(50)))),
+        "parallel_err": _err((loop - parallel).abs().max().item()),
+        "matrix_err": _err((loop - matrix).abs().max().item()),
+    }
+
+
+def ssm_matrix_figure():
+    """The implicit attention matrix of a one-channel SSM, without and with selection."""
+    n = 48
+    A = torch.tensor([[-1.0]])  # (D, N) = (1, 1)
+    ones = torch.ones(1, n, 1)
+    steady = torch.full((1, n, 1), 0.15)
+    selective = steady.clone()
+    selective[0, [12, 30], 0] = 4.0  # two tokens with a large step: a ~ exp(-4), reset
+    fig, axes = figure(ncols=2, width=8.4, height=3.8)
+    for ax, delta, title in (
+        (axes[0], steady, r"constant $\Delta = 0.15$: a fixed decay"),
+        (axes[1], selective, r"$\Delta = 4$ at tokens 12 and 30: resets"),
+    ):
+        m = ssm_matrix(delta, A, ones, ones)[0, 0].numpy()  # (n, n)
+        shown = np.ma.masked_where(np.triu(np.ones((n, n), dtype=bool), 1), m)
+        image = ax.imshow(shown, cmap="viridis", vmin=0, vmax=0.3)
+        ax.set(title=title, xlabel="input token s", ylabel="output token t")
+        ax.grid(False)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="M[t, s] (clipped at 0.3)")
+    return fig
+
+
+COST_LENGTHS = [256, 512, 1024, 2048, 4096]
+COST_LABELS = {
+    "loop": "SSM, recurrent loop",
+    "scan": "SSM, parallel scan",
+    "attn": "softmax attention",
+}
+
+
+@functools.cache
+def _cost() -> dict[str, list[float]]:
+    """Median seconds per call for each length in COST_LENGTHS, on the course's device."""
+    dev = device()
+    g = torch.Generator().manual_seed(7)
+    d, n_state = 16, 16
+    rows: dict[str, list[float]] = {key: [] for key in COST_LABELS}
+    # small tensors: one thread gives steadier timings on a busy CPU
+    with _one_thread():
+        for n in COST_LENGTHS:
+            a = torch.rand(1, n, d, n_state, generator=g).to(dev)
+            b = torch.randn(1, n, d, n_state, generator=g).to(dev)
+            q, k, v = (torch.randn(1, n, d, generator=g).to(dev) for _ in range(3))
+            calls = {
+                "loop": lambda a=a, b=b: scan_recurrent(a, b),
+                "scan": lambda a=a, b=b: scan_parallel(a, b),
+                "attn": lambda q=q, k=k, v=v: scaled_dot_product_attention(q, k, v),
+            }
+            for key, call in calls.items():
+                # the loop runs n Python steps: long enough to time once
+                repeats = 1 if key == "loop" else 3
+                rows[key].append(median_seconds(call, repeats=repeats, warmup=1))
+    return rows
+
+
+def _where() -> str:
+    dev = device()
+    return "one CPU thread" if dev.type == "cpu" else f"on {dev.type}"
+
+
+@measured
+def ssm_cost_figure():
+    """Wall time against n: recurrent loop, parallel scan, and softmax attention."""
+    rows = _cost()
+    fig, ax = figure(width=6.0, height=3.8)
+    for (key, label), colour in zip(COST_LABELS.items(), COLORS, strict=False):
+        ax.plot(
+            COST_LENGTHS, [t * 1e3 for t in rows[key]], "o-", color=colour, label=label
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="sequence length n",
+        ylabel="median time (ms)",
+        title=f"16 channels, state 16; {_where()}",
+    )
+    ax.set_xticks(COST_LENGTHS, [str(n) for n in COST_LENGTHS])
+    ax.minorticks_off()
+    ax.legend()
+    return fig
+
+
+@measured
+def ssm_cost_table() -> str:
+    """The same timings as a table, with the growth factor from the shortest to the longest n."""
+    rows = _cost()
+    head = " | ".join(f"{n:,}" for n in COST_LENGTHS)
+    lines = [
+        f"| median time (ms), n = | {head} | growth, n × {COST_LENGTHS[-1] // COST_LENGTHS[0]} |",
+        "| --- |" + " ---: |" * (len(COST_LENGTHS) + 1),
+    ]
+    for key, label in COST_LABELS.items():
+        times = " | ".join(f"{t * 1e3:.2f}" for t in rows[key])
+        lines.append(f"| {label} | {times} | × {rows[key][-1] / rows[key][0]:.0f} |")
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""Chapter 6, positional encoding: order blindness, the sinusoidal table, its shifts, RoPE."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from snippets.plotting import COLORS, figure
+from snippets.positional import (
+    apply_rope,
+    inverse_frequencies,
+    self_attention,
+    shift_matrix,
+    sinusoidal_encoding,
+    xor_denominators,
+    xor_encoding,
+)
+from snippets.runtime import device
+
+N_HEAT, D_HEAT = 100, 128  # the heatmap: positions x dimensions
+
+
+def permutation_check() -> dict[str, str]:
+    """|f(Px) - P f(x)| for self-attention without positions, and with sinusoidal positions."""
+    g = torch.Generator().manual_seed(0)
+    n, d = 12, 32
+    x = torch.randn(1, n, d, generator=g)
+    w = [torch.randn(d, d, generator=g) / math.sqrt(d) for _ in range(3)]
+    perm = torch.randperm(n, generator=g)
+    x, perm, w = x.to(device()), perm.to(device()), [m.to(device()) for m in w]
+    pe = sinusoidal_encoding(n, d).to(device())
+    plain = (
+        (self_attention(x[:, perm], *w) - self_attention(x, *w)[:, perm]).abs().max()
+    )
+    with_pe = (
+        (self_attention(x[:, perm] + pe, *w) - self_attention(x + pe, *w)[:, perm])
+        .abs()
+        .max()
+    )
+    return {
+        "n": str(n),
+        "d": str(d),
+        "plain": f"{plain.item():.1e}",
+        "with_pe": f"{with_pe.item():.2f}",
+        "device": str(device()),
+    }
+
+
+def sinusoidal_heatmap():
+    pe = sinusoidal_encoding(N_HEAT, D_HEAT)
+    fig, (ax, ax2) = figure(ncols=2, width=9.6, height=3.6)
+    im = ax.imshow(pe.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, origin="lower")
+    ax.set(xlabel="position", ylabel="dimension", title=f"PE, d_model = {D_HEAT}")
+    ax.grid(False)
+    fig.colorbar(im, ax=ax, shrink=0.9)
+    wavelengths = 2 * math.pi / inverse_frequencies(D_HEAT)  # (d/2,)
+    for dim, color in zip((0, 20, 40, 60), COLORS, strict=False):
+        wl = wavelengths[dim // 2].item()
+        ax2.plot(pe[:, dim], color=color, label=f"dim {dim}: wavelength {wl:.0f}")
+    ax2.set(
+        xlabel="position",
+        ylabel="value",
+        title="even (sine) dimensions",
+        ylim=(-1.1, 1.7),
+    )
+    ax2.legend(ncols=2, loc="upper center", fontsize=8)
+    return fig
+
+
+# --- the XOR pitfall ---------------------------------------------------------------------------
+
+ARTICLE_LINE = "angle = pos / 10000^(2i/d_model)"
+ATTEMPTS = [
+    ("the line as printed", ARTICLE_LINE),
+    ("`2i` written `2*i`", "angle = pos / 10000^(2*i/d_model)"),
+    ("parenthesised, integer exponent", "angle = pos / (10000 ^ (2*i // d_model))"),
+    ("with `**`, the power", "angle = pos / 10000 ** (2*i / d_model)"),
+]
+
+
+def _try(line: str, pos: int, i: int, d_model: int) -> str:
+    env = {"pos": pos, "i": i, "d_model": d_model}
+    try:
+        exec(compile(line, "<line>", "exec"), {}, env)
+    except SyntaxError as err:
+        return f"`SyntaxError: {err.msg}`"
+    except TypeError as err:
+        return f"`TypeError: {err}`"
+    return f"`angle = {env['angle']:.6g}`"
+
+
+def xor_attempts() -> str:
+    """Each way of typing the formula, executed by the build with pos = 3, i = 1, d_model = 8."""
+    lines = [
+        "| what is typed | code | result for pos = 3, i = 1, d_model = 8 |",
+        "| --- | --- | --- |",
+    ]
+    for label, line in ATTEMPTS:
+        lines.append(f"| {label} | `{line}` | {_try(line, 3, 1, 8)} |")
+    return "\n".join(lines)
+
+
+def xor_table() -> str:
+    """Denominators with `**` and with `^`, for d_model = 512, at a few pair indices."""
+    rows = xor_denominators(512)
+    lines = [
+        "| pair $i$ | `10000 ** (2*i/512)` | `10000 ^ (2*i // 512)` | `10000 ^ (2*i)` |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for i in (0, 1, 2, 64, 128, 192, 255):
+        _, power, xor = rows[i]
+        lines.append(f"| {i} | {power:,.4g} | {xor:,} | {10000 ^ (2 * i):,} |")
+    return "\n".join(lines)
+
+
+def xor_numbers() -> dict[str, str]:
+    n, d = 128, 64
+    good = sinusoidal_encoding(n, d, dtype=torch.float64)
+    bad = xor_encoding(n, d)
+    step_good = (good[1:] - good[:-1]).norm(dim=-1)
+    step_bad = (bad[1:] - bad[:-1]).norm(dim=-1)
+    spread_bad = torch.cdist(bad, bad).max()
+    return {
+        "n": str(n),
+        "d": str(d),
+        "step_good_min": f"{step_good.min().item():.2f}",
+        "step_bad": f"{step_bad.mean().item():.1e}",
+        "spread_bad": f"{spread_bad.item():.3f}",
+        "max_diff": f"{(good - bad).abs().max().item():.2f}",
+        "rank_bad": str(torch.linalg.matrix_rank(bad).item()),
+    }
+
+
+def xor_figure():
+    n, d = 128, 64
+    fig, axes = figure(ncols=2, width=9.6, height=3.0)
+    for ax, table, title in (
+        (axes[0], sinusoidal_encoding(n, d), "with ** (the encoding)"),
+        (axes[1], xor_encoding(n, d), "with ^ (XOR): one frequency"),
+    ):
+        im = ax.imshow(
+            table.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, origin="lower"
+        )
+        ax.set(xlabel="position", ylabel="dimension", title=title)
+        ax.grid(False)
+    fig.colorbar(im, ax=axes, shrink=0.9)
+    return fig
+
+
+# --- shifts and similarity -----------------------------------------------------------------------
+
+
+def shift_check() -> dict[str, str]:
+    """Largest |PE[pos + k] - M_k PE[pos]| over all positions and shifts, in float64."""
+    n, d, shifts = 1000, 512, (1, 7, 50, 300)
+    pe = sinusoidal_encoding(n + max(shifts), d, dtype=torch.float64)
+    worst = max(
+        (pe[k : k + n] - pe[:n] @ shift_matrix(k, d).T).abs().max().item()
+        for k in shifts
+    )
+    return {
+        "n": f"{n:,}",
+        "d": str(d),
+        "shifts": ", ".join(map(str, shifts)),
+        "max_error": f"{worst:.1e}",
+    }
+
+
+def similarity_figure():
+    fig, (ax, ax2) = figure(ncols=2, width=9.6, height=3.6)
+    offsets = torch.arange(-200, 201)
+    p = 300
+    for d, color in zip((16, 64, 512), COLORS, strict=False):
+        pe = sinusoidal_encoding(p + 201, d, dtype=torch.float64)
+        sim = pe[p + offsets] @ pe[p] / (d / 2)  # PE[p + Δ] . PE[p], 1 at Δ = 0
+        ax.plot(offsets, sim, color=color, label=f"d_model = {d}", linewidth=1.2)
+    ax.set(
+        xlabel=r"offset $\Delta$",
+        ylabel=r"$PE_{p+\Delta}\cdot PE_p \,/\, (d/2)$",
+        title=f"similarity to position p = {p}",
+    )
+    ax.legend()
+    pe = sinusoidal_encoding(128, 128)
+    im = ax2.imshow(pe @ pe.T, cmap="viridis", origin="lower")
+    ax2.set(
+        xlabel="position q",
+        ylabel="position p",
+        title=r"$PE_p \cdot PE_q$, d_model = 128",
+    )
+    ax2.grid(False)
+    fig.colorbar(im, ax=ax2, shrink=0.9)
+    return fig
+
+
+# --- rotary embeddings ----------------------------------------------------------------------------
+
+
+def _rope_scores(n: int = 32, d: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores of one fixed query vector and one fixed key vector placed at every position."""
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(d, generator=g, dtype=torch.float64).expand(n, d)
+    k = torch.randn(d, generator=g, dtype=torch.float64).expand(n, d)
+    pos = torch.arange(n)
+    rope = apply_rope(q, pos) @ apply_rope(k, pos).T / math.sqrt(d)  # (N, N)
+    pe = sinusoidal_encoding(n, d, dtype=torch.float64)
+    added = (q + pe) @ (k + pe).T / math.sqrt(d)  # (N, N)
+    return rope, added
+
+
+def _toeplitz_gap(s: torch.Tensor) -> float:
+    """Largest difference between an entry and the first entry of its diagonal."""
+    n = s.size(0)
+    return max(
+        (torch.diagonal(s, o) - torch.diagonal(s, o)[0]).abs().max().item()
+        for o in range(-n + 1, n)
+    )
+
+
+def rope_figure():
+    rope, added = _rope_scores()
+    fig, axes = figure(ncols=2, width=9.6, height=3.8)
+    for ax, s, title in (
+        (axes[0], rope, "RoPE: rotate q and k"),
+        (axes[1], added, "sinusoidal PE added to q and k"),
+    ):
+        im = ax.imshow(s, cmap="viridis", origin="lower")
+        ax.set(xlabel="key position n", ylabel="query position m", title=title)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.9)
+    return fig
+
+
+def rope_numbers() -> dict[str, str]:
+    rope, added = _rope_scores()
+    return {
+        "rope_gap": f"{_toeplitz_gap(rope):.1e}",
+        "added_gap": f"{_toeplitz_gap(added):.2f}",
+        "n": str(rope.size(0)),
+        "d": "64",
+        "w_last": f"{inverse_frequencies(64)[-1].item():.2e}",
+    }

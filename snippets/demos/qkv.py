@@ -1,0 +1,176 @@
+"""Chapter 2, query, key, value: the look-up, the worked example, a sentence, self vs cross."""
+
+from __future__ import annotations
+
+import torch
+
+from snippets.plotting import figure
+from snippets.qkv import (
+    SENTENCE,
+    W_K,
+    W_Q,
+    W_V,
+    X,
+    cross_attention,
+    cross_attention_builtin,
+    hand_built_attention,
+    hard_lookup,
+    self_attention,
+    self_attention_builtin,
+    soft_lookup,
+    worked_example,
+)
+
+# A small library: keys say what a book is about (maths, history, cooking), values what
+# you take away from it (formulas, dates, recipes). The query asks for history with some maths.
+BOOKS = ["Linear algebra", "A history of mathematics", "Roman history", "Roman cookery"]
+KEYS = [[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0], [0.0, 0.6, 0.8]]
+VALUES = [[9.0, 0.0, 0.0], [4.0, 5.0, 0.0], [0.0, 9.0, 0.0], [0.0, 3.0, 6.0]]
+QUERY = [1.0, 2.0, 0.0]
+TEMPERATURES = [0.1, 1.0, 10.0]
+
+
+def _vec(t: torch.Tensor, digits: int | None = None) -> str:
+    """(0.6, 0.8, 0) for digits=None (shortest form), else fixed decimals."""
+    fmt = "g" if digits is None else f".{digits}f"
+    return "(" + ", ".join(f"{v:{fmt}}" for v in t.tolist()) + ")"
+
+
+def lookup_table() -> str:
+    """The library look-up, hard and soft at three temperatures, as the build computed it."""
+    q, k, v = (torch.tensor(a, dtype=torch.float64) for a in (QUERY, KEYS, VALUES))
+    soft = {t: soft_lookup(q, k, v, t) for t in TEMPERATURES}
+    head = " | ".join(f"weight, $T = {t:g}$" for t in TEMPERATURES)
+    lines = [
+        f"| book | key | value | score $q \\cdot k$ | {head} |",
+        "| --- | --- | --- | ---: |" + " ---: |" * len(TEMPERATURES),
+    ]
+    scores = k @ q
+    for i, book in enumerate(BOOKS):
+        weights = " | ".join(f"{soft[t][1][i]:.3f}" for t in TEMPERATURES)
+        lines.append(
+            f"| {book} | {_vec(k[i])} | {_vec(v[i])} | {scores[i]:.1f} | {weights} |"
+        )
+    outputs = " | ".join(f"**{_vec(soft[t][0], 2)}**" for t in TEMPERATURES)
+    lines.append(f"| **soft look-up output** | | | | {outputs} |")
+    best = BOOKS[int(scores.argmax())]
+    lines += [
+        "",
+        f"The hard look-up returns the value of *{best}* unchanged: "
+        f"{_vec(hard_lookup(q, k, v))}.",
+    ]
+    return "\n".join(lines)
+
+
+def _latex(m: torch.Tensor, digits: int) -> str:
+    rows = [" & ".join(f"{v:.{digits}f}" for v in row) for row in m.tolist()]
+    return r"\begin{bmatrix} " + r" \\ ".join(rows) + r" \end{bmatrix}"
+
+
+def _err(diff: torch.Tensor) -> str:
+    """The largest absolute entry: "0" when exactly zero, else like 4.4e-16."""
+    worst = diff.abs().max().item()
+    return "0" if worst == 0 else f"{worst:.1e}"
+
+
+def worked_example_values() -> dict[str, str]:
+    """Each matrix of the worked example as LaTeX, and the checks the build ran on it."""
+    x, w_q, w_k, w_v = (
+        torch.tensor(a, dtype=torch.float64) for a in (X, W_Q, W_K, W_V)
+    )
+    steps = worked_example(x, w_q, w_k, w_v)
+    # Inputs have one decimal, so Q, K, V have at most two and, for these inputs, the
+    # scores at most three: those are shown exactly. From the square root on, rounded to 3.
+    digits = dict(x=1, w_q=1, w_k=1, w_v=1, q=2, k=2, v=2, scores=3)
+    out = {name: _latex(m, digits.get(name, 3)) for name, m in steps.items()}
+    fused = torch.nn.functional.scaled_dot_product_attention(
+        steps["q"], steps["k"], steps["v"]
+    )
+    ours, _ = self_attention(x, w_q, w_k, w_v)
+    row_sums = steps["weights"].sum(-1)
+    out.update(
+        sqrt_dk=f"{steps['k'].size(-1) ** 0.5:.4f}",
+        err_torch=_err(steps["output"] - fused),
+        err_course=_err(steps["output"] - ours),
+        row_sum_err=_err(row_sums - 1),
+        x_xt=_latex(x @ x.T, 2),
+    )
+    return out
+
+
+def sentence_heatmap():
+    """Self-attention weights over a sentence: hand-built projections, then random ones."""
+    x, hand = hand_built_attention()
+    g = torch.Generator().manual_seed(0)
+    d = x.size(-1)
+    w_q, w_k = (
+        torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5 for _ in range(2)
+    )
+    _, random = self_attention(x, w_q, w_k, torch.eye(d, dtype=torch.float64))
+    fig, axes = figure(ncols=2, width=8.8, height=4.4)
+    n = len(SENTENCE)
+    for ax, weights, title in (
+        (axes[0], hand, "hand-built $W_Q$, $W_K$ (features chosen by hand)"),
+        (axes[1], random, "random $W_Q$, $W_K$ (an untrained layer)"),
+    ):
+        ax.imshow(weights.numpy(), vmin=0, vmax=1, cmap="viridis")
+        for i in range(n):
+            for j in range(n):
+                w = weights[i, j].item()
+                ax.text(
+                    j,
+                    i,
+                    f"{w:.2f}".lstrip("0"),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if w > 0.5 else "white",
+                )
+        ax.set_xticks(range(n), SENTENCE, rotation=45, ha="right")
+        ax.set_yticks(range(n), SENTENCE)
+        ax.set(xlabel="key (the word attended to)", title=title)
+        ax.grid(False)
+        ax.title.set_fontsize(9)
+    axes[0].set_ylabel("query (the word attending)")
+    return fig
+
+
+def hand_built_numbers() -> dict[str, str]:
+    _, weights = hand_built_attention()
+    it, cat, fish = (SENTENCE.index(w) for w in ("it", "cat", "fish"))
+    return {
+        "it_cat": f"{weights[it, cat]:.2f}",
+        "it_fish": f"{weights[it, fish]:.2f}",
+        "n_words": str(len(SENTENCE)),
+    }
+
+
+def shapes_table() -> str:
+    """Self- and cross-attention on random inputs: the shapes, and agreement with PyTorch."""
+    g = torch.Generator().manual_seed(3)
+    b, n_q, n_kv, d_model, d_k, d_v = 2, 5, 7, 16, 8, 12
+    x = torch.randn(b, n_q, d_model, generator=g)
+    memory = torch.randn(b, n_kv, d_model, generator=g)
+    w_q, w_k = (torch.randn(d_model, d_k, generator=g) for _ in range(2))
+    w_v = torch.randn(d_model, d_v, generator=g)
+    self_out, self_w = self_attention(x, w_q, w_k, w_v)
+    cross_out, cross_w = cross_attention(x, memory, w_q, w_k, w_v)
+    self_err = (self_out - self_attention_builtin(x, w_q, w_k, w_v)).abs().max()
+    cross_err = (
+        (cross_out - cross_attention_builtin(x, memory, w_q, w_k, w_v)).abs().max()
+    )
+
+    def shape(t: torch.Tensor) -> str:
+        return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+    return "\n".join(
+        [
+            "| | queries from | keys and values from | weights | output "
+            "| largest difference from PyTorch |",
+            "| --- | --- | --- | --- | --- | ---: |",
+            f"| self-attention | `x` {shape(x)} | `x` {shape(x)} | {shape(self_w)} "
+            f"| {shape(self_out)} | {self_err.item():.1e} |",
+            f"| cross-attention | `x` {shape(x)} | `memory` {shape(memory)} "
+            f"| {shape(cross_w)} | {shape(cross_out)} | {cross_err.item():.1e} |",
+        ]
+    )

@@ -1,0 +1,249 @@
+"""Chapter 7, the Transformer: agreement with PyTorch, shapes, and the paper's parameter count."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from snippets.masks import causal_mask, combine, padding_mask
+from snippets.plotting import COLORS, figure
+from snippets.runtime import device
+from snippets.transformer import (
+    Transformer,
+    TransformerConfig,
+    count_parameters,
+    decoder_layer_from_torch,
+    encoder_layer_from_torch,
+)
+
+BASE = TransformerConfig()  # the defaults are the paper's base model
+BIG = TransformerConfig(d_model=1024, num_heads=16, d_ff=4096)
+PAPER = {"base": 65e6, "big": 213e6}  # Vaswani et al. 2017, Table 3, "params x 10^6"
+
+
+def agreement_with_torch() -> str:
+    """Our layers against torch.nn.Transformer{Encoder,Decoder}Layer with copied weights."""
+    g = torch.Generator().manual_seed(0)
+    dev = device()
+    b, n_t, n_s, d = 2, 6, 9, 64
+    x = torch.randn(b, n_t, d, generator=g).to(dev)
+    memory = torch.randn(b, n_s, d, generator=g).to(dev)
+    tgt_len, src_len = (
+        torch.tensor([6, 4], device=dev),
+        torch.tensor([9, 5], device=dev),
+    )
+    self_mask = combine(causal_mask(n_t, dev), padding_mask(tgt_len, n_t))
+    memory_mask = padding_mask(src_len, n_s)
+    rows = []
+    for norm_first in (False, True):
+        kw = dict(dropout=0.0, batch_first=True, norm_first=norm_first)
+        torch.manual_seed(1)
+        enc = nn.TransformerEncoderLayer(d, 4, 256, **kw).to(dev)
+        dec = nn.TransformerDecoderLayer(d, 4, 256, **kw).to(dev)
+        with torch.no_grad():
+            e_ours = encoder_layer_from_torch(enc)(x, self_mask)
+            e_theirs = enc(
+                x,
+                src_mask=~causal_mask(n_t, dev),
+                src_key_padding_mask=~self_mask[:, 0, -1],
+            )
+            d_ours = decoder_layer_from_torch(dec)(x, memory, self_mask, memory_mask)
+            d_theirs = dec(
+                x,
+                memory,
+                tgt_mask=~causal_mask(n_t, dev),
+                tgt_key_padding_mask=~self_mask[:, 0, -1],
+                memory_key_padding_mask=~memory_mask[:, 0, 0],
+            )
+        name = "pre-LN" if norm_first else "post-LN"
+        for layer, ours, theirs in (
+            ("encoder", e_ours, e_theirs),
+            ("decoder", d_ours, d_theirs),
+        ):
+            err = (ours - theirs).abs().max().item()
+            rows.append(f"| {layer} layer | {name} | {err:.1e} |")
+    return "\n".join(
+        [
+            f"Run on `{dev}` in float32, batch of {b}, {n_t} target and {n_s} source positions, "
+            f"d_model = {d}, causal and padding masks:",
+            "",
+            "| layer | placement | largest difference from PyTorch |",
+            "| --- | --- | ---: |",
+            *rows,
+        ]
+    )
+
+
+def shape_trace() -> str:
+    """The shape of every intermediate tensor of one forward pass of a small model."""
+    c = TransformerConfig(
+        d_model=32, num_heads=4, d_ff=64, num_layers=2, vocab_size=100, max_len=64
+    )
+    g = torch.Generator().manual_seed(0)
+    model = Transformer(c).eval()
+    src = torch.randint(0, c.vocab_size, (2, 7), generator=g)
+    tgt = torch.randint(0, c.vocab_size, (2, 5), generator=g)
+    src_mask = padding_mask(torch.tensor([7, 4]), 7)
+    with torch.no_grad():
+        src_x = model.embed(src, model.src_embed)
+        memory = model.encode(src, src_mask)
+        logits = model(src, tgt, src_mask)
+    enc_w = model.encoder.layers[0].attn_weights
+    dec = model.decoder.layers[0]
+
+    def shape(t: torch.Tensor) -> str:
+        return "(" + ", ".join(map(str, t.shape)) + ")"
+
+    rows = [
+        ("`src`, source token ids", src, "(B, N_s)"),
+        ("`tgt`, target token ids, shifted right", tgt, "(B, N_t)"),
+        ("`src_mask = padding_mask(lengths, N_s)`", src_mask, "(B, 1, 1, N_s)"),
+        ("source embeddings × √d_model + PE", src_x, "(B, N_s, d_model)"),
+        ("encoder self-attention weights, one layer", enc_w, "(B, H, N_s, N_s)"),
+        ("`memory`, the encoder's output", memory, "(B, N_s, d_model)"),
+        (
+            "decoder self-attention weights (causal)",
+            dec.self_weights,
+            "(B, H, N_t, N_t)",
+        ),
+        ("decoder cross-attention weights", dec.cross_weights, "(B, H, N_t, N_s)"),
+        ("logits", logits, "(B, N_t, vocab)"),
+    ]
+    lines = [
+        f"B = 2, N_s = 7, N_t = 5, d_model = {c.d_model}, H = {c.num_heads}, "
+        f"vocab = {c.vocab_size}, {c.num_layers} layers each:",
+        "",
+        "| tensor | shape | named |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {what} | `{shape(t)}` | {named} |" for what, t, named in rows]
+    return "\n".join(lines)
+
+
+# --- the parameter count of the paper's models --------------------------------------------------
+
+
+def _model(config: TransformerConfig) -> Transformer:
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        return Transformer(config)
+
+
+def _components(model: Transformer) -> list[tuple[str, str, int]]:
+    """(component, formula, count) for every part of the model, counted from its modules."""
+    enc, dec = model.encoder.layers, model.decoder.layers
+
+    def total(modules) -> int:
+        return sum(count_parameters(m) for m in modules)
+
+    def norms(layers, k) -> int:
+        return total(
+            getattr(layer, f"norm{i}") for layer in layers for i in range(1, k + 1)
+        )
+
+    return [
+        (
+            "shared embedding = output projection",
+            "$V d$",
+            count_parameters(model.src_embed),
+        ),
+        (
+            "encoder self-attention",
+            r"$N \cdot 4(d^2 + d)$",
+            total(layer.self_attn for layer in enc),
+        ),
+        (
+            "encoder feed-forward",
+            r"$N (2 d\, d_{ff} + d_{ff} + d)$",
+            total(layer.ff for layer in enc),
+        ),
+        ("encoder LayerNorms", r"$N \cdot 2 \cdot 2d$", norms(enc, 2)),
+        (
+            "decoder masked self-attention",
+            r"$N \cdot 4(d^2 + d)$",
+            total(layer.self_attn for layer in dec),
+        ),
+        (
+            "decoder cross-attention",
+            r"$N \cdot 4(d^2 + d)$",
+            total(layer.cross_attn for layer in dec),
+        ),
+        (
+            "decoder feed-forward",
+            r"$N (2 d\, d_{ff} + d_{ff} + d)$",
+            total(layer.ff for layer in dec),
+        ),
+        ("decoder LayerNorms", r"$N \cdot 3 \cdot 2d$", norms(dec, 3)),
+    ]
+
+
+def param_table() -> str:
+    base, big = _model(BASE), _model(BIG)
+    rows_base, rows_big = _components(base), _components(big)
+    lines = [
+        "| component | parameters | base | big |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for (name, formula, n_base), (_, _, n_big) in zip(rows_base, rows_big, strict=True):
+        lines.append(f"| {name} | {formula} | {n_base:,} | {n_big:,} |")
+    assert sum(n for *_, n in rows_base) == count_parameters(base)  # nothing left out
+    lines.append(
+        f"| **total, `count_parameters(model)`** | | **{count_parameters(base):,}** "
+        f"| **{count_parameters(big):,}** |"
+    )
+    lines.append(
+        f"| the paper, Table 3 | | {PAPER['base'] / 1e6:.0f} million "
+        f"| {PAPER['big'] / 1e6:.0f} million |"
+    )
+    return "\n".join(lines)
+
+
+def param_numbers() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, config in (("base", BASE), ("big", BIG)):
+        model = _model(config)
+        total = count_parameters(model)
+        embedding = config.vocab_size * config.d_model
+        rest = total - embedding
+        d = config.d_model
+        # vocabularies for which our count rounds to the paper's figure (± 0.5 million)
+        low, high = ((PAPER[name] + s * 0.5e6 - rest) / d for s in (-1, 1))
+        untied = count_parameters(
+            _model(TransformerConfig(**{**vars(config), "tie_embeddings": False}))
+        )
+        small = sum(
+            p.numel()
+            for n, p in model.named_parameters()
+            if n.endswith("bias") or ".norm" in n
+        )
+        out |= {
+            f"{name}_total": f"{total:,}",
+            f"{name}_millions": f"{total / 1e6:.1f}",
+            f"{name}_gap": f"{(PAPER[name] - total) / 1e6:+.1f}",
+            f"{name}_untied_millions": f"{untied / 1e6:.1f}",
+            f"{name}_vocab_low": f"{low:,.0f}",
+            f"{name}_vocab_high": f"{high:,.0f}",
+            f"{name}_small": f"{small:,}",
+            f"{name}_embedding_share": f"{100 * embedding / total:.0f}",
+        }
+    with torch.device("meta"):
+        theirs = nn.Transformer(512, 8, 6, 6, 2048, batch_first=True)
+    out["torch_layers"] = f"{sum(p.numel() for p in theirs.parameters()):,}"
+    return out
+
+
+def param_figure():
+    rows = _components(_model(BASE))
+    fig, ax = figure(width=7.2, height=3.4)
+    names = [r[0] for r in rows][::-1]
+    counts = [r[2] / 1e6 for r in rows][::-1]
+    colors = [COLORS[0]] + [COLORS[2]] * 3 + [COLORS[1]] * 4
+    ax.barh(names, counts, color=colors[::-1])
+    for y, value in enumerate(counts):
+        ax.text(value + 0.2, y, f"{value:.2f} M", va="center", fontsize=9)
+    ax.set(
+        xlabel="parameters (millions)",
+        title="base model, V = 37,000",
+        xlim=(0, max(counts) * 1.18),
+    )
+    ax.grid(axis="y", visible=False)
+    return fig

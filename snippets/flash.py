@@ -1,0 +1,94 @@
+"""FlashAttention's algorithm in plain PyTorch: exact attention computed tile by tile.
+
+The point of the algorithm (Dao et al., 2022) is that softmax attention can be computed
+without ever holding the n x n matrix of scores: queries are combined with one block of
+keys and values at a time, and three running quantities per query (the largest score so
+far, the sum of exponentials so far, and the weighted sum of values so far) are rescaled
+whenever a larger score turns up. The result is exactly softmax(q k^T / sqrt(d)) v, up to
+rounding, while the extra memory grows like n times the block size instead of n^2.
+
+This file is a readable model of the recurrence. A real FlashAttention kernel runs the same
+recurrence inside one fused GPU kernel with the tiles held in on-chip SRAM; a Python loop
+over tiles keeps the memory saving but not the speed.
+
+Shapes follow the course convention `(..., N, d)`, where `...` is any batch and head
+dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+# --8<-- [start:online_lse]
+def online_logsumexp(x: Tensor, block_size: int) -> Tensor:
+    """log(sum_j exp(x_j)) over the last dimension, reading x one block at a time.
+
+    Only a running maximum m and a running sum ell = sum exp(x_j - m) are kept. When a
+    block brings a larger maximum m', the old sum is rescaled by exp(m - m'), so that it
+    stays a sum of exponentials relative to the current maximum. One pass, O(1) state
+    per row, and no exponential ever exceeds 1.
+    """
+    m = x.new_full(x.shape[:-1], float("-inf"))  # (...,) running maximum
+    ell = x.new_zeros(x.shape[:-1])  # (...,) running sum of exp(x - m)
+    for start in range(0, x.size(-1), block_size):
+        block = x[..., start : start + block_size]  # (..., B)
+        m_new = torch.maximum(m, block.amax(dim=-1))
+        ell = ell * torch.exp(m - m_new) + torch.exp(block - m_new.unsqueeze(-1)).sum(
+            -1
+        )
+        m = m_new
+    return m + torch.log(ell)
+
+
+# --8<-- [end:online_lse]
+
+
+# --8<-- [start:tiled]
+def tiled_attention(
+    q: Tensor,  # (..., n_q, d)
+    k: Tensor,  # (..., n_k, d)
+    v: Tensor,  # (..., n_k, d_v)
+    block_size: int,  # keys and values per tile
+    causal: bool = False,  # query i may attend to keys j <= i (as torch's is_causal)
+    query_block_size: int | None = None,  # queries per tile; None = all at once
+) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v by the online-softmax recurrence: output (..., n_q, d_v).
+
+    The largest score tensor ever held is one tile, (..., query_block_size, block_size).
+    A query that may attend to nothing gets a zero output, as in snippets.attention.
+    """
+    n_q, n_k, d = q.size(-2), k.size(-2), q.size(-1)
+    bq = query_block_size or n_q
+    lowest = torch.finfo(q.dtype).min  # a finite stand-in for -inf in the running max
+    out = q.new_empty(*q.shape[:-1], v.size(-1))  # (..., n_q, d_v)
+    for i in range(0, n_q, bq):
+        q_i = q[..., i : i + bq, :] / math.sqrt(d)  # (..., Bq, d)
+        rows = i + torch.arange(q_i.size(-2), device=q.device)  # query positions
+        m = q.new_full((*q_i.shape[:-1], 1), lowest)  # (..., Bq, 1) running max
+        ell = q.new_zeros((*q_i.shape[:-1], 1))  # (..., Bq, 1) running sum of exp
+        acc = q.new_zeros((*q_i.shape[:-1], v.size(-1)))  # (..., Bq, d_v)
+        # With a causal mask, key blocks that start after the block's last query are skipped.
+        n_keys = min(n_k, i + q_i.size(-2)) if causal else n_k
+        for j in range(0, n_keys, block_size):
+            k_j = k[..., j : j + block_size, :]  # (..., Bk, d)
+            v_j = v[..., j : j + block_size, :]  # (..., Bk, d_v)
+            s = q_i @ k_j.transpose(-2, -1)  # (..., Bq, Bk): the only scores in memory
+            if causal and j + k_j.size(-2) - 1 > i:  # this tile crosses the diagonal
+                cols = j + torch.arange(k_j.size(-2), device=q.device)
+                s = s.masked_fill(cols > rows.unsqueeze(-1), float("-inf"))
+            m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+            p = torch.exp(s - m_new)  # (..., Bq, Bk), entries in [0, 1]
+            alpha = torch.exp(m - m_new)  # rescales what was summed under the old max
+            ell = alpha * ell + p.sum(dim=-1, keepdim=True)
+            acc = alpha * acc + p @ v_j
+            m = m_new
+        # ell = 0 only for a query with no visible key; its acc is 0 too, so 0 / tiny = 0.
+        out[..., i : i + bq, :] = acc / ell.clamp_min(torch.finfo(q.dtype).tiny)
+    return out
+
+
+# --8<-- [end:tiled]

@@ -1,0 +1,376 @@
+"""The Transformer of Vaswani et al. (2017), assembled from the course's own modules.
+
+Attention comes from `snippets.multihead` (chapter 5, itself built on chapter 3), masks from
+`snippets.masks` (chapter 4) and positions from `snippets.positional` (chapter 6). This module
+adds what is left: the position-wise feed-forward network, residual connections with
+LayerNorm in either placement (post-LN as in the paper, pre-LN as in most later models), the
+encoder and decoder layers and stacks, and the encoder-decoder with tied embeddings.
+
+Batch-first throughout: activations are (B, N, d_model), token ids (B, N). Masks are boolean,
+True = may attend, broadcastable to the per-head scores (B, H, n_q, n_k).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snippets.masks import causal_mask
+from snippets.multihead import MultiHeadAttention, count_parameters
+from snippets.positional import sinusoidal_encoding
+
+__all__ = [
+    "Decoder",
+    "DecoderLayer",
+    "Encoder",
+    "EncoderLayer",
+    "FeedForward",
+    "Transformer",
+    "TransformerConfig",
+    "count_parameters",
+    "decoder_layer_from_torch",
+    "encoder_layer_from_torch",
+    "final_norm",
+]
+
+
+# --8<-- [start:config]
+@dataclass
+class TransformerConfig:
+    """Hyperparameters. The defaults are the paper's base model (Table 3)."""
+
+    d_model: int = 512  # width of every token vector
+    num_heads: int = 8  # d_model / num_heads = 64 per head
+    d_ff: int = 2048  # inner width of the feed-forward network
+    num_layers: int = 6  # N: encoder layers, and as many decoder layers
+    vocab_size: int = 37000  # shared source/target BPE vocabulary (EN-DE)
+    max_len: int = 512  # rows of the positional table
+    dropout: float = 0.0  # the paper trains with 0.1; 0 makes runs deterministic
+    norm_first: bool = False  # False: post-LN (the paper); True: pre-LN
+    tie_embeddings: bool = True  # one matrix: source, target, output projection
+    activation: str = "relu"  # "relu" (the paper) or "gelu" (BERT, GPT, ViT)
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.activation not in ("relu", "gelu"):
+            raise ValueError(
+                f"activation must be 'relu' or 'gelu', not {self.activation!r}"
+            )
+        if self.d_model % self.num_heads:
+            raise ValueError(
+                f"d_model={self.d_model} is not divisible by {self.num_heads} heads"
+            )
+
+
+# --8<-- [end:config]
+
+
+# --8<-- [start:feedforward]
+class FeedForward(nn.Module):
+    """FFN(x) = max(0, x W1 + b1) W2 + b2, applied to every position separately.
+
+    Widens each token vector from d_model to d_ff, applies the nonlinearity,
+    narrows back.
+    No token sees another here: all mixing between positions happens in attention.
+    """
+
+    def __init__(
+        self, d_model: int, d_ff: int, activation: str = "relu", dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)  # W1 and b1
+        self.linear2 = nn.Linear(d_ff, d_model)  # W2 and b2
+        self.activation = F.relu if activation == "relu" else F.gelu
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (B, N, d_model)
+        hidden = self.activation(self.linear1(x))  # (B, N, d_ff)
+        return self.linear2(self.dropout(hidden))  # (B, N, d_model)
+
+
+# --8<-- [end:feedforward]
+
+
+# --8<-- [start:encoder_layer]
+class EncoderLayer(nn.Module):
+    """Self-attention, then the feed-forward network, each with residual + LayerNorm.
+
+    Post-LN (the paper): x = LayerNorm(x + Sublayer(x)).
+    Pre-LN (norm_first):  x = x + Sublayer(LayerNorm(x)).
+    The last self-attention weights are kept in `attn_weights` (B, H, N, N).
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        c = config
+        self.norm_first = c.norm_first
+        self.self_attn = MultiHeadAttention(c.d_model, c.num_heads)
+        self.ff = FeedForward(c.d_model, c.d_ff, c.activation, c.dropout)
+        self.norm1 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
+        self.norm2 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(
+            c.dropout
+        )  # on each sublayer's output, before the sum
+        self.attn_weights: Tensor | None = None
+
+    def _self_attention(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        out, weights = self.self_attn(x, x, x, mask)  # (B, N, d), (B, H, N, N)
+        self.attn_weights = weights.detach()
+        return self.dropout(out)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        # x: (B, N, d); mask: bool, broadcastable to (B, H, N, N)
+        if self.norm_first:
+            x = x + self._self_attention(self.norm1(x), mask)
+            x = x + self.dropout(self.ff(self.norm2(x)))
+        else:
+            x = self.norm1(x + self._self_attention(x, mask))
+            x = self.norm2(x + self.dropout(self.ff(x)))
+        return x  # (B, N, d)
+
+
+# --8<-- [end:encoder_layer]
+
+
+# --8<-- [start:decoder_layer]
+class DecoderLayer(nn.Module):
+    """Masked self-attention, cross-attention to the encoder's output, feed-forward.
+
+    Cross-attention takes its queries from the decoder, keys and values from `memory`.
+    `self_mask` is normally causal (chapter 4); `memory_mask` hides source padding.
+    Weights are kept in `self_weights` (B, H, N_t, N_t) and `cross_weights`
+    (B, H, N_t, N_s).
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        c = config
+        self.norm_first = c.norm_first
+        self.self_attn = MultiHeadAttention(c.d_model, c.num_heads)
+        self.cross_attn = MultiHeadAttention(c.d_model, c.num_heads)
+        self.ff = FeedForward(c.d_model, c.d_ff, c.activation, c.dropout)
+        self.norm1 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
+        self.norm2 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
+        self.norm3 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.dropout)
+        self.self_weights: Tensor | None = None
+        self.cross_weights: Tensor | None = None
+
+    def _self_attention(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        out, weights = self.self_attn(x, x, x, mask)  # weights (B, H, N_t, N_t)
+        self.self_weights = weights.detach()
+        return self.dropout(out)
+
+    def _cross_attention(
+        self, x: Tensor, memory: Tensor, mask: Tensor | None
+    ) -> Tensor:
+        out, weights = self.cross_attn(
+            x, memory, memory, mask
+        )  # (B, H, N_t, N_s) weights
+        self.cross_weights = weights.detach()
+        return self.dropout(out)
+
+    def forward(
+        self,
+        x: Tensor,  # (B, N_t, d): the target so far
+        memory: Tensor,  # (B, N_s, d): the encoder's output
+        self_mask: Tensor | None = None,  # broadcastable to (B, H, N_t, N_t)
+        memory_mask: Tensor | None = None,  # broadcastable to (B, H, N_t, N_s)
+    ) -> Tensor:
+        if self.norm_first:
+            x = x + self._self_attention(self.norm1(x), self_mask)
+            x = x + self._cross_attention(self.norm2(x), memory, memory_mask)
+            x = x + self.dropout(self.ff(self.norm3(x)))
+        else:
+            x = self.norm1(x + self._self_attention(x, self_mask))
+            x = self.norm2(x + self._cross_attention(x, memory, memory_mask))
+            x = self.norm3(x + self.dropout(self.ff(x)))
+        return x  # (B, N_t, d)
+
+
+# --8<-- [end:decoder_layer]
+
+
+def _config_of_torch_layer(
+    m: nn.TransformerEncoderLayer | nn.TransformerDecoderLayer,
+) -> TransformerConfig:
+    """The TransformerConfig that describes one of PyTorch's layers."""
+    act = m.activation
+    if act is F.relu or isinstance(act, nn.ReLU):
+        activation = "relu"
+    elif act is F.gelu or (isinstance(act, nn.GELU) and act.approximate == "none"):
+        activation = "gelu"
+    else:
+        raise ValueError(f"unsupported activation {act!r}")
+    return TransformerConfig(
+        d_model=m.self_attn.embed_dim,
+        num_heads=m.self_attn.num_heads,
+        d_ff=m.linear1.out_features,
+        num_layers=1,
+        norm_first=m.norm_first,
+        activation=activation,
+        layer_norm_eps=m.norm1.eps,
+    )
+
+
+def _copy_feedforward_and_norms(ours: nn.Module, m: nn.Module, norms: int) -> None:
+    ours.ff.linear1.load_state_dict(m.linear1.state_dict())
+    ours.ff.linear2.load_state_dict(m.linear2.state_dict())
+    for i in range(1, norms + 1):
+        getattr(ours, f"norm{i}").load_state_dict(getattr(m, f"norm{i}").state_dict())
+
+
+def encoder_layer_from_torch(m: nn.TransformerEncoderLayer) -> EncoderLayer:
+    """Our EncoderLayer holding a copy of the weights of PyTorch's (any batch_first setting).
+
+    Dropout is not copied: the two agree when m's dropout is 0 or both are in eval mode.
+    """
+    ours = EncoderLayer(_config_of_torch_layer(m)).to(m.linear1.weight)
+    ours.self_attn = MultiHeadAttention.from_torch(m.self_attn)
+    _copy_feedforward_and_norms(ours, m, norms=2)
+    return ours
+
+
+def decoder_layer_from_torch(m: nn.TransformerDecoderLayer) -> DecoderLayer:
+    """Our DecoderLayer holding a copy of the weights of PyTorch's; its `multihead_attn` is
+    our `cross_attn`."""
+    ours = DecoderLayer(_config_of_torch_layer(m)).to(m.linear1.weight)
+    ours.self_attn = MultiHeadAttention.from_torch(m.self_attn)
+    ours.cross_attn = MultiHeadAttention.from_torch(m.multihead_attn)
+    _copy_feedforward_and_norms(ours, m, norms=3)
+    return ours
+
+
+# --8<-- [start:stacks]
+def final_norm(config: TransformerConfig) -> nn.Module:
+    """The LayerNorm after the last pre-LN layer; nothing for post-LN."""
+    if config.norm_first:
+        return nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+    return nn.Identity()
+
+
+class Encoder(nn.Module):
+    """num_layers encoder layers. Pre-LN adds a final LayerNorm: its residual stream
+    is never normalised otherwise. Post-LN needs none: every layer ends with one."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            EncoderLayer(config) for _ in range(config.num_layers)
+        )
+        self.norm = final_norm(config)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        for layer in self.layers:  # x: (B, N, d)
+            x = layer(x, mask)
+        return self.norm(x)
+
+
+class Decoder(nn.Module):
+    """num_layers decoder layers, each attending to the same encoder output."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            DecoderLayer(config) for _ in range(config.num_layers)
+        )
+        self.norm = final_norm(config)
+
+    def forward(
+        self,
+        x: Tensor,  # (B, N_t, d)
+        memory: Tensor,  # (B, N_s, d)
+        self_mask: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+    ) -> Tensor:
+        for layer in self.layers:
+            x = layer(x, memory, self_mask, memory_mask)
+        return self.norm(x)
+
+
+# --8<-- [end:stacks]
+
+
+# --8<-- [start:transformer]
+class Transformer(nn.Module):
+    """Encoder-decoder Transformer: token ids in, next-token logits out.
+
+    Embeddings are multiplied by sqrt(d_model), then the sinusoidal encoding is
+    added (sections 3.4 and 3.5 of the paper). With `tie_embeddings`, one
+    (vocab, d_model) matrix embeds source and target tokens and, transposed,
+    produces the logits.
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        self.src_embed = nn.Embedding(c.vocab_size, c.d_model)
+        self.tgt_embed = (
+            self.src_embed
+            if c.tie_embeddings
+            else nn.Embedding(c.vocab_size, c.d_model)
+        )
+        self.output = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        for emb in {self.src_embed, self.tgt_embed}:
+            # std 1/sqrt(d): scaled by sqrt(d), entries are of size 1, like PE
+            nn.init.normal_(emb.weight, std=c.d_model**-0.5)
+        if c.tie_embeddings:
+            self.output.weight = (
+                self.tgt_embed.weight
+            )  # the same Parameter, counted once
+        self.register_buffer(
+            "pe", sinusoidal_encoding(c.max_len, c.d_model), persistent=False
+        )
+        self.dropout = nn.Dropout(c.dropout)
+        self.encoder = Encoder(c)
+        self.decoder = Decoder(c)
+
+    def embed(
+        self, tokens: Tensor, table: nn.Embedding
+    ) -> Tensor:  # (B, N) -> (B, N, d)
+        n = tokens.size(1)
+        if n > self.config.max_len:
+            raise ValueError(
+                f"sequence of {n} tokens, but max_len is {self.config.max_len}"
+            )
+        x = table(tokens) * math.sqrt(self.config.d_model) + self.pe[:n]
+        return self.dropout(x)
+
+    def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
+        """(B, N_s) token ids -> memory (B, N_s, d).
+
+        src_mask: e.g. padding_mask(lengths, N_s), (B, 1, 1, N_s)."""
+        return self.encoder(self.embed(src, self.src_embed), src_mask)
+
+    def decode(
+        self,
+        tgt: Tensor,  # (B, N_t) token ids
+        memory: Tensor,  # (B, N_s, d)
+        src_mask: Tensor
+        | None = None,  # hides padded source tokens from cross-attention
+        tgt_mask: Tensor | None = None,  # None means causal
+    ) -> Tensor:
+        """Logits (B, N_t, vocab): row t scores the token after tgt[:, :t+1]."""
+        if tgt_mask is None:
+            tgt_mask = causal_mask(tgt.size(1), device=tgt.device)  # (N_t, N_t)
+        x = self.embed(tgt, self.tgt_embed)  # (B, N_t, d)
+        x = self.decoder(x, memory, tgt_mask, src_mask)
+        return self.output(x)  # (B, N_t, vocab)
+
+    def forward(
+        self,
+        src: Tensor,  # (B, N_s) token ids
+        tgt: Tensor,  # (B, N_t) token ids, shifted right (teacher forcing)
+        src_mask: Tensor | None = None,  # bool, broadcastable to (B, H, N_s, N_s)
+        tgt_mask: Tensor | None = None,  # bool, broadcastable to (B, H, N_t, N_t)
+    ) -> Tensor:
+        """Logits (B, N_t, vocab). A None tgt_mask means the causal mask: the
+        decoder must not see the tokens it predicts. For target padding as well,
+        pass causal & padding yourself (`snippets.masks.combine`)."""
+        return self.decode(tgt, self.encode(src, src_mask), src_mask, tgt_mask)
+
+
+# --8<-- [end:transformer]
