@@ -32,7 +32,8 @@ def _vendor_assets(session: nox.Session) -> None:
     session.run(
         "npm", "ci", "--prefix", "docs", "--no-audit", "--no-fund", external=True
     )
-    stamp.write_text(digest)
+    if stamp.parent.is_dir():  # not under --install-only, which skips npm
+        stamp.write_text(digest)
 
 
 @nox.session(python=PYTHON)
