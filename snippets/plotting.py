@@ -58,9 +58,38 @@ def figure(
     return fig, axes
 
 
+def notebook_style() -> None:
+    """The house style adapted to a lab notebook's inline figures.
+
+    A notebook's figures cannot switch colours with the site's palette, so their text and
+    axes are mid-grey on a transparent background: legible on the light and the dark page.
+    """
+    grey = "#808080"
+    plt.rcParams.update(
+        {
+            **{
+                key: grey
+                for key in ("text.color", "axes.labelcolor", "axes.titlecolor")
+            },
+            **{key: grey for key in ("axes.edgecolor", "xtick.color", "ytick.color")},
+            "grid.color": "#80808055",
+            "figure.facecolor": "none",
+            "savefig.facecolor": "none",
+        }
+    )
+
+
 def dark_variant(svg: str) -> str:
     """The same SVG for the dark palette: ink and grid colours swapped, data colours kept."""
     return svg.replace(INK, INK_DARK).replace(GRID, GRID_DARK)
 
 
-__all__ = ["COLORS", "GRID", "INK", "Figure", "dark_variant", "figure"]
+__all__ = [
+    "COLORS",
+    "GRID",
+    "INK",
+    "Figure",
+    "dark_variant",
+    "figure",
+    "notebook_style",
+]

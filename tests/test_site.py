@@ -12,6 +12,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "en"
 sys.path.insert(0, str(REPO / "docs" / "hooks"))
@@ -59,6 +61,16 @@ class Page(HTMLParser):
     def handle_data(self, data):
         if not self._skip:
             self.text.append(data)
+
+
+def mkdocs_config() -> dict:
+    """mkdocs.yml, read as plain YAML (its !!python/name tags are kept as strings)."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda *a: str(a[1]))
+    return yaml.load((REPO / "mkdocs.yml").read_text(), Loader=Loader)
 
 
 def pages(site: Path) -> dict[Path, Page]:
@@ -187,7 +199,10 @@ def test_math_and_diagram_assets_are_served_by_the_site(built_site):
         assert (built_site / "assets/vendor/katex" / font).exists(), font
 
 
-def test_labs_offer_their_executed_notebook_for_download(built_site):
+def test_labs_offer_their_executed_notebook_for_download_and_in_colab(built_site):
+    config = mkdocs_config()
+    repo = config["repo_url"].removeprefix("https://github.com/").strip("/")
+    branch = config["extra"]["notebooks_branch"]
     for lab in (DOCS / "labs").glob("*.py"):
         name = lab.stem
         notebook = built_site / "labs" / name / f"{name}.ipynb"
@@ -197,6 +212,24 @@ def test_labs_offer_their_executed_notebook_for_download(built_site):
         assert code and all(c.get("execution_count") for c in code), (
             f"{name} not executed"
         )
+        links = Page((notebook.parent / "index.html").read_text()).links
+        assert f"{name}.ipynb" in links, f"{name}: no download link"
+        # The Pages workflow publishes site/labs/<name>/<name>.ipynb as labs/<name>.ipynb.
+        colab = f"https://colab.research.google.com/github/{repo}/blob/{branch}/labs/{name}.ipynb"
+        assert colab in links, f"{name}: no Colab link {colab}"
+
+
+def test_every_edit_link_opens_a_file_of_the_repository(built_site):
+    prefix = mkdocs_config()["repo_url"].rstrip("/") + "/edit/main/"
+    wrong = []
+    for path, page in pages(built_site).items():
+        for url in page.links:
+            if (
+                url.startswith(prefix)
+                and not (REPO / url.removeprefix(prefix)).is_file()
+            ):
+                wrong.append(f"{path.relative_to(built_site)}: {url}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_demos_give_byte_identical_results_when_run_again(

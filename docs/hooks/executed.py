@@ -39,6 +39,7 @@ import posixpath
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -52,6 +53,7 @@ LAB_DIR = "labs/"
 
 FIGURE_RE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(exec:(?P<ref>[a-z_][\w]*\.[a-z_]\w*)\)")
 VALUE_RE = re.compile(r"\{\{\s*(?P<ref>[a-z_]\w*\.[a-z_]\w*)(?:\.(?P<key>\w+))?\s*\}\}")
+PROFILER_NOISE = re.compile(r"^USDT:.*profiler_(?:start|stop)\n", re.M)
 SNIPPET_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+snippets(?:\.(\w+))?", re.M)
 
 
@@ -194,9 +196,17 @@ def execute_demos(items: list[Item], root: Path = ROOT) -> None:
         "MPLBACKEND": "Agg",
     }
     proc = subprocess.run(
-        [sys.executable, __file__, "worker", str(jobs)], cwd=root, env=env, check=False
+        [sys.executable, __file__, "worker", str(jobs)],
+        cwd=root,
+        env=env,
+        check=False,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     jobs.unlink(missing_ok=True)
+    # Pass the worker's messages on, without the two lines that PyTorch's profiler prints
+    # each time snippets.measure records CPU memory.
+    sys.stderr.write(PROFILER_NOISE.sub("", proc.stderr))
     for item in items:
         if not item.cache_path.exists():
             where = ", ".join(item.pages)
@@ -214,6 +224,28 @@ def execute_demos(items: list[Item], root: Path = ROOT) -> None:
                 f"{item.name.split('.')[1]}) failed:\n{result['error']}"
             )
         item.result, item.status = result, "executed"
+
+
+def _run_notebook(notebook: Any) -> None:
+    """Execute every cell in a fresh kernel, reached over local sockets in a temporary
+    folder (over TCP, the kernel warns that its traffic is unencrypted)."""
+    import nbclient
+    from jupyter_client.manager import KernelManager
+
+    with tempfile.TemporaryDirectory() as sockets:
+        kernel = KernelManager(
+            kernel_name="python3", transport="ipc", ip=f"{sockets}/kernel"
+        )
+        try:
+            nbclient.NotebookClient(
+                notebook,
+                km=kernel,
+                timeout=600,
+                resources={"metadata": {"path": str(ROOT)}},
+            ).execute()
+        finally:
+            if kernel.has_kernel:  # the kernel is ours to stop
+                kernel.shutdown_kernel()
 
 
 def execute_lab(item: Item) -> None:
@@ -234,13 +266,7 @@ def execute_lab(item: Item) -> None:
     os.environ.update(PYTHONPATH=str(ROOT), PYTHONHASHSEED="0", MPLBACKEND="Agg")
     start = time.perf_counter()
     try:
-        client = nbclient.NotebookClient(
-            notebook,
-            timeout=600,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(ROOT)}},
-        )
-        client.execute()
+        _run_notebook(notebook)
     except nbclient.exceptions.CellExecutionError as err:
         raise ExecutionError(f"lab {item.name} failed in a cell:\n{err}") from None
     finally:
@@ -517,6 +543,13 @@ def _add_vendored_assets(files: Any, config: Any, root: Path) -> None:
         )
         for source, uri in targets:
             files.append(File.generated(config, uri, abs_src_path=str(source)))
+
+
+def on_page_context(context: Any, page: Any, config: Any, nav: Any) -> Any:
+    """A lab page's "edit" link opens its jupytext script, not the generated notebook."""
+    if page.edit_url and page.file.src_uri.startswith(LAB_DIR):
+        page.edit_url = page.edit_url.removesuffix(".ipynb") + ".py"
+    return context
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:

@@ -168,6 +168,16 @@ def _train_deformable() -> tuple[
     return model, history, losses
 
 
+def _probe(model: DeformableAttention1d) -> tuple[torch.Tensor, ...]:
+    """One fresh signal read by the trained head at reference 24: the signal (1, n, 1), the
+    reference (1, 1), and where (1, 1, H, K) and how much (1, 1, H, K) the head reads."""
+    v = _smooth_signals(1, torch.Generator().manual_seed(5))
+    reference = torch.tensor([[24.0]])
+    with torch.no_grad():  # the query is all ones, as in training
+        _, positions, weights = model(torch.ones(1, 1, 1), reference, v)
+    return v, reference, positions, weights
+
+
 def deformable_figure():
     """Learned offsets move towards the position the task needs; weights pick the best."""
     model, history, _ = _train_deformable()
@@ -178,11 +188,7 @@ def deformable_figure():
     axes[0].axhline(SHIFT, color=COLORS[3], linestyle="--", label="needed offset")
     axes[0].set(xlabel="training step", ylabel="offset from reference", title="offsets")
     axes[0].legend(fontsize=8)
-    g = torch.Generator().manual_seed(5)
-    v = _smooth_signals(1, g)
-    ref = torch.tensor([[24.0]])
-    with torch.no_grad():
-        _, positions, weights = model(torch.ones(1, 1, 1), ref, v)
+    v, ref, positions, weights = _probe(model)
     axes[1].plot(
         v[0, :, 0].numpy(), "o-", color=COLORS[5], markersize=3, label="signal"
     )
@@ -204,16 +210,20 @@ def deformable_figure():
 
 
 def deformable_numbers() -> dict[str, str]:
-    model, history, losses = _train_deformable()
-    w = model.weights.bias.softmax(-1).detach()
+    """The trained head's read positions and weights, from a forward pass as it is now."""
+    model, _, losses = _train_deformable()
+    _, reference, positions, weights = _probe(model)
+    offsets, w = positions[0, 0, 0] - reference[0, 0], weights[0, 0, 0]  # (K,), (K,)
     top = int(w.argmax())
     return {
         "first_loss": f"{losses[0]:.2f}",
         "last_loss": f"{sum(losses[-10:]) / 10:.1e}",
-        "top_offset": f"{history[-1][top].item():.2f}",
+        "top_offset": f"{offsets[top].item():.2f}",
         "top_weight": f"{w[top].item():.2f}",
         "steps": str(len(losses)),
         "shift": f"{SHIFT:g}",
+        "reference": f"{reference.item():g}",
+        "target": f"{reference.item() + SHIFT:g}",
     }
 
 

@@ -23,13 +23,25 @@
 #
 # The code this notebook calls lives in `snippets/lab.py`; the cells print the parts that
 # matter, and `tests/test_lab.py` tests the data generator, the metric, the model's causality
-# and the faults of the NanoTransformer. To run the notebook yourself, start Jupyter from
-# the repository's root so that `snippets` can be imported.
+# and the faults of the NanoTransformer. To run it yourself, download the
+# notebook or open it in Colab (the buttons at the top of the page); its first cell installs
+# the course's code where `snippets` cannot be imported.
+
+# %%
+# In Colab, or wherever the course's code is not installed, install it first (Colab already
+# has PyTorch, NumPy, matplotlib and scikit-learn, so nothing else is fetched).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("snippets") is None:
+    REPO = "https://github.com/attention-executed/attention-executed"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+    subprocess.run([*pip, f"git+{REPO}"], check=True)
 
 # %%
 import inspect
 
-import matplotlib
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
@@ -38,7 +50,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from snippets import lab
-from snippets.plotting import COLORS, figure
+from snippets.plotting import COLORS, figure, notebook_style
 from snippets.runtime import device, device_description, seed_everything
 from snippets.transformer import TransformerConfig, count_parameters
 
@@ -47,22 +59,7 @@ from snippets.transformer import TransformerConfig, count_parameters
 # %matplotlib inline
 # %config InlineBackend.figure_formats = ["svg"]
 
-# The figures of a notebook cannot switch colours with the site's palette: mid-grey text
-# and a transparent background read on the light and on the dark page alike.
-GREY = "#808080"
-matplotlib.rcParams.update(
-    {
-        "text.color": GREY,
-        "axes.labelcolor": GREY,
-        "axes.titlecolor": GREY,
-        "axes.edgecolor": GREY,
-        "xtick.color": GREY,
-        "ytick.color": GREY,
-        "grid.color": "#80808055",
-        "figure.facecolor": "none",
-        "savefig.facecolor": "none",
-    }
-)
+notebook_style()  # grey text on a transparent background, for both palettes
 
 
 def show(*objects: object) -> None:
@@ -193,6 +190,7 @@ print(
     f"final training loss {history.loss[-1]:.4f}, "
     f"held-out loss {history.eval_loss[-1]:.4f}"
 )
+assert history.seconds < 60, "the lab's budget: training in under a minute"
 
 # %%
 fig, ax = figure(width=6.4, height=3.4)
@@ -205,7 +203,7 @@ ax.plot(
     ms=4,
     label="held-out prompts",
 )
-ax.axhline(torch.log(torch.tensor(10.0)).item(), color=GREY, ls=":", lw=1)
+ax.axhline(torch.log(torch.tensor(10.0)).item(), color="#808080", ls=":", lw=1)
 ax.text(STEPS, 2.4, "guessing a digit: ln 10", ha="right", va="bottom", fontsize=8)
 ax.set_yscale("log")
 ax.set_xlabel("training step")
