@@ -228,6 +228,7 @@ def empty_row() -> dict[str, str]:
     else:
         fused_says = "non-finite values, like the naive code"
     return {
+        "lengths": " and ".join(str(n) for n in LENGTHS.tolist()),
         "n_empty": str(int(empty.sum())),
         "row": f"query {i} of sentence {b}",
         "naive_weights_nonfinite": f"{(~torch.isfinite(naive_w[b, i])).sum().item()} of {naive_w.size(-1)}",

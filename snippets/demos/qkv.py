@@ -42,6 +42,8 @@ def lookup_table() -> str:
     soft = {t: soft_lookup(q, k, v, t) for t in TEMPERATURES}
     head = " | ".join(f"weight, $T = {t:g}$" for t in TEMPERATURES)
     lines = [
+        f"The query: $q = {_vec(q)}$.",
+        "",
         f"| book | key | value | score $q \\cdot k$ | {head} |",
         "| --- | --- | --- | ---: |" + " ---: |" * len(TEMPERATURES),
     ]
@@ -88,6 +90,12 @@ def worked_example_values() -> dict[str, str]:
     )
     ours, _ = self_attention(x, w_q, w_k, w_v)
     row_sums = steps["weights"].sum(-1)
+    checks = (steps["output"] - fused, steps["output"] - ours, row_sums - 1)
+    worst = max(c.abs().max().item() for c in checks)
+    if (
+        worst > 1e-12
+    ):  # the page promises an example that adds up: stop the build if not
+        raise ArithmeticError(f"the worked example is off by {worst:.1e}")
     out.update(
         sqrt_dk=f"{steps['k'].size(-1) ** 0.5:.4f}",
         err_torch=_err(steps["output"] - fused),
@@ -165,6 +173,10 @@ def shapes_table() -> str:
 
     return "\n".join(
         [
+            f"Random inputs in float32: a batch of {b}, $N_q = {n_q}$ queries, "
+            f"$N_{{kv}} = {n_kv}$ keys, $d_{{\\text{{model}}}} = {d_model}$, $d_k = {d_k}$ "
+            f"and $d_v = {d_v}$.",
+            "",
             "| | queries from | keys and values from | weights | output "
             "| largest difference from PyTorch |",
             "| --- | --- | --- | --- | --- | ---: |",

@@ -28,6 +28,7 @@ from snippets.sequence_models import (
 WIDTH = 64  # d of the timed layers
 KERNEL = 3
 LENGTHS = [16, 32, 64, 128, 256, 512, 1024, 2048]
+REPEATS = 5  # timings are medians of this many runs, after one warm-up
 REACH_N, REACH_D, REACH_SEEDS = 256, 16, 5
 REACH_AT = 200  # the distance the unsourced "20% after 200 words" claim talks about
 NAMES = {"recurrent": "tanh RNN", "convolution": "1-D convolution (k = 3)"}
@@ -64,7 +65,9 @@ def _timings() -> dict[str, list[float]]:
         for n in LENGTHS:
             x = torch.randn(1, n, WIDTH, generator=g).to(device())
             for kind, layer in layers.items():
-                out[kind].append(median_seconds(lambda f=layer, x=x: f(x), repeats=5))
+                out[kind].append(
+                    median_seconds(lambda f=layer, x=x: f(x), repeats=REPEATS)
+                )
     return out
 
 
@@ -93,41 +96,61 @@ def timing_figure():
     return fig
 
 
+def _lengths(js: list[int]) -> str:
+    """'$n$ = 16, 32 and 64' for the lengths at the given indices."""
+    ns = [f"{LENGTHS[j]:,}" for j in js]
+    return "$n$ = " + (", ".join(ns[:-1]) + " and " + ns[-1] if len(ns) > 1 else ns[0])
+
+
+def _crossover(attention: list[float], recurrent: list[float]) -> str:
+    """Where attention was slower than the recurrence, in words, from every length measured."""
+    slower = [
+        j for j, (a, r) in enumerate(zip(attention, recurrent, strict=True)) if a > r
+    ]
+    faster = [j for j in range(len(LENGTHS)) if j not in slower]
+    if not slower:
+        return "the attention layer was faster than the recurrent one at every length measured"
+    if not faster:
+        return "the attention layer took longer than the recurrent one at every length measured"
+    if slower == list(range(slower[0], len(LENGTHS))):
+        return (
+            f"from $n = {LENGTHS[slower[0]]:,}$ on, the attention layer took longer than "
+            "the recurrent one"
+        )
+    return (
+        f"the attention layer took longer than the recurrent one at {_lengths(slower)}, "
+        f"and less time at {_lengths(faster)}"
+    )
+
+
 @measured
 def timing_numbers() -> dict[str, str]:
     t = _timings()
-    i = len(LENGTHS) - 1
-    slower = [a > r for a, r in zip(t["self-attention"], t["recurrent"], strict=True)]
-    # the shortest length from which on attention stays slower than the recurrence
-    first = next((j for j in range(len(LENGTHS)) if all(slower[j:])), None)
-    if first is not None:
-        crossover = (
-            f"from $n = {LENGTHS[first]}$ on, the attention layer took longer than the "
-            "recurrent one"
-        )
-    else:
-        crossover = (
-            f"the attention layer was faster than the recurrent one at every length "
-            f"measured, up to $n = {LENGTHS[-1]}$"
-        )
+    i, j = len(LENGTHS) - 1, len(LENGTHS) - 4  # growth from LENGTHS[j] to the longest
+    factor = LENGTHS[i] // LENGTHS[j]
 
-    def growth(
-        kind: str,
-    ) -> str:  # time ratio from n = 256 to n = 2048, eight-fold longer
-        j = LENGTHS.index(256)
-        return f"{t[kind][i] / t[kind][j]:.0f}"
+    def growth(kind: str) -> float:
+        return t[kind][i] / t[kind][j]
 
     return {
         "where": _where(),
-        "crossover": crossover,
+        "crossover": _crossover(t["self-attention"], t["recurrent"]),
+        "n_min": str(LENGTHS[0]),
         "n_max": str(LENGTHS[-1]),
+        "d": str(WIDTH),
+        "k": str(KERNEL),
+        "repeats": str(REPEATS),
+        "n_from": str(LENGTHS[j]),
+        "factor": str(factor),
+        "factor_squared": str(factor**2),
         "rnn_ms": f"{t['recurrent'][i] * 1e3:.2f}",
         "conv_ms": f"{t['convolution'][i] * 1e3:.2f}",
         "attn_ms": f"{t['self-attention'][i] * 1e3:.2f}",
         "rnn_us_per_step": f"{t['recurrent'][i] / LENGTHS[-1] * 1e6:.1f}",
-        "rnn_growth": growth("recurrent"),
-        "conv_growth": growth("convolution"),
-        "attn_growth": growth("self-attention"),
+        "rnn_growth": f"{growth('recurrent'):.0f}",
+        "conv_growth": f"{growth('convolution'):.0f}",
+        "attn_growth": f"{growth('self-attention'):.0f}",
+        "attn_vs_quadratic": f"{growth('self-attention') / factor**2:.1f}",
     }
 
 

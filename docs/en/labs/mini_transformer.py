@@ -125,11 +125,13 @@ for row in test_examples[:3]:
 # and reads out a score for each of the eleven tokens at every position.
 #
 # Two details matter for such a small model. The layers are pre-LN
-# (`norm_first=True`), which trains reliably at a fixed learning rate without a long
-# warm-up. And the token embeddings keep PyTorch's default initialisation, entries of size
-# about 1, the same size as the entries of the sinusoidal table; scaling the embeddings by
-# √*d*<sub>model</sub> as the paper does would, with this initialisation, drown the
-# position signal that this task depends on.
+# (`norm_first=True`), which is known to train reliably with only a short warm-up of the
+# learning rate (Xiong et al., 2020). And the token embeddings keep PyTorch's default
+# initialisation, entries of size about 1, the same size as the entries of the sinusoidal
+# table; scaling them by √*d*<sub>model</sub>, as the paper does for its differently
+# initialised embeddings, would make them that many times larger than the position signal
+# this task depends on. The read-out is a separate linear layer, not tied to the
+# embeddings.
 
 # %%
 show(lab.MiniTransformer)
@@ -144,6 +146,7 @@ config = TransformerConfig(
     max_len=2 * LENGTH + 1,
     dropout=0.0,
     norm_first=True,
+    tie_embeddings=False,  # MiniTransformer has its own read-out layer
 )
 torch.manual_seed(0)
 model = lab.MiniTransformer(config).to(DEVICE)
@@ -343,7 +346,8 @@ assert acc_nopos < 0.5 and 0.1 < digits_nopos < 0.9
 # It fails, but not completely: the digit accuracy is above the 10% of guessing. A causal
 # model is not entirely blind to order, because the causal mask itself carries some: the
 # query at position *t* averages over exactly *t* + 1 keys, and the model can learn to read
-# something like a position from that. The ability to *address* position *L* − 1 − *i*
+# something like a position from that (Haviv et al., 2022, show that causal language models
+# without positional encodings learn positions this way). The ability to *address* position *L* − 1 − *i*
 # precisely is what it lacks.
 #
 # **Without the causal mask**, each position can see the token it is asked to predict. A
@@ -433,30 +437,37 @@ probes = [
         "batch_first=False: does example 1 change example 2's logits?",
         dict(batch_first=False),
         ([[1, 5, 9], [2, 3, 4]], [[7, 7, 7], [2, 3, 4]], (1,)),
+        False,  # must the corrected model react?
     ),
     (
         "batch_first=False, batch of one: does token 1 reach the last prediction?",
         dict(batch_first=False),
         ([[1, 5, 9]], [[6, 5, 9]], (0, -1)),
+        True,  # must the corrected model react?
     ),
     (
         "positions=False: does swapping tokens 1 and 2 change the last prediction?",
         dict(positions=False),
         ([[1, 5, 9]], [[5, 1, 9]], (0, -1)),
+        True,  # must the corrected model react?
     ),
     (
         "causal=False: does the last token reach the first prediction?",
         dict(causal=False),
         ([[1, 5, 9]], [[1, 5, 2]], (0, 0)),
+        False,  # must the corrected model react?
     ),
 ]
 print(f"{'probe':76} {'faulty':>9} {'corrected':>10}")
-for text, fault, (a, b, where) in probes:
+for text, fault, (a, b, where), must_react in probes:
     faulty_change, fixed_change = (
         change(variant(**fault), a, b, where),
         change(fixed, a, b, where),
     )
     print(f"{text:76} {faulty_change:9.2e} {fixed_change:10.2e}")
+    # As the text below says: one of the two does not react at all, the other clearly does.
+    quiet, loud = sorted((fixed_change, faulty_change))
+    assert quiet < 1e-5 and loud > 1e-3 and (loud == fixed_change) == must_react, text
 
 # %% [markdown]
 # Read the table row by row. Where the corrected model must *not* react (example 1 is none
@@ -471,7 +482,7 @@ for text, fault, (a, b, where) in probes:
 # %%
 published = variant(batch_first=False, positions=False, causal=False)
 reacts = []
-for text, _, (a, b, where) in probes:
+for text, _, (a, b, where), _ in probes:
     reacts.append(change(published, a, b, where))
     print(f"{text:76} {reacts[-1]:9.2e}")
 assert reacts[0] > 1e-3 and max(reacts[1:]) < 1e-5  # as the text below says
