@@ -157,19 +157,19 @@ class DeformableAttention1d(nn.Module):
 
 # --8<-- [start:ssm]
 def ssm_coefficients(
-    x: Tensor,  # (B, n, D) input
-    delta: Tensor,  # (B, n, D) step sizes, > 0, chosen per token: the "selection"
+    x: Tensor,  # (batch, n, D) input
+    delta: Tensor,  # (batch, n, D) step sizes, > 0, chosen per token: the "selection"
     A: Tensor,  # (D, N) negative: each state decays
-    B: Tensor,  # (B, n, N) input -> state, per token
+    B: Tensor,  # (batch, n, N) input -> state, per token
 ) -> tuple[Tensor, Tensor]:
     """Discretise: h_t = a_t * h_(t-1) + b_t with a_t = exp(delta_t A), b_t = delta_t B_t x_t.
 
     a = exp(delta A) is the zero-order hold of Mamba's eq. (4); b uses the
-    simpler Euler step delta * B, as Mamba's reference code does. Both are (B,
-    n, D, N); 0 < a < 1.
+    simpler Euler step delta * B, as Mamba's reference code does. Both are
+    (batch, n, D, N); 0 < a < 1.
     """
-    a = torch.exp(delta.unsqueeze(-1) * A)  # (B, n, D, N)
-    b = (delta * x).unsqueeze(-1) * B.unsqueeze(-2)  # (B, n, D, N)
+    a = torch.exp(delta.unsqueeze(-1) * A)  # (batch, n, D, N)
+    b = (delta * x).unsqueeze(-1) * B.unsqueeze(-2)  # (batch, n, D, N)
     return a, b
 
 
@@ -177,9 +177,9 @@ def scan_recurrent(a: Tensor, b: Tensor) -> Tensor:
     """h_t = a_t h_(t-1) + b_t from h_(-1) = 0, one step at a time: n sequential steps."""
     h, states = torch.zeros_like(b[:, 0]), []
     for t in range(b.size(1)):
-        h = a[:, t] * h + b[:, t]  # (B, D, N)
+        h = a[:, t] * h + b[:, t]  # (batch, D, N)
         states.append(h)
-    return torch.stack(states, dim=1)  # (B, n, D, N)
+    return torch.stack(states, dim=1)  # (batch, n, D, N)
 
 
 def scan_parallel(a: Tensor, b: Tensor) -> Tensor:
@@ -194,14 +194,14 @@ def scan_parallel(a: Tensor, b: Tensor) -> Tensor:
         b = torch.cat([b[:, :step], a[:, step:] * b[:, :-step] + b[:, step:]], dim=1)
         a = torch.cat([a[:, :step], a[:, step:] * a[:, :-step]], dim=1)
         step *= 2
-    return b  # (B, n, D, N)
+    return b  # (batch, n, D, N)
 
 
 def selective_scan(
     x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, scan=scan_parallel
 ) -> Tensor:
-    """y_t = C_t . h_t for every channel: (B, n, D). C: (B, n, N)."""
-    h = scan(*ssm_coefficients(x, delta, A, B))  # (B, n, D, N)
+    """y_t = C_t . h_t for every channel: (batch, n, D). C: (batch, n, N)."""
+    h = scan(*ssm_coefficients(x, delta, A, B))  # (batch, n, D, N)
     return (h * C.unsqueeze(-2)).sum(dim=-1)
 
 
@@ -213,7 +213,7 @@ def ssm_matrix(delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
     whole matrix comes from one cumsum: the SSM is causal attention with these
     weights.
     """
-    log_a = delta.unsqueeze(-1) * A  # (B, n, D, N)
+    log_a = delta.unsqueeze(-1) * A  # (batch, n, D, N)
     cum = log_a.cumsum(dim=1)
     decay = (
         cum[:, :, None] - cum[:, None, :]

@@ -73,6 +73,12 @@ def test_total_budget_stops_the_sweep():
     assert all(m.skipped == "sweep's 0 s spent" for m in results)
 
 
+def test_total_budget_spares_the_lengths_that_must_be_measured():
+    impls = implementations(**TINY)[:2]
+    results = sweep(impls, [32, 64], max_total_seconds=0.0, always_up_to=32)
+    assert [m.seconds is None for m in results] == [False, False, True, True]
+
+
 @pytest.mark.parametrize("n", [32, 64])
 def test_exact_implementations_equal_pytorch(n):
     """Dense, fused, tiled and a window as wide as the sequence are the same function."""

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from snippets.flash import online_logsumexp, tiled_attention
 from snippets.measure import peak_memory_bytes
+from snippets.runtime import device
 
 # float32 matmuls and exps round at ~1e-7 relative; float64 at ~1e-16. Rescaling adds a
 # few roundings per tile, well inside these tolerances.
@@ -90,7 +91,7 @@ def test_online_logsumexp_equals_torch(gen, block):
 
 def _peak(fn, n: int, d: int = 32) -> int:
     g = torch.Generator().manual_seed(n)
-    q, k, v = (torch.randn(1, n, d, generator=g) for _ in range(3))
+    q, k, v = (torch.randn(1, n, d, generator=g).to(device()) for _ in range(3))
     return peak_memory_bytes(lambda: fn(q, k, v))
 
 

@@ -55,16 +55,17 @@ def test_a_matmul_peaks_at_its_output():
     assert peak_memory_bytes(lambda: a @ b) == 256 * 512 * 4
 
 
-def test_median_seconds_runs_warmup_then_repeats_and_takes_the_median():
-    """Sleeps of known length: the result is the middle one, up to timer and scheduler
-    overshoot (a few ms on a busy machine; 15 ms allowed)."""
+def test_median_seconds_runs_warmup_then_repeats_and_takes_the_median(monkeypatch):
+    """Calls of known length on a fake clock: the result is exactly the middle one."""
     durations = iter([0.0, 0.040, 0.001, 0.020, 0.060, 0.002])  # the first is warm-up
+    clock = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
     calls = []
 
     def fn():
         calls.append(1)
-        time.sleep(next(durations))
+        clock[0] += next(durations)
 
     result = median_seconds(fn, repeats=5, warmup=1)
     assert len(calls) == 6
-    assert 0.020 <= result < 0.020 + 0.015
+    assert result == pytest.approx(0.020)

@@ -21,6 +21,7 @@ from snippets.reformer import (
     random_rotations,
     reversible_stack,
 )
+from snippets.runtime import device
 
 F64 = dict(atol=1e-12, rtol=1e-12)
 
@@ -171,7 +172,7 @@ def test_peak_memory_grows_linearly_in_n():
     g = torch.Generator().manual_seed(0)
     peaks = []
     for n in ns:
-        qk, v = torch.randn(1, n, 32, generator=g), torch.randn(1, n, 32, generator=g)
+        qk, v = (torch.randn(1, n, 32, generator=g).to(device()) for _ in range(2))
         peaks.append(
             peak_memory_bytes(
                 lambda qk=qk, v=v: lsh_attention(qk, v, 8, 2, 32, generator=g)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from snippets.attention import scaled_dot_product_attention
 from snippets.measure import peak_memory_bytes
+from snippets.runtime import device
 from snippets.sparse import (
     bigbird_mask,
     fixed_mask,
@@ -185,13 +186,15 @@ def test_peak_memory_grows_linearly_for_a_fixed_window(gen):
     w, d = 32, 16
 
     def peak(n, fn):
-        q, k, v = (torch.randn(1, n, d, generator=gen) for _ in range(3))
+        q, k, v = (torch.randn(1, n, d, generator=gen).to(device()) for _ in range(3))
         return peak_memory_bytes(lambda: fn(q, k, v, n))
 
     def banded(q, k, v, n):
         return sliding_window_attention(q, k, v, w)
 
-    mask_1k, mask_4k = sliding_window_mask(1024, w), sliding_window_mask(4096, w)
+    mask_1k, mask_4k = (
+        sliding_window_mask(n, w, device=device()) for n in (1024, 4096)
+    )
 
     def dense(q, k, v, n):
         return scaled_dot_product_attention(q, k, v, mask_1k if n == 1024 else mask_4k)

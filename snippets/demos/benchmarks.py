@@ -26,6 +26,7 @@ SWEEP_THREADS = 1  # on the CPU: steadier timings when other work shares the cor
 MAX_TOTAL_SECONDS = (
     60.0  # the whole sweep, so that a busy machine cannot stall the build
 )
+ALWAYS_UP_TO = 8192  # ... but the lengths up to this one are measured whatever it costs
 N_ERROR = 1024  # sequence length of the accuracy column
 MARKERS = "osDv^P"
 
@@ -46,6 +47,7 @@ def results() -> tuple[Measurement, ...]:
             default_lengths(),
             max_bytes=_max_bytes(),
             max_total_seconds=MAX_TOTAL_SECONDS,
+            always_up_to=ALWAYS_UP_TO,
             threads=SWEEP_THREADS if device().type == "cpu" else None,
             **SETTINGS,
         )

@@ -246,7 +246,11 @@ def agreement_with_dense() -> str:
         (
             lsh_attention(qk, v, 1, 1, 48, causal=c)
             - shared_qk_attention(
-                qk, v, torch.ones(48, 48, dtype=torch.bool).tril() if c else None
+                qk,
+                v,
+                torch.ones(48, 48, dtype=torch.bool, device=qk.device).tril()
+                if c
+                else None,
             )
         )
         .abs()
