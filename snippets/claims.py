@@ -1,16 +1,21 @@
-"""Claims often made about attention, recomputed: the evidence behind the appendix's verdicts.
+"""Claims often made about attention, recomputed from their own inputs.
 
-Each function re-derives, from the claim's own inputs, the number that settles it. The
-claimed values are quoted data; everything else is computed.
+The appendix "Claims checked" quotes a claim's numbers as data and recomputes, with the
+course's code, what they should have been; tests/test_claims.py asserts each verdict.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from snippets.multihead import MultiHeadAttention
+from snippets.qkv import worked_example
 
 # --8<-- [start:worked-example-data]
-# A widely copied 3x3 example: three token embeddings X, and projections W_Q = W_V = X.
+# A widely copied 3x3 example: token embeddings X and projections W_Q = W_V = X.
 X = torch.tensor(
     [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9]], dtype=torch.float64
 )
@@ -19,7 +24,7 @@ W_K = torch.tensor(
     [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6], [0.3, 0.5, 0.7]], dtype=torch.float64
 )
 W_V = X.clone()
-# What the example states it obtained:
+# What the example states it obtained at each step:
 CLAIMED_Q = torch.tensor(
     [[0.14, 0.32, 0.5], [0.32, 0.77, 1.22], [0.5, 1.22, 1.94]], dtype=torch.float64
 )
@@ -37,29 +42,60 @@ CLAIMED_Z = torch.tensor(
 # --8<-- [end:worked-example-data]
 
 
+def max_abs(a: Tensor, b: Tensor) -> float:
+    """Largest entry-wise difference between two matrices."""
+    return (a - b).abs().max().item()
+
+
 # --8<-- [start:worked-example-check]
-def worked_example_check() -> dict[str, Tensor]:
-    """Recompute each step of the claimed example from its own X and W matrices."""
-    Q, K, V = X @ W_Q, X @ W_K, X @ W_V
-    weights = torch.softmax(Q @ K.T / K.shape[-1] ** 0.5, dim=-1)
+def worked_example_discrepancies() -> dict[str, float]:
+    """How far each claimed matrix is from what the example's own earlier numbers give."""
+    steps = worked_example(X, W_Q, W_K, W_V)  # chapter 2's computation, step by step
+    claimed_scores = CLAIMED_Q @ CLAIMED_K.T / math.sqrt(X.size(-1))
     return {
-        "Q": Q,  # what Q = X W_Q really is
-        "K": K,
-        "X_XT": X @ X.T,  # what the claimed "Q" actually equals
-        "A": weights,  # the weights its own Q and K give
-        "Z": weights @ V,  # the correct output
-        # The example's later steps, from its own earlier numbers:
-        "softmax_of_claimed_scores": torch.softmax(
-            CLAIMED_Q @ CLAIMED_K.T / CLAIMED_K.shape[-1] ** 0.5, dim=-1
-        ),
-        "claimed_A_times_claimed_V": CLAIMED_A
-        @ CLAIMED_V,  # should equal the claimed Z
+        "q_vs_x_w_q": max_abs(CLAIMED_Q, steps["q"]),  # Q should be X W_Q ...
+        "q_vs_x_x_t": max_abs(CLAIMED_Q, X @ X.T),  # ... what it equals instead
+        "k_vs_x_w_k": max_abs(CLAIMED_K, steps["k"]),  # K should be X W_K
+        # A should be the softmax of the example's own (scaled) scores
+        "a_vs_softmax": max_abs(CLAIMED_A, torch.softmax(claimed_scores, dim=-1)),
+        "z_vs_a_v": max_abs(CLAIMED_Z, CLAIMED_A @ CLAIMED_V),  # Z should be A V
     }
 
 
 # --8<-- [end:worked-example-check]
 
 
-def max_abs(a: Tensor, b: Tensor) -> float:
-    """Largest entry-wise difference between two matrices."""
-    return (a - b).abs().max().item()
+# --8<-- [start:without-w-o]
+def multihead_without_output_projection(
+    d_model: int = 64, num_heads: int = 8, n: int = 10, seed: int = 0
+) -> dict[str, float]:
+    """Relative distance to PyTorch's nn.MultiheadAttention, with the same weights, of the
+    heads concatenated and then projected by W_O, and of the heads only concatenated."""
+    torch.manual_seed(seed)
+    reference = nn.MultiheadAttention(d_model, num_heads, batch_first=True).eval()
+    ours = MultiHeadAttention.from_torch(reference)
+    x = torch.randn(1, n, d_model, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected, _ = reference(x, x, x)
+        full, _ = ours(x, x, x)
+        ours.w_o = nn.Identity()  # "multi-head attention = the heads, concatenated"
+        concatenated, _ = ours(x, x, x)
+
+    def relative(out: Tensor) -> float:
+        return ((out - expected).norm() / expected.norm()).item()
+
+    return {"with_w_o": relative(full), "without_w_o": relative(concatenated)}
+
+
+# --8<-- [end:without-w-o]
+
+
+# Vaswani et al. (2017), Table 2: BLEU on newstest2014, as printed in the arXiv version;
+# the conference version printed 41.0 for the big model on English-French.
+BLEU_CONFERENCE_BIG_FRENCH = 41.0
+BLEU = {
+    ("base", "English-German"): 27.3,
+    ("big", "English-German"): 28.4,
+    ("base", "English-French"): 38.1,
+    ("big", "English-French"): 41.8,
+}

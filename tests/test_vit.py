@@ -84,11 +84,22 @@ def test_output_and_attention_shapes(gen):
     assert torch.all(cls >= 0) and torch.all(cls.sum(-1) <= 1 + 1e-6)
 
 
-def test_logits_depend_on_the_class_token_alone(gen):
-    """The head reads position 0 only; without a mask every patch still reaches it."""
+def test_logits_are_the_head_applied_to_the_class_token_alone(gen):
+    """The head reads the encoder's output at position 0 and nothing else; and as the
+    encoder has no mask, a change in any patch still reaches that position."""
     torch.manual_seed(0)
     model = VisionTransformer(TINY).eval()
     images = torch.randn(2, 1, 8, 8, generator=gen)
+    head_input = []
+    model.head.register_forward_hook(
+        lambda m, inputs, out: head_input.append(inputs[0])
+    )
+    logits = model(images)
+    encoded = model.encoder(model.tokens(images))  # (B, 1 + N, d), computed separately
+    torch.testing.assert_close(head_input[0], encoded[:, 0])
+    torch.testing.assert_close(
+        logits, encoded[:, 0] @ model.head.weight.T + model.head.bias
+    )
     changed = images.clone()
     changed[:, :, 6:, 6:] += 1.0  # one corner patch
     assert not torch.allclose(model(images), model(changed))
