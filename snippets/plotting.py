@@ -44,6 +44,8 @@ STYLE = {
     "legend.frameon": False,
     "lines.linewidth": 1.8,
     "image.cmap": "viridis",
+    # Matrices are drawn cell by cell: the SVG holds the matrix itself, not a resampled copy.
+    "image.interpolation": "none",
 }
 plt.rcParams.update(STYLE)
 

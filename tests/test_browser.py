@@ -35,6 +35,30 @@ FLAGS = [
     "--no-first-run",
     "--disable-background-networking",
 ]
+# axe-core, from the npm registry like KaTeX (docs/package.json), injected into each page.
+AXE = (
+    Path(__file__).resolve().parents[1]
+    / "docs"
+    / "node_modules"
+    / "axe-core"
+    / "axe.min.js"
+)
+# WCAG 2 A and AA (contrast, alt text, language, names) and the order of headings.
+RUN_AXE = """async () => {
+  const result = await axe.run(document, {
+    runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']},
+    rules: {'heading-order': {enabled: true}},
+  });
+  if (!result.passes.concat(result.incomplete, result.inapplicable)
+        .some(r => r.id === 'heading-order')) throw new Error('heading-order did not run');
+  return result.violations.map(v =>
+    `${v.id} (${v.nodes.length}x): ${v.nodes[0].target.join(' ')}`);
+}"""
+# Bytes of the page and of everything it loaded, as the browser's performance timeline
+# records them (uncompressed here: the test server does not compress).
+PAGE_BYTES = """() => [
+  ...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')
+].reduce((total, entry) => total + entry.encodedBodySize, 0)"""
 # Budget for one page's first, uncached load (HTML, CSS, JS, fonts, figures), uncompressed.
 PAGE_WEIGHT_BUDGET = 6_000_000
 
@@ -94,7 +118,7 @@ CHECK_PAGE = """async () => {
 }"""
 
 
-def test_every_page_loads_cleanly_typesets_math_and_toggles_palette(
+def test_every_page_loads_cleanly_is_accessible_and_toggles_palette(
     built_site, server, browser
 ):
     problems: list[str] = []
@@ -103,7 +127,6 @@ def test_every_page_loads_cleanly_typesets_math_and_toggles_palette(
         context = browser.new_context(color_scheme="light")
         page = context.new_page()
         errors: list[str] = []
-        transferred = [0]
 
         def on_route(route, errors=errors):
             if route.request.url.startswith(server):
@@ -119,17 +142,9 @@ def test_every_page_loads_cleanly_typesets_math_and_toggles_palette(
         )
         page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
         page.on("requestfailed", lambda r, e=errors: e.append(f"failed: {r.url}"))
-        page.on(
-            "response",
-            lambda r, t=transferred: (
-                t.__setitem__(0, t[0] + len(r.body()))
-                if r.ok and r.request.method == "GET"
-                else None
-            ),
-        )
         page.goto(server + path, wait_until="networkidle")
         result = page.evaluate(CHECK_PAGE)
-        weights[path] = transferred[0]
+        weights[path] = page.evaluate(PAGE_BYTES)
         for src, width in result["images"]:
             if not width:
                 problems.append(f"{path}: image did not load: {src}")
@@ -143,6 +158,8 @@ def test_every_page_loads_cleanly_typesets_math_and_toggles_palette(
             page.wait_for_function(DIAGRAMS_DRAWN, timeout=15_000)
         except PlaywrightTimeoutError:
             problems.append(f"{path}: a Mermaid diagram was not drawn")
+        page.add_script_tag(path=str(AXE))
+        problems += [f"{path} (light): {v}" for v in page.evaluate(RUN_AXE)]
         scheme = "[data-md-color-scheme]"
         before = page.get_attribute("body", "data-md-color-scheme")
         page.locator("form[data-md-component=palette] label:visible").first.click()
@@ -151,9 +168,10 @@ def test_every_page_loads_cleanly_typesets_math_and_toggles_palette(
         )
         if page.get_attribute("body", "data-md-color-scheme") != "slate":
             problems.append(f"{path}: the palette toggle did not switch to dark")
+        problems += [f"{path} (dark): {v}" for v in page.evaluate(RUN_AXE)]
         problems += [f"{path}: {e}" for e in errors]
-        if transferred[0] > PAGE_WEIGHT_BUDGET:
-            problems.append(f"{path}: {transferred[0]:,} bytes on first load")
+        if weights[path] > PAGE_WEIGHT_BUDGET:
+            problems.append(f"{path}: {weights[path]:,} bytes on first load")
         context.close()
     print("\nfirst-load transferred bytes per page:")
     for path, size in weights.items():
