@@ -15,7 +15,7 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
 
 ROOT = Path(__file__).parent
-PYTHON = "3.11"
+PYTHON = None  # the interpreter nox runs on: any Python >= 3.11 (pyproject.toml)
 
 
 def _install(session: nox.Session, extra: str) -> None:

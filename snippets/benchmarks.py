@@ -9,13 +9,12 @@ growth, which overestimates the linear methods) and skips what would exceed the 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +22,7 @@ from torch import Tensor
 
 from snippets.attention import scaled_dot_product_attention
 from snippets.flash import tiled_attention
-from snippets.measure import median_seconds, peak_memory_bytes
+from snippets.measure import cpu_threads, median_seconds, peak_memory_bytes
 from snippets.performer import favor_attention
 from snippets.reformer import lsh_attention, shared_qk_attention
 from snippets.runtime import device
@@ -108,22 +107,6 @@ def implementations(
 
 
 # --8<-- [start:sweep]
-@contextlib.contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Run the body with n intra-op CPU threads (None: as it is), then restore the count.
-
-    On a shared machine, several threads that wait for each other at every operation are
-    slowed down far more than one thread when another process takes a core.
-    """
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclasses.dataclass(frozen=True)
 class Measurement:
     name: str
@@ -148,9 +131,7 @@ def _over_budget(
 ) -> str:
     """Why length n would exceed a budget, predicted from (n_prev, seconds, bytes); or ''."""
     n0, t0, b0 = previous
-    growth = (
-        n / n0
-    ) ** 2  # quadratic: exact for dense attention, pessimistic otherwise
+    growth = (n / n0) ** 2  # quadratic: exact for dense, pessimistic otherwise
     if t0 * growth > max_seconds:
         return f"predicted over {max_seconds:g} s per call"
     if b0 * growth > max_bytes:

@@ -6,13 +6,15 @@ implementations are measured alike.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
-from snippets.runtime import device
+from snippets.runtime import device, device_description
 
 
 def _sync() -> None:
@@ -60,3 +62,36 @@ def peak_memory_bytes(fn: Callable[[], object]) -> int:
         held += e.nbytes()  # positive for an allocation, negative for a free
         peak = max(peak, held)
     return peak
+
+
+# --8<-- [start:threads]
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the body with n intra-op CPU threads (None: as it is), then restore the count.
+
+    On a shared machine, several threads that wait for each other at every operation are
+    slowed down far more than one thread when another process takes a core.
+    """
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def one_cpu_thread() -> contextlib.AbstractContextManager[None]:
+    """Time on one thread when the course runs on the CPU; on a GPU, change nothing."""
+    return cpu_threads(1 if device().type == "cpu" else None)
+
+
+def timing_device() -> str:
+    """Where timings made under one_cpu_thread() ran, for the page that shows them."""
+    if device().type != "cpu":
+        return device_description()
+    cpu = device_description().rsplit(",", 1)[0]  # "CPU: <model name>"
+    return f"{cpu}, 1 thread (of {os.cpu_count()} logical CPUs)"
+
+
+# --8<-- [end:threads]

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from snippets.benchmarks import (
     Measurement,
-    cpu_threads,
     crossover,
     default_lengths,
     differences,
@@ -21,6 +20,7 @@ from snippets.benchmarks import (
     random_qkv,
     sweep,
 )
+from snippets.measure import cpu_threads
 
 # Small settings so that n = 32 and 64 are valid for every method (Reformer needs n to be
 # a multiple of its chunk) and the window covers the whole sequence.

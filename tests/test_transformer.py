@@ -29,21 +29,9 @@ TOL = dict(atol=1e-10, rtol=1e-10)
 SMALL = dict(d_model=32, num_heads=4, d_ff=64, num_layers=2, vocab_size=50, max_len=40)
 
 
-def _torch_encoder_layer(c: TransformerConfig) -> nn.TransformerEncoderLayer:
-    return nn.TransformerEncoderLayer(
-        c.d_model,
-        c.num_heads,
-        c.d_ff,
-        dropout=0.0,
-        activation=c.activation,
-        layer_norm_eps=c.layer_norm_eps,
-        batch_first=True,
-        norm_first=c.norm_first,
-    ).double()
-
-
-def _torch_decoder_layer(c: TransformerConfig) -> nn.TransformerDecoderLayer:
-    return nn.TransformerDecoderLayer(
+def _torch_layer(kind: type[nn.Module], c: TransformerConfig) -> nn.Module:
+    """PyTorch's nn.TransformerEncoderLayer or DecoderLayer configured like ours, float64."""
+    return kind(
         c.d_model,
         c.num_heads,
         c.d_ff,
@@ -90,7 +78,7 @@ CASES = [
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "causal+padding"])
 def test_encoder_layer_equals_torch(gen, opts, masked):
     c = TransformerConfig(**SMALL, **opts)
-    theirs = _torch_encoder_layer(c)
+    theirs = _torch_layer(nn.TransformerEncoderLayer, c)
     ours = encoder_layer_from_torch(theirs)
     assert ours.norm_first == c.norm_first and ours.ff.activation is theirs.activation
     x = torch.randn(2, 9, c.d_model, generator=gen, dtype=torch.float64)
@@ -107,7 +95,7 @@ def test_encoder_layer_equals_torch(gen, opts, masked):
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "causal+padding"])
 def test_decoder_layer_equals_torch(gen, opts, masked):
     c = TransformerConfig(**SMALL, **opts)
-    theirs = _torch_decoder_layer(c)
+    theirs = _torch_layer(nn.TransformerDecoderLayer, c)
     ours = decoder_layer_from_torch(theirs)
     x = torch.randn(2, 7, c.d_model, generator=gen, dtype=torch.float64)
     memory = torch.randn(2, 11, c.d_model, generator=gen, dtype=torch.float64)
@@ -172,9 +160,14 @@ def _torch_stacks(c: TransformerConfig):
         else (lambda: None)
     )
     enc = nn.TransformerEncoder(
-        _torch_encoder_layer(c), c.num_layers, norm=norm(), enable_nested_tensor=False
+        _torch_layer(nn.TransformerEncoderLayer, c),
+        c.num_layers,
+        norm=norm(),
+        enable_nested_tensor=False,
     )
-    dec = nn.TransformerDecoder(_torch_decoder_layer(c), c.num_layers, norm=norm())
+    dec = nn.TransformerDecoder(
+        _torch_layer(nn.TransformerDecoderLayer, c), c.num_layers, norm=norm()
+    )
     for layer in [
         *enc.layers,
         *dec.layers,

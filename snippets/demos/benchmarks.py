@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import platform
 
 import torch
@@ -18,8 +17,9 @@ from snippets.benchmarks import (
     markdown_table,
     sweep,
 )
+from snippets.measure import timing_device
 from snippets.plotting import COLORS, figure
-from snippets.runtime import device, device_description, measured
+from snippets.runtime import device, measured
 
 SETTINGS = dict(batch=1, heads=1, d=64, repeats=5, warmup=1, max_seconds=2.0)
 SWEEP_THREADS = 1  # on the CPU: steadier timings when other work shares the cores
@@ -54,14 +54,6 @@ def results() -> tuple[Measurement, ...]:
     )
 
 
-def machine() -> str:
-    """The device, and on the CPU the threads the sweep used of those present."""
-    if device().type == "cuda":
-        return device_description()
-    cpu = device_description().rsplit(",", 1)[0]  # "CPU: <model name>"
-    return f"{cpu}, {SWEEP_THREADS} thread (of {os.cpu_count()} logical CPUs)"
-
-
 def _by_name() -> dict[str, list[Measurement]]:
     out: dict[str, list[Measurement]] = {}
     for m in results():
@@ -94,7 +86,9 @@ def _plot(field: str, scale: float, ylabel: str, title: str):
 
 @measured
 def time_figure():
-    return _plot("seconds", 1e3, "median time per call (ms)", f"time — {machine()}")
+    return _plot(
+        "seconds", 1e3, "median time per call (ms)", f"time — {timing_device()}"
+    )
 
 
 @measured
@@ -103,7 +97,7 @@ def memory_figure():
         "peak_bytes",
         1 / 2**20,
         "peak memory (MiB)",
-        f"peak memory — {machine()}",
+        f"peak memory — {timing_device()}",
     )
 
 
@@ -120,7 +114,7 @@ def memory_table() -> str:
 def environment() -> str:
     s = SETTINGS
     return (
-        f"**Measured on** {machine()} · PyTorch {torch.__version__} · "
+        f"**Measured on** {timing_device()} · PyTorch {torch.__version__} · "
         + (
             f"{torch.get_num_threads()} CPU threads · "
             if device().type == "cuda"
@@ -201,6 +195,7 @@ def headline() -> dict[str, str]:
     skipped = [m for m in by_name[dense] if m.skipped]
     values: dict[str, str] = {
         "n_min": f"{default_lengths()[0]:,}",
+        "always_up_to": f"{ALWAYS_UP_TO:,}",
         "n_max": f"{default_lengths()[-1]:,}",
         "n_dense": f"{n_dense:,}",
         "dense_mib": f"{at[dense].peak_bytes / 2**20:.0f}",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator
 
 import torch
 from matplotlib.colors import LinearSegmentedColormap, to_rgba
@@ -16,30 +14,19 @@ from snippets.families import (
     counted_multiply_adds,
     topk_attention,
 )
-from snippets.measure import median_seconds, peak_memory_bytes
+from snippets.measure import (
+    median_seconds,
+    one_cpu_thread,
+    peak_memory_bytes,
+    timing_device,
+)
 from snippets.plotting import COLORS, figure
-from snippets.runtime import device, device_description, measured
+from snippets.runtime import device, measured
 
 TOP_K = 8  # the k of top-k in the cost table and the timings
 D = 64  # query/key/value width in the cost table and the timings
 COST_NS = [256, 1_024, 4_096, 16_384, 65_536]
 FIG_K = 4  # the k of the weights figure
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[str]:
-    """Time on one CPU thread, and yield the device's name as measured.
-
-    On a machine shared with other jobs, a multi-threaded operator waits for its
-    slowest thread, and timings of a millisecond swell a hundredfold. One thread
-    keeps the ratios between implementations meaningful; the count is restored.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield device_description().replace(" 1 threads", " 1 thread")
-    finally:
-        torch.set_num_threads(before)
 
 
 def _ramp(color: str) -> LinearSegmentedColormap:
@@ -141,7 +128,8 @@ def _timings() -> dict[str, float | str]:
     k = torch.randn(T_KEYS, D, generator=gen).to(dev)
     v = torch.randn(T_KEYS, D, generator=gen).to(dev)
     scores = q @ k.T / D**0.5
-    with one_thread() as where:
+    where = timing_device()
+    with one_cpu_thread():
         return {
             "soft": median_seconds(
                 lambda: scaled_dot_product_attention(q, k, v), repeats=7
@@ -199,7 +187,7 @@ def additive_vs_dot_table() -> str:
         "| additive: peak memory | dot product: peak memory |",
         "| ---: | ---: | ---: | ---: | ---: |",
     ]
-    with torch.no_grad(), one_thread():
+    with torch.no_grad(), one_cpu_thread():
         for n in A_NS:
             x = torch.randn(n, A_HIDDEN, generator=gen).to(dev)
             row = [f"| {n:,} "]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from snippets.attention import scaled_dot_product_attention
 from snippets.flash import tiled_attention
-from snippets.measure import median_seconds, peak_memory_bytes
+from snippets.measure import (
+    median_seconds,
+    one_cpu_thread,
+    peak_memory_bytes,
+    timing_device,
+)
 from snippets.plotting import COLORS, figure
 from snippets.runtime import device, device_description, measured
 
@@ -180,7 +182,7 @@ def backends() -> str:
 @functools.cache
 def _speed() -> dict[str, float]:
     q, k, v = _qkv(N_SPEED, seed=1)
-    with torch.no_grad(), _one_cpu_thread():
+    with torch.no_grad(), one_cpu_thread():
         return {
             name: median_seconds(
                 functools.partial(fn, q, k, v), repeats=SPEED_REPEATS, warmup=1
@@ -202,25 +204,6 @@ def speed_table() -> str:
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def _one_cpu_thread() -> Iterator[None]:
-    """Time on one CPU thread, as chapter 14 does: steadier when other work shares the cores."""
-    before = torch.get_num_threads()
-    if device().type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _machine() -> str:
-    if device().type == "cuda":
-        return device_description()
-    cpu = device_description().rsplit(",", 1)[0]  # "CPU: <model name>"
-    return f"{cpu}, 1 thread (of {os.cpu_count()} logical CPUs)"
-
-
 def _as_long_as(ratio: float) -> str:
     """'3.2 times as long as' or, should the build machine say so, '1.5 times faster than'."""
     if ratio >= 1:
@@ -235,7 +218,7 @@ def speed_numbers() -> dict[str, str]:
     return {
         "n": f"{N_SPEED:,}",
         "repeats": str(SPEED_REPEATS),
-        "device": _machine(),
+        "device": timing_device(),
         "keys_vs_fused": _as_long_as(keys / fused),
         "tiles_vs_fused": _as_long_as(tiles / fused),
         "dense_vs_fused": _as_long_as(dense / fused),

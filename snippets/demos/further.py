@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -23,7 +21,7 @@ from snippets.further import (
     skew,
     ssm_matrix,
 )
-from snippets.measure import median_seconds
+from snippets.measure import median_seconds, one_cpu_thread, timing_device
 from snippets.plotting import COLORS, figure
 from snippets.runtime import device, measured
 
@@ -131,17 +129,6 @@ def _smooth_signals(batch: int, g: torch.Generator) -> torch.Tensor:
     return F.conv1d(noise, (kernel / kernel.norm()).view(1, 1, -1)).transpose(1, 2)
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one CPU thread, which avoids the cost of waking the others each op."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @functools.cache
 def _train_deformable() -> tuple[
     DeformableAttention1d, list[torch.Tensor], list[float]
@@ -154,7 +141,7 @@ def _train_deformable() -> tuple[
     reference = torch.arange(8, N_SIGNAL - 16.0).expand(16, -1)  # (16, n_q)
     query = torch.ones(16, reference.size(1), 1)  # the same question everywhere
     history, losses = [], []
-    with _one_thread():
+    with one_cpu_thread():
         for _ in range(120):
             v = _smooth_signals(16, g)
             target = linear_sample(v, reference + SHIFT)
@@ -289,7 +276,7 @@ def _cost() -> dict[str, list[float]]:
     d, n_state = 16, 16
     rows: dict[str, list[float]] = {key: [] for key in COST_LABELS}
     # small tensors: one thread gives steadier timings on a busy CPU
-    with _one_thread():
+    with one_cpu_thread():
         for n in COST_LENGTHS:
             a = torch.rand(1, n, d, n_state, generator=g).to(dev)
             b = torch.randn(1, n, d, n_state, generator=g).to(dev)
@@ -306,11 +293,6 @@ def _cost() -> dict[str, list[float]]:
     return rows
 
 
-def _where() -> str:
-    dev = device()
-    return "one CPU thread" if dev.type == "cpu" else f"on {dev.type}"
-
-
 @measured
 def ssm_cost_figure():
     """Wall time against n: recurrent loop, parallel scan, and softmax attention."""
@@ -325,7 +307,7 @@ def ssm_cost_figure():
         yscale="log",
         xlabel="sequence length n",
         ylabel="median time (ms)",
-        title=f"16 channels, state 16; {_where()}",
+        title=f"16 channels, state 16; {timing_device()}",
     )
     ax.set_xticks(COST_LENGTHS, [str(n) for n in COST_LENGTHS])
     ax.minorticks_off()

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from snippets.attention import scaled_dot_product_attention
-from snippets.measure import median_seconds
+from snippets.measure import median_seconds, one_cpu_thread, timing_device
 from snippets.performer import (
     favor_attention,
     kernel_estimates,
@@ -17,7 +17,7 @@ from snippets.performer import (
     relative_error,
 )
 from snippets.plotting import COLORS, figure
-from snippets.runtime import device, device_description, measured
+from snippets.runtime import device, measured
 
 D = 64  # head width in every demo of this chapter
 N_ERR = 128  # sequence length of the accuracy demos
@@ -203,15 +203,9 @@ def _timings() -> tuple[dict[str, list[float]], str]:
     thread keeps the two methods comparable when it is. The thread count is restored after.
     """
     g = torch.Generator().manual_seed(3)
-    threads = torch.get_num_threads()
-    if device().type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with one_cpu_thread():
         rows = [_time_one(n, g) for n in TIME_N]
-        machine = device_description().replace(" 1 threads", " 1 thread")
-    finally:
-        torch.set_num_threads(threads)
-    return {key: [row[key] for row in rows] for key in rows[0]}, machine
+    return {key: [row[key] for row in rows] for key in rows[0]}, timing_device()
 
 
 def crossover(ns: list[int], slow: list[float], fast: list[float]) -> float | None:

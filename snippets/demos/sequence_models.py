@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator
 
 import torch
 
-from snippets.measure import median_seconds
+from snippets.measure import median_seconds, one_cpu_thread, timing_device
 from snippets.plotting import COLORS, figure
-from snippets.runtime import device, device_description, measured
+from snippets.runtime import device, measured
 from snippets.sequence_models import (
     KINDS,
     LSTM,
@@ -35,31 +33,12 @@ NAMES = {"recurrent": "tanh RNN", "convolution": "1-D convolution (k = 3)"}
 NAMES["self-attention"] = "self-attention"
 
 
-@contextlib.contextmanager
-def _one_cpu_thread() -> Iterator[None]:
-    """On the CPU, use one thread: timings then do not depend on who else shares the cores."""
-    before = torch.get_num_threads()
-    if device().type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _where() -> str:
-    if device().type == "cpu":  # "CPU: <model name>, <n> threads"
-        name = device_description().split(",")[0].removeprefix("CPU: ")
-        return f"CPU {name}, one thread"
-    return device_description()
-
-
 @functools.cache
 def _timings() -> dict[str, list[float]]:
     """Median seconds of one forward pass per layer kind and length, batch of one sequence."""
     g = torch.Generator().manual_seed(0)
     out: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    with _one_cpu_thread(), torch.inference_mode():
+    with one_cpu_thread(), torch.inference_mode():
         torch.manual_seed(0)
         layers = {k: make_layer(k, WIDTH, KERNEL).to(device()) for k in KINDS}
         for n in LENGTHS:
@@ -88,7 +67,7 @@ def timing_figure():
         yscale="log",
         xlabel="sequence length $n$",
         ylabel="milliseconds per forward pass",
-        title=f"width $d$ = {WIDTH}, one sequence; {_where()}",
+        title=f"width $d$ = {WIDTH}, one sequence; {timing_device()}",
     )
     ax.set_xticks(LENGTHS, [str(n) for n in LENGTHS])
     ax.title.set_fontsize(8.5)
@@ -133,7 +112,7 @@ def timing_numbers() -> dict[str, str]:
         return t[kind][i] / t[kind][j]
 
     return {
-        "where": _where(),
+        "where": timing_device(),
         "crossover": _crossover(t["self-attention"], t["recurrent"]),
         "n_min": str(LENGTHS[0]),
         "n_max": str(LENGTHS[-1]),
@@ -200,7 +179,7 @@ def _reach() -> dict[str, torch.Tensor]:
     """
     g = torch.Generator().manual_seed(1)
     runs: dict[str, list[torch.Tensor]] = {}
-    with _one_cpu_thread():
+    with one_cpu_thread():
         for seed in range(REACH_SEEDS):
             x = torch.randn(REACH_N, REACH_D, generator=g, dtype=torch.float64)
             for name, model in _reach_models(seed).items():

@@ -3,19 +3,22 @@ measured time and memory of banded attention against dense attention."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Iterator
 
 import torch
 from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.ticker import NullLocator
 
 from snippets.attention import scaled_dot_product_attention
-from snippets.measure import median_seconds, peak_memory_bytes
+from snippets.measure import (
+    median_seconds,
+    one_cpu_thread,
+    peak_memory_bytes,
+    timing_device,
+)
 from snippets.plotting import COLORS, figure
-from snippets.runtime import device, device_description, measured
+from snippets.runtime import device, measured
 from snippets.sparse import (
     bigbird_mask,
     fixed_mask,
@@ -27,22 +30,6 @@ from snippets.sparse import (
 )
 
 N_DRAW = 64
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[str]:
-    """Time on one CPU thread, and yield the device's name as measured.
-
-    On a machine shared with other jobs, a multi-threaded operator waits for its
-    slowest thread, and timings of a millisecond swell a hundredfold. One thread
-    keeps the ratios between implementations meaningful; the count is restored.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield device_description().replace(" 1 threads", " 1 thread")
-    finally:
-        torch.set_num_threads(before)
 
 
 def _cells(color: str) -> ListedColormap:
@@ -141,7 +128,8 @@ def _benchmark() -> tuple[list[dict[str, float]], str]:
     gen = torch.Generator().manual_seed(13)
     dev = device()
     rows = []
-    with one_thread() as where:
+    where = timing_device()
+    with one_cpu_thread():
         for n in BENCH_NS:
             q, k, v = (
                 torch.randn(1, 1, n, BENCH_D, generator=gen).to(dev) for _ in range(3)
