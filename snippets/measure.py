@@ -64,7 +64,6 @@ def peak_memory_bytes(fn: Callable[[], object]) -> int:
     return peak
 
 
-# --8<-- [start:threads]
 @contextlib.contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:
     """Run the body with n intra-op CPU threads (None: as it is), then restore the count.
@@ -92,6 +91,3 @@ def timing_device() -> str:
         return device_description()
     cpu = device_description().rsplit(",", 1)[0]  # "CPU: <model name>"
     return f"{cpu}, 1 thread (of {os.cpu_count()} logical CPUs)"
-
-
-# --8<-- [end:threads]

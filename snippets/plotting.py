@@ -60,6 +60,17 @@ def figure(
     return fig, axes
 
 
+# The rcParams that colour text, spines and ticks.
+TEXT_AND_AXES = (
+    "text.color",
+    "axes.labelcolor",
+    "axes.titlecolor",
+    "axes.edgecolor",
+    "xtick.color",
+    "ytick.color",
+)
+
+
 def notebook_style() -> None:
     """The house style adapted to a lab notebook's inline figures.
 
@@ -69,11 +80,7 @@ def notebook_style() -> None:
     grey = "#808080"
     plt.rcParams.update(
         {
-            **{
-                key: grey
-                for key in ("text.color", "axes.labelcolor", "axes.titlecolor")
-            },
-            **{key: grey for key in ("axes.edgecolor", "xtick.color", "ytick.color")},
+            **dict.fromkeys(TEXT_AND_AXES, grey),
             "grid.color": "#80808055",
             "figure.facecolor": "none",
             "savefig.facecolor": "none",

@@ -68,8 +68,7 @@ def patch_figure():
     fig, (ax_img, ax_seq) = figure(
         nrows=2, width=6.4, height=7.6, gridspec_kw={"height_ratios": [5, 1]}
     )
-    # The 224 x 224 pixels themselves, not a resampled copy: a smaller SVG, sharp pixels.
-    ax_img.imshow(image.permute(1, 2, 0).numpy(), interpolation="none")
+    ax_img.imshow(image.permute(1, 2, 0).numpy())
     for k in range(1, n_side):
         ax_img.axhline(k * PATCH - 0.5, color="#ffffff", linewidth=0.8)
         ax_img.axvline(k * PATCH - 0.5, color="#ffffff", linewidth=0.8)
