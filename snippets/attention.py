@@ -59,24 +59,28 @@ def softmax_statistics(
 ) -> dict[str, float]:
     """How peaked softmax over n_keys random scores is, with or without dividing by sqrt(d_k).
 
-    Returns the mean largest weight, the mean entropy (in nats; log(n_keys) is uniform)
-    and the median Frobenius norm of the softmax Jacobian diag(p) - p p^T, the factor by
-    which every gradient reaching the scores through the softmax is multiplied.
+    Returns the mean largest weight, the mean entropy (in nats; log(n_keys) is uniform),
+    and two median Frobenius norms: of the softmax Jacobian J = dp/ds = diag(p) - p p^T,
+    and of dp/dq = J K / c, the Jacobian that carries a gradient back to the query
+    (s = K q / c with c = sqrt(d_k) when scaled, c = 1 when not).
     """
     q = torch.randn(n_queries, d_k, generator=generator, dtype=torch.float64)
     k = torch.randn(n_keys, d_k, generator=generator, dtype=torch.float64)
-    scores = q @ k.T  # (n_queries, n_keys), each entry has variance d_k
-    if scaled:
-        scores = scores / math.sqrt(d_k)  # variance 1 whatever d_k
-    p = torch.softmax(scores, dim=-1)
+    c = math.sqrt(d_k) if scaled else 1.0  # scaled: score variance 1 whatever d_k
+    p = torch.softmax(q @ k.T / c, dim=-1)  # (n_queries, n_keys)
     entropy = -(p * torch.log(p.clamp_min(1e-300))).sum(dim=-1)
-    jacobian = torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(
-        -2
-    )  # (n_queries, n_keys, n_keys)
+    # Row j of J = diag(p) - p p^T is p_j (e_j - p); row j of J K / c is p_j (k_j - p K) / c.
+    # Their norms need distances only, (n_queries, n_keys), computed as differences
+    # (no cancelling |a|^2 - 2 a.b + |b|^2): accurate when J is tiny.
+    exact = "donot_use_mm_for_euclid_dist"
+    eye = torch.eye(n_keys, dtype=p.dtype)
+    ds = p * torch.cdist(p, eye, compute_mode=exact)  # row norms of dp/ds
+    dq = p * torch.cdist(p @ k, k, compute_mode=exact) / c  # row norms of dp/dq
     return {
         "max_weight": p.max(dim=-1).values.mean().item(),
         "entropy": entropy.mean().item(),
-        "jacobian_norm": torch.linalg.matrix_norm(jacobian).median().item(),
+        "jacobian_norm": ds.norm(dim=-1).median().item(),  # Frobenius norms
+        "query_gradient_norm": dq.norm(dim=-1).median().item(),
     }
 
 

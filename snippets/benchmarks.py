@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import statistics
 import time
 from collections.abc import Callable
 
@@ -22,7 +21,14 @@ from torch import Tensor
 
 from snippets.attention import scaled_dot_product_attention
 from snippets.flash import tiled_attention
-from snippets.measure import cpu_threads, median_seconds, peak_memory_bytes
+from snippets.measure import (
+    Ratio,
+    Timings,
+    compare,
+    cpu_threads,
+    minor_page_faults,
+    peak_memory_bytes,
+)
 from snippets.performer import favor_attention
 from snippets.reformer import lsh_attention, shared_qk_attention
 from snippets.runtime import device
@@ -40,12 +46,13 @@ class Implementation:
     fn: Attention  # (B, H, N, d) x 3 -> (B, H, N, d_v)
     computes: str  # what its output is, in words
     reference: Attention  # the exact O(N^2) computation of the same quantity
+    multiply_adds: Callable[[int, int], float]  # (N, d) -> the count of the model
 
 
 def implementations(
     window: int = 128,  # sliding window: |i - j| <= window
     num_features: int = 256,  # Performer: random features m
-    chunk_size: int = 64,  # Reformer: chunk length; buckets = N / chunk_size
+    chunk_size: int = 64,  # Reformer: chunk length; buckets = 2 N / chunk_size
     num_rounds: int = 2,  # Reformer: hash rounds
     block_size: int = 256,  # tiled: keys per tile
     seed: int = 0,  # random features and hash rotations
@@ -65,40 +72,65 @@ def implementations(
 
     def reformer(q: Tensor, k: Tensor, v: Tensor) -> Tensor:  # shared QK: k is unused
         g = torch.Generator().manual_seed(seed)
-        buckets = max(2, q.size(-2) // chunk_size)  # about one chunk per bucket
+        buckets = max(2, 2 * q.size(-2) // chunk_size)  # the paper's: 2 N / chunk
         return lsh_attention(q, v, buckets, num_rounds, chunk_size, generator=g)
 
     def reformer_reference(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         return shared_qk_attention(q, v)
 
+    def exact(n: int, d: int) -> float:  # scores and weighted sum
+        return 2 * n * n * d
+
+    def banded(n: int, d: int) -> float:  # the same, over 2w + 1 keys per query
+        return 2 * n * (2 * window + 1) * d
+
+    def features(
+        n: int, d: int
+    ) -> float:  # project q and k, then K'^T V and Q'(K'^T V)
+        return 4 * n * num_features * d
+
+    def hashed(n: int, d: int) -> float:  # per round: rotate, sort, attend to 2 chunks
+        buckets = max(2, 2 * n // chunk_size)
+        return num_rounds * (
+            n * d * buckets / 2 + n * math.log2(n) + 4 * n * chunk_size * d
+        )
+
     return [
-        Implementation("dense (ours)", dense, "exact attention", dense),
+        Implementation("dense (ours)", dense, "exact attention", dense, exact),
         Implementation(
-            "PyTorch fused", F.scaled_dot_product_attention, "exact attention", dense
+            "PyTorch fused",
+            F.scaled_dot_product_attention,
+            "exact attention",
+            dense,
+            exact,
         ),
         Implementation(
             f"tiled, blocks of {block_size}",
             lambda q, k, v: tiled_attention(q, k, v, block_size),
             "exact attention",
             dense,
+            exact,
         ),
         Implementation(
             f"sliding window ±{window}",
             lambda q, k, v: sliding_window_attention(q, k, v, window),
             f"exact attention over the keys at most {window} positions away",
             window_reference,
+            banded,
         ),
         Implementation(
             f"Performer, m = {num_features}",
             performer,
             "random-feature estimate of attention",
             dense,
+            features,
         ),
         Implementation(
             f"Reformer, {num_rounds} rounds",
             reformer,
             f"shared-QK attention within hash buckets (chunks of {chunk_size})",
             reformer_reference,
+            hashed,
         ),
     ]
 
@@ -114,16 +146,17 @@ class Measurement:
     seconds: float | None  # median time per call; None if skipped
     peak_bytes: int | None  # peak memory of tensors allocated by one call
     skipped: str = ""  # why it was not measured
+    times: tuple[float, ...] = ()  # every round's time, for intervals
+    page_faults: int | None = None  # minor page faults of one call (Linux)
 
 
 def random_qkv(
-    n: int, batch: int, heads: int, d: int, seed: int
+    n: int, batch: int, heads: int, d: int, seed: int, scale: float = 1.0
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Standard normal q, k, v of shape (batch, heads, n, d) on the course's device."""
+    """q, k with N(0, scale^2) components and v with N(0, 1), each (batch, heads, n, d)."""
     g = torch.Generator().manual_seed(seed)
-    return tuple(  # type: ignore[return-value]
-        torch.randn(batch, heads, n, d, generator=g).to(device()) for _ in range(3)
-    )
+    q, k, v = (torch.randn(batch, heads, n, d, generator=g) for _ in range(3))
+    return q.mul(scale).to(device()), k.mul(scale).to(device()), v.to(device())
 
 
 def _over_budget(
@@ -145,7 +178,7 @@ def sweep(
     batch: int = 1,
     heads: int = 1,
     d: int = 64,
-    repeats: int = 5,
+    rounds: int = 5,
     warmup: int = 1,
     max_seconds: float = 1.0,  # per call, predicted; over it the length is skipped
     max_bytes: int = 2**30,  # peak memory, predicted
@@ -154,42 +187,56 @@ def sweep(
     threads: int | None = None,  # CPU threads during the sweep; None: leave as is
     seed: int = 0,
 ) -> list[Measurement]:
-    """Median time and peak memory of every implementation at every length, in one run.
+    """Time and peak memory of every implementation at every length.
 
-    The prediction for the next length is the fastest call at the previous one times
-    (n / n_prev)^2: the fastest call is the one least disturbed by other work on the
-    machine. A skipped implementation stays skipped at the larger lengths.
+    At each length the implementations still within budget are timed together by
+    `compare`, in interleaved rounds. The prediction for the next length is the fastest
+    call at this one times (n / n_prev)^2; a skipped implementation stays skipped.
     """
     start = time.perf_counter()
     results: list[Measurement] = []
     last: dict[str, tuple[int, float, int]] = {}  # name -> (n, fastest s, bytes)
     stopped: dict[str, str] = {}
-    with cpu_threads(threads):
-        for n in lengths:
-            q, k, v = random_qkv(n, batch, heads, d, seed + n)
-            for impl in impls:
-                reason = stopped.get(impl.name, "")
-                spent = time.perf_counter() - start
-                if not reason and n > always_up_to and spent > max_total_seconds:
-                    reason = f"sweep's {max_total_seconds:g} s spent"
-                if not reason and impl.name in last:
-                    reason = _over_budget(last[impl.name], n, max_seconds, max_bytes)
-                if reason:
-                    stopped[impl.name] = reason
-                    results.append(Measurement(impl.name, n, None, None, reason))
-                    continue
-                with torch.no_grad():
-                    call = functools.partial(impl.fn, q, k, v)
-                    peak = peak_memory_bytes(call)
-                    # One call per median_seconds (the first after the warm-up): every time kept.
-                    times = [
-                        median_seconds(call, repeats=1, warmup=warmup if i == 0 else 0)
-                        for i in range(repeats)
-                    ]
-                last[impl.name] = (n, min(times), peak)
+    for n in lengths:
+        q, k, v = random_qkv(n, batch, heads, d, seed + n)
+        calls, peaks, faults = {}, {}, {}
+        for impl in impls:
+            reason = stopped.get(impl.name, "")
+            spent = time.perf_counter() - start
+            if not reason and n > always_up_to and spent > max_total_seconds:
+                reason = f"sweep's {max_total_seconds:g} s spent"
+            if not reason and impl.name in last:
+                reason = _over_budget(last[impl.name], n, max_seconds, max_bytes)
+            if reason:
+                stopped[impl.name] = reason
+                continue
+            calls[impl.name] = functools.partial(impl.fn, q, k, v)
+        if not calls:
+            timings = None
+        else:
+            with torch.no_grad(), cpu_threads(threads):
+                for name, call in calls.items():
+                    peaks[name] = peak_memory_bytes(call)
+                    faults[name] = minor_page_faults(call)
+                timings = compare(calls, rounds=rounds, warmup=warmup, threads=threads)
+        for impl in impls:
+            if timings is None or impl.name not in calls:
                 results.append(
-                    Measurement(impl.name, n, statistics.median(times), peak)
+                    Measurement(impl.name, n, None, None, stopped[impl.name])
                 )
+                continue
+            times = tuple(timings.seconds[impl.name])
+            last[impl.name] = (n, min(times), peaks[impl.name])
+            results.append(
+                Measurement(
+                    impl.name,
+                    n,
+                    timings.median(impl.name),
+                    peaks[impl.name],
+                    times=times,
+                    page_faults=faults[impl.name],
+                )
+            )
     return results
 
 
@@ -203,14 +250,15 @@ def default_lengths() -> list[int]:
 
 
 def differences(
-    impls: list[Implementation], n: int, d: int = 64, seed: int = 1
+    impls: list[Implementation], n: int, d: int = 64, seed: int = 1, scale: float = 1.0
 ) -> dict[str, tuple[float, float]]:
     """(largest |output - reference|, ||output - reference|| / ||reference||) of each
-    implementation on standard normal inputs, Frobenius norms over the whole output.
+    implementation, Frobenius norms over the whole output, for q and k with components
+    of standard deviation `scale` (the larger, the more peaked the attention).
 
     The reference runs in float64, so that the exact methods show their float32 rounding.
     """
-    q, k, v = random_qkv(n, 1, 1, d, seed)
+    q, k, v = random_qkv(n, 1, 1, d, seed, scale)
     out = {}
     with torch.no_grad():
         for impl in impls:
@@ -223,28 +271,27 @@ def differences(
     return out
 
 
-def log_log_slope(points: list[tuple[int, float]]) -> float:
-    """Least-squares slope of log(value) against log(n): 1 for linear, 2 for quadratic."""
-    x = torch.tensor([math.log(n) for n, _ in points], dtype=torch.float64)
-    y = torch.tensor([math.log(v) for _, v in points], dtype=torch.float64)
-    x, y = x - x.mean(), y - y.mean()
-    return float((x * y).sum() / (x * x).sum())
-
-
 def crossover(
     results: list[Measurement], name: str, baseline: str
 ) -> tuple[int | None, int | None]:
     """(first n from which `name` is faster than `baseline` at every larger measured n,
-    largest n at which both were measured). None when it never becomes faster."""
-    t = {(m.name, m.n): m.seconds for m in results if m.seconds is not None}
-    common = sorted(n for (nm, n) in t if nm == name and (baseline, n) in t)
+    largest n at which both were measured). Faster means the 95% interval of the
+    time ratio lies above 1; None when that never lasts to the longest length."""
+    by = {(m.name, m.n): m for m in results if m.seconds is not None}
+    common = sorted(n for (nm, n) in by if nm == name and (baseline, n) in by)
     first = None
     for n in reversed(common):
-        if t[(name, n)] < t[(baseline, n)]:
+        if ratio(by[(baseline, n)], by[(name, n)]).low > 1:
             first = n
         else:
             break
     return first, (common[-1] if common else None)
+
+
+def ratio(slow: Measurement, fast: Measurement) -> Ratio:
+    """`slow`'s time over `fast`'s at one length, round by round, with its 95% interval."""
+    t = Timings({"slow": slow.times, "fast": fast.times}, "", 0, 0.0, 0.0)
+    return t.ratio("slow", "fast")
 
 
 def markdown_table(

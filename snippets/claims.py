@@ -11,8 +11,13 @@ import math
 import torch
 from torch import Tensor, nn
 
+from snippets.attention import scaled_dot_product_attention
+from snippets.families import counted_multiply_adds
+from snippets.flash import tiled_attention
 from snippets.multihead import MultiHeadAttention
 from snippets.qkv import worked_example
+from snippets.reformer import lsh_attention
+from snippets.sparse import sliding_window_attention, sliding_window_mask
 
 # --8<-- [start:worked-example-data]
 # A widely copied 3x3 example: token embeddings X and projections W_Q = W_V = X.
@@ -99,3 +104,56 @@ BLEU = {
     ("base", "English-French"): 38.1,
     ("big", "English-French"): 41.8,
 }
+
+
+# Part II: what the cheaper attentions cost, counted by PyTorch rather than timed.
+
+
+def mask_and_band_multiply_adds(
+    n: int = 512, window: int = 32, d: int = 32
+) -> dict[str, int]:
+    """Multiply-adds of one head of dense attention without and with a sliding-window mask,
+    and of chapter 10's banded function, which skips the masked pairs."""
+    g = torch.Generator().manual_seed(10)
+    q, k, v = (torch.randn(1, 1, n, d, generator=g) for _ in range(3))
+    mask = sliding_window_mask(n, window)
+    attention = scaled_dot_product_attention
+    return {
+        "dense": counted_multiply_adds(lambda: attention(q, k, v)),
+        "masked": counted_multiply_adds(lambda: attention(q, k, v, mask)),
+        "banded": counted_multiply_adds(
+            lambda: sliding_window_attention(q, k, v, window)
+        ),
+    }
+
+
+def lsh_multiply_adds(
+    lengths: tuple[int, ...] = (1_024, 2_048, 4_096),
+    chunk: int = 32,
+    d: int = 32,
+    buckets: int = 8,
+) -> dict[str, list[int]]:
+    """Multiply-adds of one round of chapter 12's LSH attention at each length: with a
+    fixed number of buckets, and with as many buckets as chunks (N / chunk)."""
+    g = torch.Generator().manual_seed(12)
+    counts: dict[str, list[int]] = {"fixed": [], "scaled": []}
+    for n in lengths:
+        qk, v = torch.randn(1, n, d, generator=g), torch.randn(1, n, d, generator=g)
+        for key, n_b in (("fixed", buckets), ("scaled", n // chunk)):
+            counts[key].append(
+                counted_multiply_adds(
+                    lambda qk=qk, v=v, n_b=n_b: lsh_attention(
+                        qk, v, n_b, 1, chunk, generator=torch.Generator().manual_seed(0)
+                    )
+                )
+            )
+    return counts
+
+
+def tiled_attention_difference(dtype: torch.dtype = torch.float64) -> float:
+    """Largest difference between chapter 13's tiled attention (FlashAttention's algorithm)
+    and PyTorch's attention, for a length that is not a multiple of the blocks."""
+    g = torch.Generator().manual_seed(13)
+    q, k, v = (torch.randn(1, 1, 500, 32, generator=g, dtype=dtype) for _ in range(3))
+    ours = tiled_attention(q, k, v, 128, query_block_size=100)
+    return max_abs(ours, torch.nn.functional.scaled_dot_product_attention(q, k, v))

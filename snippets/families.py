@@ -1,5 +1,6 @@
-"""Attention families: how a score is computed (additive or dot product) and how the
-weights are spread (soft over every key, or hard over the top k), with what each costs.
+"""Attention families: how a score is computed (additive or dot product), how the
+weights are spread (soft over every key, or hard over the top k) and which keys are
+candidates (all of them, or a local window), with what each costs.
 
 Shapes follow the course convention `(..., N, d)`; masks are boolean, True = may attend.
 """
@@ -124,6 +125,71 @@ def topk_attention(
 
 
 # --8<-- [end:topk]
+
+
+# --8<-- [start:local]
+def local_attention(
+    q: Tensor,  # (..., n_q, d_k)
+    k: Tensor,  # (..., n_k, d_k)
+    v: Tensor,  # (..., n_k, d_v)
+    centres: Tensor,  # (..., n_q): the aligned source position p_t of each query
+    window: int,  # w: the window is round(p_t) - w, ..., round(p_t) + w
+    gaussian: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """Local attention (Luong et al., 2015, section 3.2).
+
+    Query t gathers only the 2w + 1 keys around round(p_t), dropping those
+    outside 0..n_k - 1, and takes the softmax of their scores. With `gaussian`
+    (local-p) the weights are then multiplied by exp(-(s - p_t)^2 / (2 sigma^2)),
+    sigma = w / 2, and not renormalised, as in the paper. Local-m is
+    centres = t, gaussian=False. Cost per query: (2w + 1)(d_k + d_v)
+    multiply-adds, whatever n_k is.
+
+    Returns the output (..., n_q, d_v) and the weights spread back over all keys
+    (..., n_q, n_k), zero outside the window.
+    """
+    if not isinstance(window, int):
+        raise TypeError(f"window must be an int, got {type(window).__name__}")
+    if window < 0 or (gaussian and window == 0):  # sigma = window / 2 must be > 0
+        raise ValueError(f"window must be >= {int(gaussian)}, got {window}")
+    if centres.shape != q.shape[:-1]:
+        raise ValueError(f"centres must have shape {tuple(q.shape[:-1])}")
+    n_k = k.size(-2)
+    offsets = torch.arange(-window, window + 1, device=q.device)
+    pos = centres.round().long().unsqueeze(-1) + offsets  # (..., n_q, 2w + 1)
+    inside = (pos >= 0) & (pos < n_k)
+    idx = pos.clamp(0, n_k - 1)  # outside keys: any index, masked below
+
+    def window_rows(x: Tensor) -> Tensor:  # (..., n_k, e) -> (..., n_q, 2w + 1, e)
+        rows = x.unsqueeze(-3).expand(*idx.shape[:-1], *x.shape[-2:])
+        return rows.gather(-2, idx.unsqueeze(-1).expand(*idx.shape, x.size(-1)))
+
+    k_win, v_win = window_rows(k), window_rows(v)
+    scores = (q.unsqueeze(-2) @ k_win.transpose(-2, -1)).squeeze(-2)  # (.., n_q, 2w+1)
+    scores = (scores / math.sqrt(q.size(-1))).masked_fill(~inside, float("-inf"))
+    w = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # a window off the source: 0
+    if gaussian:
+        sigma = window / 2
+        w = w * torch.exp(-((pos - centres.unsqueeze(-1)) ** 2) / (2 * sigma**2))
+    out = (w.unsqueeze(-2) @ v_win).squeeze(-2)  # (..., n_q, d_v)
+    weights = q.new_zeros(*q.shape[:-1], n_k).scatter_add(-1, idx, w)
+    return out, weights
+
+
+class PredictiveAlignment(nn.Module):
+    """Luong et al.'s local-p centre: p_t = n_k * sigmoid(v_p^T tanh(W_p h_t)),
+    a learned position in [0, n_k] for each decoder state h_t."""
+
+    def __init__(self, d_model: int, d_hidden: int) -> None:
+        super().__init__()
+        self.W_p = nn.Linear(d_model, d_hidden, bias=False)
+        self.v_p = nn.Linear(d_hidden, 1, bias=False)
+
+    def forward(self, h: Tensor, n_k: int) -> Tensor:  # (..., n_q, d) -> (..., n_q)
+        return n_k * torch.sigmoid(self.v_p(torch.tanh(self.W_p(h)))).squeeze(-1)
+
+
+# --8<-- [end:local]
 
 
 # --8<-- [start:count]

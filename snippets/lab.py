@@ -116,6 +116,7 @@ class History:
     eval_step: list[int] = field(default_factory=list)
     eval_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0  # wall-clock time of the whole loop
+    step_seconds: list[float] = field(default_factory=list)  # each training step's time
 
 
 def answer_loss(model: nn.Module, examples: Tensor) -> Tensor:
@@ -169,9 +170,11 @@ def train(
     history = History()
     start = time.perf_counter()
     for step in range(steps):
+        tick = time.perf_counter()
         examples = training_batch(batch_size, length, banned, generator).to(device)
         history.loss.append(train_step(model, optimizer, examples))
         schedule.step()
+        history.step_seconds.append(time.perf_counter() - tick)
         if on_eval is not None and (step % eval_every == 0 or step == steps - 1):
             history.eval_step.append(step)
             history.eval_loss.append(on_eval())
@@ -208,6 +211,47 @@ def token_accuracy(predicted: Tensor, target: Tensor) -> float:
 
 
 # --8<-- [end:evaluate]
+
+
+# --8<-- [start:analysis]
+def position_accuracy(predicted: Tensor, target: Tensor) -> Tensor:
+    """(L,): the fraction of rows whose token at each position is right; (B, L) each."""
+    return (predicted == target).float().mean(dim=0)
+
+
+def share_in_prompt(predicted: Tensor, digits: Tensor) -> float:
+    """Fraction of predicted tokens that occur somewhere in their row's prompt digits."""
+    found = predicted.unsqueeze(-1) == digits.unsqueeze(1)  # (B, L_pred, L)
+    return found.any(dim=-1).float().mean().item()
+
+
+def copying_accuracy(digits: Tensor) -> float:
+    """Expected digit accuracy of answering every position with a prompt digit drawn at
+    random: for each answer digit, the fraction of prompt positions holding that digit.
+
+    The answer holds the prompt's digits in another order, so this is the mean of
+    [d_i == d_j] over all pairs of positions i, j. For uniform digits its expectation is
+    1/L + (1 - 1/L)/10: the right position, or another that holds the same digit by chance.
+    """
+    same = digits.unsqueeze(2) == digits.unsqueeze(1)  # (n, L, L)
+    return same.float().mean().item()
+
+
+def shuffle_span(
+    tokens: Tensor, start: int, stop: int, generator: torch.Generator
+) -> Tensor:
+    """A copy of tokens (B, N) in which each row's tokens[start:stop] are permuted at random."""
+    if not 0 <= start < stop <= tokens.size(1):
+        raise ValueError(
+            f"need 0 <= start < stop <= {tokens.size(1)}, got {start}, {stop}"
+        )
+    order = torch.rand(tokens.size(0), stop - start, generator=generator).argsort(dim=1)
+    out = tokens.clone()
+    out[:, start:stop] = tokens[:, start:stop].gather(1, order.to(tokens.device))
+    return out
+
+
+# --8<-- [end:analysis]
 
 
 # --8<-- [start:nano]

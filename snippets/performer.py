@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -115,7 +116,7 @@ def causal_linear_attention(
     """The causal prefix-sum form, one chunk of positions at a time, in O(N) memory.
 
     Inside a chunk: the masked quadratic form over at most chunk_size keys. From earlier
-    chunks: one running state S = sum k'_j v_j^T (m, d_v) and z = sum k'_j (m). The keys
+    chunks: one running state U = sum k'_j v_j^T (m, d_v) and z = sum k'_j (m). The keys
     come as logarithms of their features, k_log = log k', so that each prefix can be
     scaled by its own running maximum: a later, larger key then rescales the state
     instead of pushing earlier keys below the smallest float.
@@ -205,6 +206,58 @@ def kernel_estimates(
 
 
 # --8<-- [end:estimates]
+
+
+# --8<-- [start:mse]
+def orthogonal_pair_moment(z_sq: float, d: int) -> float:
+    """exp(-|z|^2) E[exp((w_1 + w_2).z)] for two orthogonal rows of `orthogonal_random_features`.
+
+    Independent rows would give exactly 1. Orthogonal rows are r_1 u_1 and r_2 u_2, with
+    r_1, r_2 ~ chi(d) and (u_1.z, u_2.z) / |z| two coordinates of a uniform unit vector;
+    expanding both exponentials, every term with p, q >= 1 carries the factor
+    Gamma(d/2+p) Gamma(d/2+q) / (Gamma(d/2) Gamma(d/2+p+q)) < 1 that independence lacks.
+    """
+    if d < 1:
+        raise ValueError(f"d must be a positive integer, got {d}")
+    if z_sq < 0:
+        raise ValueError(f"z_sq must be >= 0, got {z_sq}")
+    if z_sq == 0:
+        return 1.0
+    n_max = int(
+        z_sq + 12 * math.sqrt(z_sq) + 40
+    )  # far past the peak of (z_sq/2)^n / n!
+    h = d / 2
+    # log of term (p, q) = a[p] + a[q] - c[p + q], with n = p + q up to 2 n_max
+    c = np.array([math.lgamma(h + n) for n in range(2 * n_max + 1)])
+    a = c[: n_max + 1] - np.array([math.lgamma(p + 1) for p in range(n_max + 1)])
+    c = c + math.lgamma(h) - np.arange(2 * n_max + 1) * math.log(z_sq / 2)
+    p = np.arange(n_max + 1)
+    log_terms = a[:, None] + a[None, :] - c[p[:, None] + p[None, :]]
+    return float(np.exp(log_terms - z_sq).sum())
+
+
+def kernel_relative_mse(z_sq: float, m: int, d: int, orthogonal: bool) -> float:
+    """Exact E[(estimate - K)^2] / K^2 of the positive-feature estimate of K = exp(x.y).
+
+    z_sq = |x + y|^2. I.i.d. rows: (exp(z_sq) - 1) / m (the variance formula above).
+    Orthogonal rows add, for each ordered pair of rows in the same block of d, the
+    covariance K^2 (orthogonal_pair_moment - 1) / m^2, which is negative.
+    """
+    if m < 1:
+        raise ValueError(f"m must be a positive integer, got {m}")
+    if d < 1:
+        raise ValueError(f"d must be a positive integer, got {d}")
+    if z_sq < 0:
+        raise ValueError(f"z_sq must be >= 0, got {z_sq}")
+    iid = math.expm1(z_sq) / m
+    if not orthogonal:
+        return iid
+    blocks = [d] * (m // d) + ([m % d] if m % d else [])
+    pairs = sum(b * (b - 1) for b in blocks)  # ordered pairs of rows in one block
+    return iid + pairs / m**2 * (orthogonal_pair_moment(z_sq, d) - 1)
+
+
+# --8<-- [end:mse]
 
 
 def relative_error(approx: Tensor, exact: Tensor) -> float:

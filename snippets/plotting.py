@@ -7,6 +7,10 @@ counterparts for the dark palette. Data colours are chosen to read on both backg
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -93,6 +97,36 @@ def dark_variant(svg: str) -> str:
     return svg.replace(INK, INK_DARK).replace(GRID, GRID_DARK)
 
 
+def figure_html(fig: Figure, alt: str, caption: str) -> str:
+    """A notebook figure as HTML: <figure>, the SVG as an <img> with alt text, <figcaption>.
+
+    A plain image output has no alt text (nbconvert, which renders the lab pages, then
+    writes "No description has been provided for this image"); this markup carries both
+    the description and the caption. alt and caption are plain text; they are escaped.
+    """
+    for name, text in (("alt", alt), ("caption", caption)):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{name} must be a non-empty description of the figure")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (
+        f'<figure><img src="data:image/svg+xml;base64,{data}" '
+        f'alt="{html.escape(alt.strip())}">'
+        f"<figcaption>{html.escape(caption.strip())}</figcaption></figure>"
+    )
+
+
+def show_figure(fig: Figure, alt: str, caption: str) -> None:
+    """Display fig in a notebook with its alt text and caption (see figure_html), then
+    close it, so that the inline backend does not show it a second time without them."""
+    from IPython.display import display
+
+    markup = figure_html(fig, alt, caption)
+    plt.close(fig)
+    display({"text/html": markup, "text/plain": caption}, raw=True)
+
+
 __all__ = [
     "COLORS",
     "GRID",
@@ -100,5 +134,7 @@ __all__ = [
     "Figure",
     "dark_variant",
     "figure",
+    "figure_html",
     "notebook_style",
+    "show_figure",
 ]

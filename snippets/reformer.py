@@ -26,7 +26,7 @@ SELF_SCORE = -1e5
 def random_rotations(
     d: int, num_buckets: int, num_rounds: int, generator: torch.Generator | None = None
 ) -> Tensor:
-    """num_rounds independent Gaussian matrices (d, num_buckets/2): shape (rounds, d, b/2).
+    """num_rounds independent Gaussian matrices (d, num_buckets/2): shape (rounds, d, n_b/2).
 
     Drawn one round at a time, so that the first r rounds are the same whatever num_rounds is.
     """
@@ -45,7 +45,7 @@ def hash_with(x: Tensor, rotations: Tensor) -> Tensor:
     r = rotations.to(x).reshape(
         rotations.size(0), *([1] * (x.dim() - 2)), *rotations.shape[1:]
     )
-    rotated = x.unsqueeze(0) @ r  # (rounds, ..., N, b/2)
+    rotated = x.unsqueeze(0) @ r  # (rounds, ..., N, n_b/2)
     return torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)
 
 
@@ -85,15 +85,15 @@ def _look_one_back(x: Tensor) -> Tensor:
 
 
 def _read(t: Tensor, pos: Tensor) -> Tensor:
-    """Per-position values t (R, ..., N) read at positions pos (R, ..., n_c, a, b)."""
-    flat = pos.reshape(*t.shape[:-1], -1)  # (R, ..., n_c * a * b)
+    """Per-position values t (n_r, ..., N) read at positions pos (n_r, ..., n_c, a, b)."""
+    flat = pos.reshape(*t.shape[:-1], -1)  # (n_r, ..., n_c * a * b)
     return t.gather(-1, flat).reshape(pos.shape)
 
 
 def lsh_attention_with_buckets(
     qk: Tensor,  # (..., N, d): shared queries and keys
     v: Tensor,  # (..., N, d_v)
-    buckets: Tensor,  # long (R, ..., N): the bucket of each position in each round
+    buckets: Tensor,  # long (n_r, ..., N): the bucket of each position in each round
     chunk_size: int,
     causal: bool = False,
 ) -> Tensor:
@@ -112,25 +112,25 @@ def lsh_attention_with_buckets(
     batch = qk.shape[:-2]
     positions = torch.arange(n, device=qk.device)
     # Sort by bucket, then by position (the combined key has no ties, so the order is stable).
-    order = (buckets * n + positions).argsort(dim=-1)  # (R, ..., N): positions, sorted
-    rank = order.argsort(dim=-1)  # (R, ..., N): sorted index of each position
-    chunk_of = rank // chunk_size  # (R, ..., N): chunk of each position, per round
+    order = (buckets * n + positions).argsort(dim=-1)  # (n_r, ..., N), sorted
+    rank = order.argsort(dim=-1)  # (n_r, ..., N): sorted index of each position
+    chunk_of = rank // chunk_size  # (n_r, ..., N): chunk of each position, per round
 
     def sort(t: Tensor) -> Tensor:
-        """(..., N, e) -> (R, ..., N, e): t in each round's sorted order."""
+        """(..., N, e) -> (n_r, ..., N, e): t in each round's sorted order."""
         t = t.expand(rounds, *t.shape)
         return t.gather(-2, order.unsqueeze(-1).expand(*order.shape, t.size(-1)))
 
     keys = nn.functional.normalize(qk, dim=-1)  # unit length
-    q = _chunked(sort(qk), chunk_size)  # (R, ..., n_c, C, d)
-    k = _look_one_back(_chunked(sort(keys), chunk_size))  # (R, ..., n_c, 2C, d)
-    vals = _look_one_back(_chunked(sort(v), chunk_size))  # (R, ..., n_c, 2C, d_v)
-    q_pos = _chunked(order.unsqueeze(-1), chunk_size)  # (R, ..., n_c, C, 1)
-    k_pos = _look_one_back(q_pos).transpose(-2, -1)  # (R, ..., n_c, 1, 2C)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (R, ..., n_c, C, 2C)
+    q = _chunked(sort(qk), chunk_size)  # (n_r, ..., n_c, C, d)
+    k = _look_one_back(_chunked(sort(keys), chunk_size))  # (n_r, ..., n_c, 2C, d)
+    vals = _look_one_back(_chunked(sort(v), chunk_size))  # (n_r, ..., n_c, 2C, d_v)
+    q_pos = _chunked(order.unsqueeze(-1), chunk_size)  # (n_r, ..., n_c, C, 1)
+    k_pos = _look_one_back(q_pos).transpose(-2, -1)  # (n_r, ..., n_c, 1, 2C)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (n_r, ..., n_c, C, 2C)
 
-    def reached(b: Tensor, c: Tensor) -> Tensor:  # bool (R, ..., n_c, C, 2C)
-        """Is key j in query i's window, for buckets b and chunks c (R, ..., N) of a round?"""
+    def reached(b: Tensor, c: Tensor) -> Tensor:  # bool (n_r, ..., n_c, C, 2C)
+        """Is key j in query i's window, for buckets b and chunks c (n_r, ..., N) of a round?"""
         same_bucket = _read(b, q_pos) == _read(b, k_pos)
         cq, ck = _read(c, q_pos), _read(c, k_pos)
         ok = same_bucket & ((ck == cq) | (ck == cq - 1))
@@ -147,14 +147,14 @@ def lsh_attention_with_buckets(
     scores = torch.where(q_pos == k_pos, SELF_SCORE, scores)
     scores = scores - torch.log(count.clamp_min(1))
     scores = scores.masked_fill(~allowed, float("-inf"))
-    lse = scores.logsumexp(dim=-1, keepdim=True)  # (R, ..., n_c, C, 1): log of the mass
-    out = torch.exp(scores - lse) @ vals  # (R, ..., n_c, C, d_v)
+    lse = scores.logsumexp(dim=-1, keepdim=True)  # (n_r, ..., n_c, C, 1): log mass
+    out = torch.exp(scores - lse) @ vals  # (n_r, ..., n_c, C, d_v)
 
     # Back to the original order, then weight each round by its share of the total mass.
     out = out.reshape(rounds, *batch, n, v.size(-1))
-    out = out.gather(-2, rank.unsqueeze(-1).expand_as(out))  # (R, ..., N, d_v)
-    lse = lse.reshape(rounds, *batch, n).gather(-1, rank)  # (R, ..., N)
-    weights = torch.softmax(lse, dim=0).unsqueeze(-1)  # (R, ..., N, 1)
+    out = out.gather(-2, rank.unsqueeze(-1).expand_as(out))  # (n_r, ..., N, d_v)
+    lse = lse.reshape(rounds, *batch, n).gather(-1, rank)  # (n_r, ..., N)
+    weights = torch.softmax(lse, dim=0).unsqueeze(-1)  # (n_r, ..., N, 1)
     return (weights * out).sum(dim=0)
 
 
@@ -176,7 +176,7 @@ def lsh_attention(
     The rotations are drawn on the CPU from `generator` and shared by every batch and
     head dimension. N must be a multiple of chunk_size.
     """
-    buckets = lsh_hash(qk, num_buckets, num_rounds, generator)  # (R, ..., N)
+    buckets = lsh_hash(qk, num_buckets, num_rounds, generator)  # (n_r, ..., N)
     return lsh_attention_with_buckets(qk, v, buckets, chunk_size, causal)
 
 
@@ -207,8 +207,8 @@ def lsh_key_sets(buckets: Tensor, chunk_size: int, causal: bool = False) -> Tens
     positions = torch.arange(n, device=buckets.device)
     chunk = (buckets * n + positions).argsort(-1).argsort(
         -1
-    ) // chunk_size  # (R, ..., N)
-    same_bucket = buckets.unsqueeze(-1) == buckets.unsqueeze(-2)  # (R, ..., N, N)
+    ) // chunk_size  # (n_r, ..., N)
+    same_bucket = buckets.unsqueeze(-1) == buckets.unsqueeze(-2)  # (n_r, ..., N, N)
     c_q, c_k = chunk.unsqueeze(-1), chunk.unsqueeze(-2)
     reach = same_bucket & ((c_k == c_q) | (c_k == c_q - 1))
     if causal:

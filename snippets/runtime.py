@@ -38,7 +38,8 @@ def device_description() -> str:
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"CPU: {cpu}, {threads} thread{'' if threads == 1 else 's'}"
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

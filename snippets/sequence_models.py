@@ -153,6 +153,18 @@ def layers_to_connect(kind: Kind, n: int, kernel_size: int = 3) -> int:
     return 1
 
 
+def path_length(kind: Kind, n: int, kernel_size: int = 3) -> int:
+    """Steps a signal crosses from input 0 to output n-1: Table 1's path length.
+
+    The recurrence connects them in one layer, but through n-1 updates of its
+    state, one per position; a convolution through one step per stacked layer;
+    attention through one weighted average.
+    """
+    if kind == "recurrent":
+        return n - 1
+    return layers_to_connect(kind, n, kernel_size)
+
+
 # --8<-- [end:counts]
 
 

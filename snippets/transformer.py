@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -34,6 +35,9 @@ __all__ = [
     "decoder_layer_from_torch",
     "encoder_layer_from_torch",
     "final_norm",
+    "label_smoothed_loss",
+    "paper_optimizer",
+    "warmup_lr",
 ]
 
 
@@ -314,7 +318,12 @@ class Transformer(nn.Module):
             else nn.Embedding(c.vocab_size, c.d_model)
         )
         self.output = nn.Linear(c.d_model, c.vocab_size, bias=False)
-        for emb in {self.src_embed, self.tgt_embed}:
+        # A tuple, not a set: a set's order follows memory addresses, and the weights
+        # must depend on the seed alone. A tied table is initialised once.
+        tables = (
+            (self.src_embed,) if c.tie_embeddings else (self.src_embed, self.tgt_embed)
+        )
+        for emb in tables:
             # std 1/sqrt(d): scaled by sqrt(d), entries are of size 1, like PE
             nn.init.normal_(emb.weight, std=c.d_model**-0.5)
         if c.tie_embeddings:
@@ -374,3 +383,57 @@ class Transformer(nn.Module):
 
 
 # --8<-- [end:transformer]
+
+
+# --8<-- [start:schedule]
+def warmup_lr(step: int, d_model: int = 512, warmup: int = 4000) -> float:
+    """The paper's learning rate at `step` = 1, 2, ... (section 5.3):
+
+    lrate = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5).
+
+    It grows linearly for `warmup` steps, then decays as 1/sqrt(step); the two branches
+    meet at step = warmup, the peak, where the rate is (d_model * warmup)^-0.5.
+    """
+    for name, value in (("step", step), ("d_model", d_model), ("warmup", warmup)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    return d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+
+
+def paper_optimizer(
+    model: nn.Module, d_model: int = 512, warmup: int = 4000
+) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam with beta1 = 0.9, beta2 = 0.98, eps = 1e-9, and warmup_lr as its schedule.
+
+    Call `schedule.step()` after each `optimizer.step()`: the k-th update then uses
+    warmup_lr(k). (LambdaLR multiplies lr = 1 by the factor of its own count, from 0.)
+    """
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda count: warmup_lr(count + 1, d_model, warmup)
+    )
+    return optimizer, schedule
+
+
+# --8<-- [end:schedule]
+
+
+# --8<-- [start:label_smoothing]
+def label_smoothed_loss(logits: Tensor, target: Tensor, eps: float = 0.1) -> Tensor:
+    """Mean cross-entropy against a smoothed target (section 5.4): 1 - eps on the true
+    token, plus eps spread evenly over all V tokens.
+
+    logits (..., V), target (...) int64. Per position:
+    (1 - eps) * (-log p[target]) + eps * mean over v of (-log p[v]).
+    """
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"eps must be in [0, 1], got {eps}")
+    log_p = F.log_softmax(logits, dim=-1)  # (..., V)
+    true = -log_p.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (...)
+    uniform = -log_p.mean(dim=-1)  # (...)
+    return ((1 - eps) * true + eps * uniform).mean()
+
+
+# --8<-- [end:label_smoothing]

@@ -10,6 +10,7 @@ Images are (B, C, H, W) as in PyTorch; token sequences are batch-first (B, N, d)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,12 +20,15 @@ from snippets.attention import scaled_dot_product_attention
 from snippets.transformer import Encoder, TransformerConfig, count_parameters
 
 __all__ = [
+    "NO_WEIGHT_DECAY",
     "PatchEmbedding",
     "ViTConfig",
     "VisionTransformer",
+    "attention_rollout",
     "count_parameters",
     "patchify",
     "shifted_window_attention",
+    "weight_decay_groups",
     "window_groups",
     "window_mask",
 ]
@@ -153,6 +157,60 @@ class VisionTransformer(nn.Module):
 
 
 # --8<-- [end:model]
+
+
+# Parameters that ViT training code exempts from weight decay besides every bias and
+# LayerNorm parameter (timm's VisionTransformer.no_weight_decay lists the same two).
+NO_WEIGHT_DECAY = ("pos_embed", "cls_token")
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: `weight_decay` on weight matrices and convolution kernels,
+    none on biases, normalisation parameters (every tensor of fewer than 2 dimensions),
+    the position embeddings and the class token.
+
+    Decay pulls a parameter towards zero. For a weight matrix that limits its scale;
+    for a bias, a LayerNorm gain or a position embedding it pulls towards a particular
+    value, zero, that has no reason to be right.
+    """
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    decay, exempt = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            skip = p.ndim < 2 or name.rsplit(".", 1)[-1] in NO_WEIGHT_DECAY
+            (exempt if skip else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": exempt, "weight_decay": 0.0},
+    ]
+
+
+# --8<-- [start:rollout]
+def attention_rollout(weights: Sequence[Tensor]) -> Tensor:
+    """Attention rollout (Abnar and Zuidema, 2020): how much each token after the last
+    layer draws on each input token, through every layer.
+
+    `weights` holds one (B, H, N, N) tensor per layer, first layer first. Each layer's
+    heads are averaged, the identity is added for the residual connection and the rows
+    are renormalised: A_l = (mean_h W_l + I) / 2 for rows that sum to 1. The layers are
+    then chained, R = A_L ... A_2 A_1. Returns (B, N, N); every row sums to 1.
+    """
+    if not weights:
+        raise ValueError("weights must hold one (B, H, N, N) tensor per layer")
+    rollout = None
+    for w in weights:
+        if w.dim() != 4 or w.size(-1) != w.size(-2):
+            raise ValueError(
+                f"each layer's weights must be (B, H, N, N), got {w.shape}"
+            )
+        a = w.mean(dim=1) + torch.eye(w.size(-1), dtype=w.dtype, device=w.device)
+        a = a / a.sum(dim=-1, keepdim=True)  # (B, N, N), rows sum to 1
+        rollout = a if rollout is None else a @ rollout  # later layers on the left
+    return rollout
+
+
+# --8<-- [end:rollout]
 
 
 # --8<-- [start:windows]

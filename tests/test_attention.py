@@ -107,3 +107,41 @@ def test_scaling_keeps_softmax_unsaturated():
     assert unscaled["max_weight"] > 0.8 > 0.3 > scaled["max_weight"]
     assert scaled["entropy"] > 2 * unscaled["entropy"]
     assert scaled["jacobian_norm"] > 10 * unscaled["jacobian_norm"]
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+@pytest.mark.parametrize("d_k", [1, 16, 64])
+def test_jacobian_norms_match_autograd(d_k, scaled):
+    """dp/ds and dp/dq = J K / c, each query on its own, by autograd instead of the closed form."""
+    n_keys, n_queries, seed = 8, 5, 3  # odd n_queries: the median is one of the values
+    stats = softmax_statistics(
+        d_k, n_keys, n_queries, scaled, torch.Generator().manual_seed(seed)
+    )
+    g = torch.Generator().manual_seed(seed)  # the same draws, in the same order
+    q = torch.randn(n_queries, d_k, generator=g, dtype=torch.float64)
+    k = torch.randn(n_keys, d_k, generator=g, dtype=torch.float64)
+    c = math.sqrt(d_k) if scaled else 1.0
+    jacobian = torch.autograd.functional.jacobian
+    dp_ds = [jacobian(lambda s: torch.softmax(s, -1), k @ x / c) for x in q]
+    dp_dq = [jacobian(lambda x: torch.softmax(k @ x / c, -1), x) for x in q]
+    assert dp_dq[0].shape == (n_keys, d_k)
+    for key, jacs in (("jacobian_norm", dp_ds), ("query_gradient_norm", dp_dq)):
+        expected = torch.stack([torch.linalg.matrix_norm(j) for j in jacs]).median()
+        assert stats[key] == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_unscaled_gradient_to_the_query_is_larger_for_narrow_heads_only():
+    """Without scaling, dp/dq = J K carries |K| ~ sqrt(d_k): larger while the softmax is
+    not saturated, far smaller once it is. With scaling it stays at one size."""
+
+    def norms(d_k: int) -> tuple[float, float]:
+        unscaled, scaled = (
+            softmax_statistics(d_k, 64, 512, s, torch.Generator().manual_seed(d_k))
+            for s in (False, True)
+        )
+        return unscaled["query_gradient_norm"], scaled["query_gradient_norm"]
+
+    (u16, s16), (u512, s512) = norms(16), norms(512)
+    assert u16 > 3 * s16  # about 7 times larger over seeds 0 to 9
+    assert u512 < s512  # 0.1 to 0.75 times as large over seeds 0 to 9
+    assert 0.8 < s16 / s512 < 1.25

@@ -15,7 +15,6 @@ from snippets.benchmarks import (
     default_lengths,
     differences,
     implementations,
-    log_log_slope,
     markdown_table,
     random_qkv,
     sweep,
@@ -32,7 +31,7 @@ EXACT = ["dense (ours)", "PyTorch fused", "tiled, blocks of 16", "sliding window
 def tiny_results() -> list[Measurement]:
     # No budget: on a busy machine even a tiny call can be slow enough to be skipped.
     return sweep(
-        implementations(**TINY), [32, 64], repeats=1, warmup=0, max_seconds=math.inf
+        implementations(**TINY), [32, 64], rounds=3, warmup=0, max_seconds=math.inf
     )
 
 
@@ -46,12 +45,13 @@ def test_sweep_measures_every_implementation_at_every_length(tiny_results):
         assert m.skipped == ""
         assert isinstance(m.seconds, float) and m.seconds > 0
         assert isinstance(m.peak_bytes, int) and m.peak_bytes > 0
+        assert len(m.times) == 3 and m.seconds == sorted(m.times)[1]
 
 
 @pytest.mark.parametrize("budget", [dict(max_seconds=0.0), dict(max_bytes=0)])
 def test_over_budget_is_skipped_from_then_on(budget):
     impls = implementations(**TINY)[:2]
-    results = sweep(impls, [32, 64, 128], repeats=1, warmup=0, **budget)
+    results = sweep(impls, [32, 64, 128], rounds=3, warmup=0, **budget)
     first, later = results[:2], results[2:]
     assert all(m.seconds is not None for m in first)  # nothing to predict from yet
     assert all(m.seconds is None and m.peak_bytes is None for m in later)
@@ -63,7 +63,7 @@ def test_thread_count_is_restored_after_the_sweep():
     with cpu_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    sweep(implementations(**TINY)[:1], [32], repeats=1, warmup=0, threads=1)
+    sweep(implementations(**TINY)[:1], [32], rounds=3, warmup=0, threads=1)
     assert torch.get_num_threads() == before
 
 
@@ -118,15 +118,10 @@ def test_markdown_table_marks_skipped_cells():
     assert table[3] == "| 256 | — | 1.00 |"
 
 
-def test_log_log_slope_recovers_power_laws():
-    for p in (1.0, 2.0, 0.5):
-        points = [(n, 3.0 * n**p) for n in (128, 256, 512, 1024)]
-        assert log_log_slope(points) == pytest.approx(p, abs=1e-12)
-
-
 def _timings(times: dict[str, list[float]]) -> list[Measurement]:
+    """Measurements whose rounds all took the given time, give or take 1%."""
     return [
-        Measurement(name, n, float(t), 1)
+        Measurement(name, n, float(t), 1, times=(t * 0.99, t, t * 1.01))
         for name, ts in times.items()
         for n, t in zip((1, 2, 4, 8), ts, strict=True)
     ]
@@ -140,6 +135,28 @@ def test_crossover_is_the_first_length_of_a_lasting_lead():
     # A lead that is lost again at n = 4 does not count: the lasting one starts at 8.
     results = _timings({"slow": [1, 2, 4, 8], "fast": [2, 1, 5, 4]})
     assert crossover(results, "fast", "slow") == (8, 8)
+
+
+def test_a_lead_within_the_noise_is_not_a_crossover():
+    """2% faster on average, but the rounds overlap: not distinguishable, no crossover."""
+    slow = Measurement("slow", 8, 1.0, 1, times=(0.9, 1.0, 1.1))
+    fast = Measurement("fast", 8, 0.98, 1, times=(1.05, 0.98, 0.92))
+    assert crossover([slow, fast], "fast", "slow") == (None, 8)
+
+
+def test_each_count_grows_as_its_algorithm_says():
+    """The counts the chapter checks the timings against: quadratic, linear, n log n."""
+    impls = {i.name.split(",")[0].split(" ±")[0]: i for i in implementations(**TINY)}
+    for name, power in [
+        ("dense (ours)", 2),
+        ("PyTorch fused", 2),
+        ("sliding window", 1),
+    ]:
+        count = impls[name].multiply_adds
+        assert count(2048, 64) / count(1024, 64) == pytest.approx(2**power)
+    assert impls["Performer"].multiply_adds(2048, 64) == 2 * impls[
+        "Performer"
+    ].multiply_adds(1024, 64)
 
 
 def test_default_lengths_reach_8192_on_cpu_and_further_on_gpu(monkeypatch):

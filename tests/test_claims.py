@@ -22,7 +22,10 @@ from snippets.claims import (
     W_K,
     W_Q,
     X,
+    lsh_multiply_adds,
+    mask_and_band_multiply_adds,
     multihead_without_output_projection,
+    tiled_attention_difference,
     worked_example_discrepancies,
 )
 
@@ -50,6 +53,10 @@ def test_the_worked_example_does_not_follow_from_its_own_inputs():
     assert found["q_vs_x_x_t"] < 1e-12
     assert found["q_vs_x_w_q"] == pytest.approx(np.abs(q - x @ w_q).max())
     assert found["z_vs_a_v"] == pytest.approx(np.abs(z - a @ v).max())
+    assert found["k_vs_x_w_k"] == pytest.approx(np.abs(k - x @ w_k).max())
+    assert found["a_vs_softmax"] == pytest.approx(
+        np.abs(a - _softmax(q @ k.T / np.sqrt(3))).max()
+    )
 
 
 def test_xor_is_not_a_power_in_python():
@@ -77,3 +84,28 @@ def test_every_test_the_claims_page_cites_exists():
         if name not in names:
             missing.append(f"{path}::{name}")
     assert not missing, missing
+
+
+def test_a_mask_over_dense_attention_skips_no_multiply_add():
+    """Chapter 10: masking hides scores after computing them; the band never computes them."""
+    n, w, d = 512, 32, 32
+    counts = mask_and_band_multiply_adds(n, w, d)
+    assert counts["masked"] == counts["dense"] == n * n * (d + d)  # QK^T and AV in full
+    block = w  # the banded function's query block when w >= 32
+    assert counts["banded"] == n * (block + 2 * w) * (d + d)  # N (b + 2w) scores
+
+
+def test_lsh_arithmetic_is_linear_for_fixed_buckets_and_not_when_they_grow_with_n():
+    """Chapter 12: one round is N * 2C scores plus the hash projection, N * d * n_b / 2."""
+    lengths, chunk, d, buckets = (128, 256, 512), 16, 8, 4
+    counts = lsh_multiply_adds(lengths, chunk, d, buckets)
+    for n, fixed, scaled in zip(
+        lengths, counts["fixed"], counts["scaled"], strict=True
+    ):
+        assert fixed == n * 2 * chunk * (d + d) + n * d * buckets // 2
+        assert scaled == n * 2 * chunk * (d + d) + n * d * (n // chunk) // 2
+
+
+def test_the_tiled_flashattention_algorithm_is_exact():
+    """Chapter 13: tiling with the online softmax changes rounding, not the function."""
+    assert tiled_attention_difference() < 1e-13  # float64

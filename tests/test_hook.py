@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,8 @@ A caption.
 The answer is {{ beta.numbers.answer }}.
 
 {{ beta.table }}
+
+Timed: {{ gamma.timed.sentence }}.
 """
 
 
@@ -53,7 +57,7 @@ def project(tmp_path: Path) -> Path:
     )
     write(root / "docs/en/index.md", PAGE)
     write(root / "snippets/demos/__init__.py", "")
-    for name in ("__init__.py", "runtime.py", "plotting.py"):
+    for name in ("__init__.py", "runtime.py", "plotting.py", "measure.py"):
         shutil.copy(REPO / "snippets" / name, root / "snippets" / name)
     write(root / "snippets/alpha.py", "SLOPE = 2.0\n")
     write(root / "snippets/beta.py", "ANSWER = 42\n")
@@ -81,12 +85,25 @@ def project(tmp_path: Path) -> Path:
             return "| a | b |\\n| - | - |\\n| 1 | 2 |"
         """,
     )
+    write(
+        root / "snippets/demos/gamma.py",
+        """\
+        from snippets.measure import compare
+        from snippets.runtime import measured
+
+        @measured
+        def timed():
+            t = compare({"a": lambda: sum(range(100)), "b": lambda: sum(range(100))})
+            return {"sentence": t.ratio("a", "b").sentence("a", "b")}
+        """,
+    )
     return root
 
 
-def build(root: Path) -> subprocess.CompletedProcess[str]:
+def build(root: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "AE_CACHE_DIR"}
     env["NO_MKDOCS_2_WARNING"] = "1"
+    env.update(extra_env)
     return subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict"],
         cwd=root,
@@ -114,6 +131,10 @@ def test_first_build_executes_and_embeds_everything(project):
     dark = (project / "site/assets/figures/alpha.line.dark.svg").read_text()
     assert "<svg" in light and light != dark
     assert "<dc:date>" not in light  # no timestamp in the SVG metadata
+    assert "How the timings on this page were measured" in html
+    assert "in this build" in html
+    report = (project / "site/appendix/build-report/index.html").read_text()
+    assert "gamma.timed" in report and "Timed items" in report
 
 
 def test_second_build_executes_nothing(project):
@@ -134,12 +155,16 @@ def test_prose_edit_executes_nothing(project):
 
 def test_changing_one_module_reexecutes_only_its_dependants(project):
     assert build(project).returncode == 0
+    entries = set((project / ".cache/executed").glob("*.json"))
     (project / "snippets/alpha.py").write_text("SLOPE = 3.0\n")
     assert build(project).returncode == 0
+    # the entry of the old alpha.line is removed, the others are kept
+    assert len(entries - set((project / ".cache/executed").glob("*.json"))) == 1
     assert statuses(project) == {
         "alpha.line": "executed",
         "beta.numbers": "cached",
         "beta.table": "cached",
+        "gamma.timed": "cached",
     }
 
 
@@ -163,6 +188,149 @@ def test_a_failing_demo_stops_the_build_and_names_itself(project, body, message)
     assert "snippets/demos/beta.py" in result.stderr  # the module
     assert "numbers" in result.stderr  # the function
     assert message in result.stderr
+    # the record of the build tells the truth after a failure too
+    assert statuses(project)["beta.numbers"] == "failed or not run"
+
+
+def test_a_measurement_that_contradicts_its_model_stops_the_build(project):
+    """One call does about a thousand times the work of the other; the model says 1."""
+    write(
+        project / "snippets/demos/gamma.py",
+        """\
+        from snippets.measure import check_ratio, compare
+        from snippets.runtime import measured
+
+        @measured
+        def timed():
+            t = compare(
+                {"small": lambda: sum(range(100)), "big": lambda: sum(range(100_000))}
+            )
+            check_ratio("big vs small", t.ratio("big", "small"), predicted=1.0)
+            return {"sentence": "unreachable"}
+        """,
+    )
+    result = build(project)
+    assert result.returncode != 0
+    assert "snippets/demos/gamma.py" in result.stderr and "timed" in result.stderr
+    assert "ModelMismatchError: big vs small" in result.stderr
+    assert "the operation count predicts 1" in result.stderr
+
+
+def test_a_demo_that_hangs_stops_the_build_within_seconds(project):
+    write(
+        project / "snippets/demos/beta.py",
+        "import time\n\ndef numbers():\n    time.sleep(10000)\n\ndef table():\n    return 'x'\n",
+    )
+    started = time.monotonic()
+    result = build(project, AE_ITEM_TIMEOUT="2")
+    assert time.monotonic() - started < 60
+    assert result.returncode != 0
+    assert "index.md" in result.stderr and "snippets/demos/beta.py" in result.stderr
+    assert "function numbers" in result.stderr and "AE_ITEM_TIMEOUT" in result.stderr
+    assert not list((project / ".cache/executed").glob("jobs-*"))
+
+
+def test_a_lab_cell_that_hangs_stops_the_build_naming_the_cell(project):
+    write(
+        project / "docs/en/labs/stuck.py",
+        """\
+        # %%
+        x = 1
+
+        # %%
+        import time
+        time.sleep(10000)
+        """,
+    )
+    started = time.monotonic()
+    result = build(project, AE_ITEM_TIMEOUT="3")
+    assert time.monotonic() - started < 90
+    assert result.returncode != 0
+    assert "lab labs/stuck.py: cell 1 ran for more than 3 s" in result.stderr
+
+
+def test_sigterm_stops_the_build_and_its_worker(project):
+    write(
+        project / "snippets/demos/beta.py",
+        "import time\n\ndef numbers():\n    time.sleep(10000)\n\ndef table():\n    return 'x'\n",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AE_CACHE_DIR"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "build", "--strict"],
+        cwd=project,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = project / ".cache/executed"
+    deadline = time.monotonic() + 60
+    while not list(running.glob("jobs-*.running")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode != 0
+    assert "SIGTERM" in stderr
+    assert not list(running.glob("jobs-*"))
+
+
+def test_a_demo_that_leaks_state_stops_the_build(project):
+    write(
+        project / "snippets/demos/beta.py",
+        """\
+        import torch
+
+        def numbers():
+            torch.set_default_dtype(torch.float64)
+            return {"answer": 42}
+
+        def table():
+            return "x"
+        """,
+    )
+    result = build(project)
+    assert result.returncode != 0
+    assert "function numbers" in result.stderr
+    assert "default dtype is torch.float64" in result.stderr
+
+
+def test_a_corrupt_cache_entry_is_executed_again(project):
+    assert build(project).returncode == 0
+    entries = [p for p in (project / ".cache/executed").glob("*.json")]
+    entries = [p for p in entries if p.name != "last-build.json"]
+    entries[0].write_text("")
+    result = build(project)
+    assert result.returncode == 0, result.stderr
+    assert "discarding the corrupt cache entry" in result.stderr
+    assert sorted(statuses(project).values()).count("executed") == 1
+
+
+def test_a_lab_notebook_is_the_same_from_two_empty_caches(project, tmp_path):
+    """Fixed cell ids and no dates in SVGs: two executions give the same notebook."""
+    write(
+        project / "docs/en/labs/plot.py",
+        """\
+        # %%
+        # %matplotlib inline
+        # %config InlineBackend.figure_formats = ["svg"]
+        import matplotlib.pyplot as plt
+
+        # %%
+        plt.plot([0, 1], [1, 0])
+        plt.show()
+        """,
+    )
+    notebooks = []
+    for _ in range(2):
+        shutil.rmtree(project / ".cache", ignore_errors=True)
+        result = build(project)
+        assert result.returncode == 0, result.stderr
+        (path,) = (project / ".cache/executed/labs").glob("*/labs/plot.ipynb")
+        notebooks.append(json.loads(path.read_text()))
+    first, second = notebooks
+    assert first == second
+    assert [c["id"] for c in first["cells"]] == ["cell-0", "cell-1"]
+    svg = "".join(first["cells"][1]["outputs"][0]["data"]["image/svg+xml"])
+    assert "<svg" in svg and "<dc:date>" not in svg
 
 
 def test_a_figure_with_nan_stops_the_build(project):

@@ -1,13 +1,27 @@
-"""snippets.measure: the peak counts tensor bytes exactly; the median is a median."""
+"""snippets.measure: peaks count tensor bytes exactly; `compare` gives honest intervals.
+
+The timing tests run synthetic calls of known cost on a fake clock: each call advances the
+clock by its cost times a random factor, so the true ratio is known exactly and the tests
+are deterministic.
+"""
 
 from __future__ import annotations
 
-import time
+import random
 
 import pytest
 import torch
 
-from snippets.measure import median_seconds, peak_memory_bytes
+from snippets.measure import (
+    ModelMismatchError,
+    Ratio,
+    check_exponent,
+    check_ratio,
+    compare,
+    fit_scaling,
+    peak_memory_bytes,
+    recording,
+)
 from snippets.runtime import device
 
 # Sizes are multiples of 512 bytes, the rounding unit of the CUDA caching allocator, so
@@ -55,17 +69,119 @@ def test_a_matmul_peaks_at_its_output():
     assert peak_memory_bytes(lambda: a @ b) == 256 * 512 * 4
 
 
-def test_median_seconds_runs_warmup_then_repeats_and_takes_the_median(monkeypatch):
-    """Calls of known length on a fake clock: the result is exactly the middle one."""
-    durations = iter([0.0, 0.040, 0.001, 0.020, 0.060, 0.002])  # the first is warm-up
-    clock = [0.0]
-    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
-    calls = []
+class FakeMachine:
+    """A clock and calls that advance it by cost × noise × (1 + drift × calls so far)."""
 
-    def fn():
-        calls.append(1)
-        clock[0] += next(durations)
+    def __init__(self, noise: float = 0.05, drift: float = 0.0, seed: int = 0):
+        self.now, self.count = 0.0, 0
+        self.noise, self.drift = noise, drift
+        self.rng = random.Random(seed)
 
-    result = median_seconds(fn, repeats=5, warmup=1)
-    assert len(calls) == 6
-    assert result == pytest.approx(0.020)
+    def clock(self) -> float:
+        return self.now
+
+    def call(self, cost: float):
+        def run() -> None:
+            factor = self.rng.lognormvariate(0.0, self.noise)
+            self.now += cost * factor * (1 + self.drift * self.count)
+            self.count += 1
+
+        return run
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ratio_interval_contains_the_true_ratio(seed):
+    m = FakeMachine(noise=0.1, seed=seed)
+    t = compare({"2 ms": m.call(0.002), "6 ms": m.call(0.006)}, clock=m.clock)
+    r = t.ratio("6 ms", "2 ms")
+    assert r.low <= 3.0 <= r.high
+    assert r.distinguishable
+    assert t.median("6 ms") == pytest.approx(0.006, rel=0.1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_identical_calls_are_not_distinguishable(seed):
+    m = FakeMachine(noise=0.1, seed=seed)
+    t = compare({"a": m.call(0.002), "b": m.call(0.002)}, clock=m.clock)
+    assert not t.ratio("a", "b").distinguishable
+
+
+def test_a_steadily_slowing_machine_does_not_bias_identical_calls():
+    """Each call costs 2% more than the one before; rotation keeps the ratio at 1."""
+    m = FakeMachine(noise=0.0, drift=0.02)
+    t = compare({"a": m.call(0.002), "b": m.call(0.002)}, rounds=20, clock=m.clock)
+    r = t.ratio("a", "b")
+    assert r.low <= 1.0 <= r.high
+    assert not r.distinguishable
+
+
+def test_without_rotation_the_slowing_machine_would_bias_the_ratio():
+    """The same drift, timed back to back (all of a, then all of b), favours a: the
+    property the previous test relies on is not trivially true."""
+    m = FakeMachine(noise=0.0, drift=0.02)
+    a = compare({"a": m.call(0.002)}, rounds=20, clock=m.clock)
+    b = compare({"b": m.call(0.002)}, rounds=20, clock=m.clock)
+    assert b.median("b") / a.median("a") > 1.3
+
+
+def test_compare_warms_up_then_keeps_every_round():
+    m = FakeMachine()
+    t = compare(
+        {"x": m.call(0.001), "y": m.call(0.001)}, rounds=7, warmup=3, clock=m.clock
+    )
+    assert m.count == 2 * (7 + 3)
+    assert t.rounds == 7 and len(t.seconds["y"]) == 7
+
+
+def test_compare_rejects_too_few_rounds():
+    with pytest.raises(ValueError, match="rounds"):
+        compare({"x": lambda: None}, rounds=2)
+
+
+def test_recording_collects_the_timings_of_its_block():
+    m = FakeMachine()
+    with recording() as log:
+        t = compare({"x": m.call(0.001)}, clock=m.clock)
+    compare({"x": m.call(0.001)}, clock=m.clock)  # outside: not recorded
+    assert log == [t]
+
+
+def test_ratio_sentences_follow_the_interval():
+    assert "faster" in Ratio(3.0, 2.5, 3.5).sentence("A", "B")
+    assert "slower" in Ratio(0.5, 0.4, 0.6).sentence("A", "B")
+    assert "could not be told apart" in Ratio(1.1, 0.9, 1.3).sentence("A", "B")
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_scaling_fit_recovers_a_power_law(power):
+    m = FakeMachine(noise=0.05)
+    sizes = [128, 256, 512, 1024, 2048]
+    runs = [
+        compare({"f": m.call(1e-6 * n**power)}, clock=m.clock).seconds["f"]
+        for n in sizes
+    ]
+    fit = fit_scaling(sizes, runs)
+    assert fit.low <= power <= fit.high
+    assert fit.exponent == pytest.approx(power, abs=0.05)
+
+
+def test_scaling_fit_needs_five_sizes():
+    with pytest.raises(ValueError, match="5 sizes"):
+        fit_scaling([1, 2, 3, 4], [[1.0]] * 4)
+
+
+def test_a_measurement_far_from_its_model_stops():
+    measured = Ratio(220.0, 200.0, 240.0)
+    with pytest.raises(ModelMismatchError, match="banded vs dense"):
+        check_ratio("banded vs dense", measured, predicted=43.0)
+    # within the band, or with the gap explained, it passes and says both numbers
+    assert "43" in check_ratio("banded vs fused", Ratio(40.0, 38, 42), 43.0)
+    assert check_ratio("banded vs dense", measured, 43.0, why="page faults")
+
+
+def test_an_exponent_far_from_its_model_stops():
+    from snippets.measure import Scaling
+
+    with pytest.raises(ModelMismatchError, match="dense"):
+        check_exponent("dense", Scaling(1.2, 1.1, 1.3), predicted=2.0)
+    assert check_exponent("dense", Scaling(1.8, 1.7, 1.9), predicted=2.0)

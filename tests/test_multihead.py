@@ -161,3 +161,26 @@ def test_hand_built_heads_attend_where_the_page_says():
     for i, word in enumerate(WORDS):  # head 2 splits its weight over the same word
         same = torch.tensor([w_ == word for w_ in WORDS])
         assert w[0, 2, i, same].sum() > 0.95
+
+
+def test_one_wide_head_scores_half_the_sum_of_four_heads_scaled_scores(gen):
+    """Same weights, H = 1 instead of 4: the score divides the summed products by sqrt(d),
+    not sqrt(d / 4), so it is sqrt(d_head / d) = 1/2 times the heads' summed scores."""
+    d, heads = 32, 4
+    four = MultiHeadAttention(d, heads).double()
+    one = MultiHeadAttention(d, 1).double()
+    one.load_state_dict(four.state_dict())
+    x = torch.randn(2, 6, d, generator=gen, dtype=torch.float64)
+    # Plain matmuls on the stored (out, in) weights: the page's W_Q is weight.T.
+    q = x @ four.w_q.weight.T + four.w_q.bias
+    k = x @ four.w_k.weight.T + four.w_k.bias
+    d_head = d // heads
+    head_scores = sum(
+        q[..., h * d_head : (h + 1) * d_head]
+        @ k[..., h * d_head : (h + 1) * d_head].transpose(-2, -1)
+        / d_head**0.5
+        for h in range(heads)
+    )
+    _, weights = one(x, x, x)
+    expected = torch.softmax(0.5 * head_scores, dim=-1)
+    torch.testing.assert_close(weights[:, 0], expected, atol=1e-12, rtol=1e-12)

@@ -14,6 +14,7 @@ from snippets.performer import (
     causal_linear_attention_prefix,
     favor_attention,
     gaussian_random_features,
+    kernel_relative_mse,
     linear_attention,
     orthogonal_random_features,
     softmax_features,
@@ -90,6 +91,85 @@ def test_one_feature_variance_matches_the_closed_form(gen):
     centred = est - est.mean()
     se = math.sqrt(((centred**4).mean().item() - est.var().item() ** 2) / n)
     assert abs(est.var().item() - theory) < 5 * se
+
+
+def _pair_with_z_sq(
+    d: int, z_sq: float, gen: torch.Generator
+) -> tuple[torch.Tensor, ...]:
+    """x, y in R^d (already divided by d^(1/4)) in random directions, with |x + y|^2 = z_sq."""
+    x, y = (torch.randn(d, generator=gen, dtype=torch.float64) for _ in range(2))
+    scale = math.sqrt(z_sq) / (x + y).norm()
+    return x * scale, y * scale
+
+
+def _kernel_sq_errors(
+    x: torch.Tensor, y: torch.Tensor, m: int, draws: int, orthogonal: bool, gen
+) -> torch.Tensor:
+    """(estimate / exp(x.y) - 1)^2 for `draws` independent projections of m rows.
+
+    Orthogonal draws: whole blocks of d rows, drawn in one call (blocks are independent),
+    cut to m rows per draw; m must be below d or a multiple of it.
+    """
+    d = x.numel()
+    if orthogonal:
+        per_draw = max(m, d)
+        w = orthogonal_random_features(draws * per_draw, d, gen)
+        w = w.reshape(draws, per_draw, d)[:, :m]
+    else:
+        w = gaussian_random_features(draws * m, d, gen).reshape(draws, m, d)
+    # phi(x).phi(y) = mean over rows of exp(w.(x + y) - |x|^2/2 - |y|^2/2); exact = exp(x.y)
+    log_ratio = w @ (x + y) - 0.5 * (x + y).dot(x + y)
+    return (torch.exp(log_ratio).mean(-1) - 1) ** 2
+
+
+@pytest.mark.parametrize(("d", "m", "z_sq"), [(8, 5, 0.5), (8, 8, 0.5), (8, 24, 1.0)])
+def test_kernel_mse_formula_matches_monte_carlo(gen, d, m, z_sq):
+    """kernel_relative_mse, i.i.d. and orthogonal (one partial block, one block, three
+    blocks), against the mean squared error of 10,000 seeded draws, within 4 s.e. (small
+    |x + y|^2 keeps the squared errors' tails light enough for the sample s.e. to hold)."""
+    draws = 10_000
+    x, y = _pair_with_z_sq(d, z_sq, gen)
+    for orthogonal in (False, True):
+        sq = _kernel_sq_errors(x, y, m, draws, orthogonal, gen)
+        se = sq.std().item() / math.sqrt(draws)
+        theory = kernel_relative_mse(z_sq, m, d, orthogonal)
+        assert abs(sq.mean().item() - theory) < 4 * se
+
+
+def test_orthogonal_features_lower_the_kernel_mse(gen):
+    """Theorem 2's effect, measured: at |x + y|^2 = 1, d = m = 16, 10,000 seeded draws give
+    an orthogonal MSE below 0.9 times the i.i.d. one. The exact ratio is 0.78; over 40 seeds
+    the measured one had a standard deviation of 0.025, so the margin is about 5 of them."""
+    d, m, draws = 16, 16, 10_000
+    x, y = _pair_with_z_sq(d, 1.0, gen)
+    mse = {
+        o: _kernel_sq_errors(x, y, m, draws, o, gen).mean().item()
+        for o in (False, True)
+    }
+    assert mse[True] < 0.9 * mse[False]
+
+
+@pytest.mark.parametrize("d", [2, 3, 16, 64])
+def test_kernel_mse_obeys_theorem_2(d):
+    """Choromanski et al. (2021), Theorem 2, for m <= d orthogonal rows:
+    MSE_ort <= MSE_iid - 2(m-1)/(m(d+2)) (SM - exp(-(|x|^2+|y|^2)/2))^2; divided by SM^2 the
+    gap is 2(m-1)/(m(d+2)) (1 - exp(-|x+y|^2/2))^2. Strict for m >= 2 and x + y != 0."""
+    for m in sorted({2, d // 2 + 1, d}):
+        for z_sq in (1e-3, 0.1, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
+            iid = kernel_relative_mse(z_sq, m, d, orthogonal=False)
+            orth = kernel_relative_mse(z_sq, m, d, orthogonal=True)
+            gap = 2 * (m - 1) / (m * (d + 2)) * (1 - math.exp(-z_sq / 2)) ** 2
+            assert orth <= iid - gap + 1e-12 * iid
+            assert orth < iid
+
+
+def test_kernel_mse_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="m must"):
+        kernel_relative_mse(1.0, 0, 8, orthogonal=True)
+    with pytest.raises(ValueError, match="z_sq"):
+        kernel_relative_mse(-1.0, 4, 8, orthogonal=True)
+    with pytest.raises(ValueError, match="d must"):
+        kernel_relative_mse(1.0, 4, 0, orthogonal=True)
 
 
 @pytest.mark.parametrize("orthogonal", [False, True])

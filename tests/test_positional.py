@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from snippets.attention import scaled_dot_product_attention
 from snippets.positional import (
     LearnedPositionalEmbedding,
     apply_rope,
@@ -49,6 +50,36 @@ def test_torch_multihead_attention_is_permutation_equivariant(gen):
     out_perm, _ = mha(x[:, perm], x[:, perm], x[:, perm])
     out, _ = mha(x, x, x)
     torch.testing.assert_close(out_perm, out[:, perm], **TOL64)
+
+
+def test_causal_mask_breaks_permutation_equivariance(gen):
+    """Under a causal mask the first output is the first token's own value, x_0 W_V, so
+    permuting the input does not permute the output (Haviv et al. 2022)."""
+    x = torch.randn(1, 10, 16, generator=gen, dtype=torch.float64)
+    w_q, w_k, w_v = _weights(gen, 16)
+    mask = torch.ones(10, 10, dtype=torch.bool).tril()
+
+    def causal(z: torch.Tensor) -> torch.Tensor:
+        return scaled_dot_product_attention(z @ w_q, z @ w_k, z @ w_v, mask)[0]
+
+    perm = torch.arange(9, -1, -1)  # reverse the sequence
+    torch.testing.assert_close(causal(x[:, perm])[:, 0], x[:, 9] @ w_v, **TOL64)
+    assert (causal(x[:, perm]) - causal(x)[:, perm]).abs().max() > 0.1
+
+
+def test_causal_uniform_attention_turns_a_repeated_token_into_a_position_signal(gen):
+    """W_Q = 0 gives uniform weights; causally, output i is the mean of values 0..i, so
+    for one first token b followed by copies of a it is (v_b + i v_a) / (i + 1)."""
+    n, d = 8, 4
+    _, w_k, w_v = _weights(gen, d)
+    b, a = torch.randn(2, d, generator=gen, dtype=torch.float64)
+    x = torch.cat([b[None], a.expand(n - 1, d)])  # (n, d)
+    mask = torch.ones(n, n, dtype=torch.bool).tril()
+    out, _ = scaled_dot_product_attention(x @ (0 * w_k), x @ w_k, x @ w_v, mask)
+    i = torch.arange(n, dtype=torch.float64)[:, None]
+    torch.testing.assert_close(out, (b @ w_v + i * (a @ w_v)) / (i + 1), **TOL64)
+    plain = self_attention(x, 0 * w_k, w_k, w_v)  # no mask: the copies of a agree
+    torch.testing.assert_close(plain[1:], plain[1:2].expand(n - 1, d), **TOL64)
 
 
 def test_adding_positions_breaks_equivariance(gen):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -19,6 +21,7 @@ from snippets.sequence_models import (
     make_layer,
     multiply_adds,
     orthogonal_recurrence,
+    path_length,
     sequential_steps,
     tanh_rnn,
 )
@@ -200,3 +203,27 @@ def test_recurrent_reach_decays_by_orders_of_magnitude_and_attention_does_not():
     attn = gradient_reach(SelfAttention(16).double(), x).flip(0)
     assert rnn[60] < 1e-10 * rnn[1]
     assert 0.1 < attn[60] / attn[1] < 10
+
+
+@pytest.mark.parametrize("n", [2, 7, 12])
+def test_path_length_of_a_recurrence_is_the_number_of_state_updates(gen, n):
+    """Brute force: with W = w I and U = I, d h_{n-1} / d x_0 = w^(n-1) I. The power of w,
+    read off the measured reach at two values of w, counts the updates between the ends."""
+    d = 3
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    eye = torch.eye(d, dtype=torch.float64)
+
+    def reach_of_first(w: float) -> float:
+        return gradient_reach(LinearRNN(w * eye, eye), x)[0].item()
+
+    power = math.log(reach_of_first(0.9) / reach_of_first(0.5)) / math.log(0.9 / 0.5)
+    assert power == pytest.approx(path_length("recurrent", n), abs=1e-9)
+    assert layers_to_connect("recurrent", n) == 1  # ... in a single layer
+
+
+def test_path_length_of_convolution_and_attention_is_their_layer_count():
+    for n, k in [(2, 3), (17, 3), (100, 5)]:
+        assert path_length("convolution", n, k) == layers_to_connect(
+            "convolution", n, k
+        )
+        assert path_length("self-attention", n, k) == 1

@@ -21,6 +21,9 @@ from snippets.transformer import (
     count_parameters,
     decoder_layer_from_torch,
     encoder_layer_from_torch,
+    label_smoothed_loss,
+    paper_optimizer,
+    warmup_lr,
 )
 
 # float64 everywhere the comparison is with PyTorch: a few hundred products per entry and a
@@ -232,6 +235,30 @@ def test_embeddings_are_tied_or_not():
     assert count_parameters(untied) - count_parameters(tied) == 2 * 50 * 32
 
 
+@pytest.mark.parametrize("tie", [False, True], ids=["untied", "tied"])
+def test_one_seed_gives_one_set_of_weights(tie):
+    """Twelve models from seed 0 are identical. The models stay alive so that each lands at
+    a new address: an initialisation order taken from a set of modules (ordered by address)
+    made untied models differ in about half of such runs."""
+    config = TransformerConfig(
+        d_model=8,
+        num_heads=2,
+        d_ff=16,
+        num_layers=1,
+        vocab_size=13,
+        max_len=8,
+        tie_embeddings=tie,
+    )
+    models = []
+    for _ in range(12):
+        torch.manual_seed(0)
+        models.append(Transformer(config))
+    first = models[0].state_dict()
+    for other in models[1:]:
+        for name, value in other.state_dict().items():
+            assert torch.equal(value, first[name]), name
+
+
 def test_decoder_cannot_see_future_target_tokens(gen):
     """Changing target token t changes no logit at positions before t (default causal mask)."""
     model = Transformer(TransformerConfig(**SMALL)).double().eval()
@@ -324,3 +351,79 @@ def test_decoder_stack_alone(gen):
         torch.randn(2, 5, 32, generator=gen), torch.randn(2, 9, 32, generator=gen)
     )
     assert out.shape == (2, 5, 32)
+
+
+# --- the paper's training recipe (section 5) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-LN", "pre-LN"])
+def test_dropout_sits_on_each_sublayer_output_and_on_embeddings_plus_pe(
+    gen, norm_first
+):
+    """With p = 1 every dropout outputs zeros. Dropout on each sublayer's output, before the
+    residual sum, then leaves a post-LN layer equal to its LayerNorms applied to its input,
+    and a pre-LN layer equal to the identity; dropout on the sum of embedding and PE makes
+    the embedded input zero."""
+    c = TransformerConfig(**{**SMALL, "dropout": 1.0, "norm_first": norm_first})
+    x, memory = (
+        torch.randn(2, 5, 32, generator=gen),
+        torch.randn(2, 7, 32, generator=gen),
+    )
+    enc, dec = EncoderLayer(c).train(), DecoderLayer(c).train()
+    with torch.no_grad():
+        for norm in (enc.norm1, enc.norm2, dec.norm1, dec.norm2, dec.norm3):
+            norm.weight.uniform_(0.5, 1.5, generator=gen)  # any gain and bias
+            norm.bias.uniform_(-1, 1, generator=gen)
+        if norm_first:
+            expected_enc, expected_dec = x, x
+        else:
+            expected_enc = enc.norm2(enc.norm1(x))
+            expected_dec = dec.norm3(dec.norm2(dec.norm1(x)))
+        torch.testing.assert_close(enc(x, causal_mask(5)), expected_enc)
+        torch.testing.assert_close(dec(x, memory, causal_mask(5)), expected_dec)
+        model = Transformer(c).train()
+        tokens = torch.randint(0, 50, (2, 5), generator=gen)
+        assert not model.embed(tokens, model.src_embed).any()
+        model.eval()  # dropout is off: the scaled embedding plus the encoding
+        scaled = model.src_embed(tokens) * math.sqrt(32) + sinusoidal_encoding(5, 32)
+        torch.testing.assert_close(model.embed(tokens, model.src_embed), scaled)
+
+
+def test_warmup_lr_is_linear_then_inverse_square_root_with_its_peak_at_warmup():
+    d, warmup = 512, 4000
+    rates = [warmup_lr(s, d, warmup) for s in range(1, 3 * warmup + 1)]
+    for step in (1, 2, 1000, warmup - 1, warmup, warmup + 1, 3 * warmup):
+        if step <= warmup:  # the linear branch: step / (sqrt(d) * warmup^1.5)
+            expected = step / (math.sqrt(d) * warmup * math.sqrt(warmup))
+        else:  # the decaying branch: 1 / sqrt(d * step)
+            expected = 1 / math.sqrt(d * step)
+        assert rates[step - 1] == pytest.approx(expected, rel=1e-12)
+    assert max(range(len(rates)), key=rates.__getitem__) + 1 == warmup
+    assert max(rates) == pytest.approx(1 / math.sqrt(d * warmup), rel=1e-12)
+    with pytest.raises(ValueError, match="step"):
+        warmup_lr(0)
+
+
+def test_paper_optimizer_is_adam_with_the_paper_settings_and_schedule(gen):
+    model = nn.Linear(4, 3)
+    optimizer, schedule = paper_optimizer(model, d_model=64, warmup=3)
+    group = optimizer.param_groups[0]
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert group["betas"] == (0.9, 0.98) and group["eps"] == 1e-9
+    for step in range(1, 8):  # the k-th update uses the rate of step k
+        assert group["lr"] == pytest.approx(warmup_lr(step, 64, 3), rel=1e-12)
+        model(torch.randn(2, 4, generator=gen)).sum().backward()
+        optimizer.step()
+        schedule.step()
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+def test_label_smoothed_loss_equals_torch_cross_entropy(gen, eps):
+    logits = torch.randn(3, 7, 11, generator=gen, dtype=torch.float64)
+    target = torch.randint(0, 11, (3, 7), generator=gen)
+    expected = nn.functional.cross_entropy(
+        logits.reshape(-1, 11), target.reshape(-1), label_smoothing=eps
+    )
+    torch.testing.assert_close(label_smoothed_loss(logits, target, eps), expected)
+    with pytest.raises(ValueError, match="eps"):
+        label_smoothed_loss(logits, target, 1.5)

@@ -6,15 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from snippets.demos.vit import VARIANTS
 from snippets.vit import (
     PatchEmbedding,
     VisionTransformer,
     ViTConfig,
+    attention_rollout,
     count_parameters,
     patchify,
     shifted_window_attention,
+    weight_decay_groups,
     window_mask,
 )
 
@@ -103,6 +106,86 @@ def test_logits_are_the_head_applied_to_the_class_token_alone(gen):
     changed = images.clone()
     changed[:, :, 6:, 6:] += 1.0  # one corner patch
     assert not torch.allclose(model(images), model(changed))
+
+
+def test_weight_decay_spares_biases_norms_positions_and_the_class_token():
+    model = VisionTransformer(TINY)
+    decay, exempt = weight_decay_groups(model, 0.05)
+    assert decay["weight_decay"] == 0.05 and exempt["weight_decay"] == 0.0
+    ids = {id(p) for p in decay["params"]}, {id(p) for p in exempt["params"]}
+    assert not ids[0] & ids[1]  # no parameter in both groups ...
+    assert len(ids[0]) + len(ids[1]) == len(
+        list(model.parameters())
+    )  # ... none left out
+    for name, p in model.named_parameters():
+        expected_exempt = (
+            name in ("pos_embed", "cls_token")
+            or name.endswith(".bias")
+            or isinstance(model.get_submodule(name.rsplit(".", 1)[0]), nn.LayerNorm)
+        )
+        assert (id(p) in ids[1]) == expected_exempt, name
+    with pytest.raises(ValueError, match="weight_decay"):
+        weight_decay_groups(model, -0.1)
+
+
+# ---------------------------------------------------------------------- attention rollout
+
+
+def _row_stochastic(gen, *shape):
+    return torch.softmax(torch.randn(*shape, generator=gen, dtype=torch.float64), -1)
+
+
+def test_rollout_of_two_layers_matches_a_hand_computation(gen):
+    """Abnar and Zuidema's recipe written out entry by entry: average the heads, add the
+    identity, renormalise the rows, and multiply the second layer into the first."""
+    b, h, n = 2, 3, 4
+    w1, w2 = _row_stochastic(gen, b, h, n, n), _row_stochastic(gen, b, h, n, n)
+
+    def layer(w, batch):
+        a = [
+            [
+                sum(float(w[batch, head, i, j]) for head in range(h)) / h
+                for j in range(n)
+            ]
+            for i in range(n)
+        ]
+        a = [[a[i][j] + (i == j) for j in range(n)] for i in range(n)]
+        return [[x / sum(row) for x in row] for row in a]
+
+    rollout = attention_rollout([w1, w2])
+    for batch in range(b):
+        a1, a2 = layer(w1, batch), layer(w2, batch)
+        expected = [
+            [sum(a2[i][m] * a1[m][j] for m in range(n)) for j in range(n)]
+            for i in range(n)
+        ]
+        torch.testing.assert_close(
+            rollout[batch], torch.tensor(expected, dtype=torch.float64), **F64
+        )
+
+
+def test_rollout_of_one_uniform_layer_is_half_identity_half_uniform():
+    n = 5
+    uniform = torch.full((1, 2, n, n), 1 / n, dtype=torch.float64)
+    expected = 0.5 * torch.eye(n, dtype=torch.float64) + 0.5 / n
+    torch.testing.assert_close(attention_rollout([uniform])[0], expected, **F64)
+
+
+def test_rollout_of_a_vits_attention_has_rows_that_sum_to_one(gen):
+    torch.manual_seed(0)
+    model = VisionTransformer(TINY).eval()
+    model(torch.randn(3, 1, 8, 8, generator=gen))
+    rollout = attention_rollout([layer.attn_weights for layer in model.encoder.layers])
+    assert rollout.shape == (3, TINY.num_patches + 1, TINY.num_patches + 1)
+    assert (rollout >= 0).all()
+    torch.testing.assert_close(rollout.sum(-1), torch.ones(3, TINY.num_patches + 1))
+
+
+def test_rollout_rejects_bad_input():
+    with pytest.raises(ValueError, match="weights"):
+        attention_rollout([])
+    with pytest.raises(ValueError, match="weights"):
+        attention_rollout([torch.ones(2, 3, 4, 5)])
 
 
 def test_encoder_is_pre_ln_with_gelu():

@@ -28,6 +28,7 @@ demos without building the site.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -37,13 +38,22 @@ import os
 import platform
 import posixpath
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+
+def warn(message: str) -> None:
+    """A warning that does not fail a strict build: the build repairs what it reports."""
+    print(f"WARNING -  [executed] {message}", file=sys.stderr)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("AE_CACHE_DIR", ROOT / ".cache" / "executed"))
@@ -54,6 +64,8 @@ LAB_DIR = "labs/"
 FIGURE_RE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(exec:(?P<ref>[a-z_][\w]*\.[a-z_]\w*)\)")
 VALUE_RE = re.compile(r"\{\{\s*(?P<ref>[a-z_]\w*\.[a-z_]\w*)(?:\.(?P<key>\w+))?\s*\}\}")
 PROFILER_NOISE = re.compile(r"^USDT:.*profiler_(?:start|stop)\n", re.M)
+SVG_DATE_RE = re.compile(r"\s*<dc:date>.*?</dc:date>", re.S)
+LEFTOVER_RE = re.compile(r"\{\{.{0,60}?\}\}|\{\{|exec:[\w.-]*")
 SNIPPET_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+snippets(?:\.(\w+))?", re.M)
 
 
@@ -154,8 +166,12 @@ def environment_fingerprint() -> dict[str, str]:
 
 
 def item_key(item: Item, fingerprint: dict[str, str], root: Path = ROOT) -> str:
+    """The cache key: the item, the versions and device, the machinery's own source
+    (a change of how results are checked or formatted makes them stale), and every
+    `snippets` module the item depends on."""
     h = hashlib.sha256()
     h.update(item.name.encode())
+    h.update(hashlib.sha256(Path(__file__).read_bytes()).digest())
     h.update(json.dumps(fingerprint, sort_keys=True).encode())
     for dep in snippet_deps(item.source, root):
         h.update(dep.relative_to(root).as_posix().encode())
@@ -180,12 +196,61 @@ def scan_page(markdown: str) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+TIMEOUT_ENV = "AE_ITEM_TIMEOUT"  # seconds one demo or one lab cell may take
+
+
+def item_timeout() -> float:
+    """The time limit of one demo or lab cell: AE_ITEM_TIMEOUT seconds, 600 by default."""
+    raw = os.environ.get(TIMEOUT_ENV, "600")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ExecutionError(
+            f"{TIMEOUT_ENV} must be a number of seconds, not {raw!r}"
+        ) from None
+    if value <= 0:
+        raise ExecutionError(f"{TIMEOUT_ENV} must be positive, not {raw!r}")
+    return value
+
+
+def _describe(item: Item) -> str:
+    module, func = item.name.split(".")
+    return (
+        f"page {', '.join(item.pages)}: demo {item.name} "
+        f"(snippets/demos/{module}.py, function {func})"
+    )
+
+
+@contextlib.contextmanager
+def _terminated_cleanly() -> Iterator[None]:
+    """Turn SIGTERM into an exception while the block runs, so that `finally` clauses
+    stop the worker and remove its files; restore the previous handler after."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise ExecutionError("the build was stopped by SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def execute_demos(items: list[Item], root: Path = ROOT) -> None:
-    """Run stale demos in a fresh interpreter (so edited modules are re-imported) and cache them."""
+    """Run stale demos in a fresh interpreter (so edited modules are re-imported) and cache them.
+
+    A watchdog stops the worker when one demo runs past AE_ITEM_TIMEOUT seconds: the
+    worker says which demo it is running in a small progress file.
+    """
     if not items:
         return
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     jobs = CACHE_DIR / f"jobs-{os.getpid()}.json"
+    progress = jobs.with_suffix(".running")
     jobs.write_text(
         json.dumps([{"ref": i.name, "out": str(i.cache_path)} for i in items])
     )
@@ -195,57 +260,104 @@ def execute_demos(items: list[Item], root: Path = ROOT) -> None:
         "PYTHONHASHSEED": "0",
         "MPLBACKEND": "Agg",
     }
-    proc = subprocess.run(
-        [sys.executable, __file__, "worker", str(jobs)],
-        cwd=root,
-        env=env,
-        check=False,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    jobs.unlink(missing_ok=True)
-    # Pass the worker's messages on, without the two lines that PyTorch's profiler prints
-    # each time snippets.measure records CPU memory.
-    sys.stderr.write(PROFILER_NOISE.sub("", proc.stderr))
+    limit = item_timeout()
+    by_name = {i.name: i for i in items}
+    with tempfile.TemporaryFile("w+") as errors, _terminated_cleanly():
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "worker", str(jobs), str(progress)],
+            cwd=root,
+            env=env,
+            stderr=errors,
+            text=True,
+            start_new_session=True,  # its own process group, stopped as a whole
+        )
+        try:
+            while proc.poll() is None:
+                time.sleep(0.2)
+                try:
+                    ref, started = progress.read_text().split("\t")
+                except (OSError, ValueError):
+                    continue
+                if time.time() - float(started) > limit:
+                    raise ExecutionError(
+                        f"{_describe(by_name[ref])} ran for more than {limit:g} s "
+                        f"({TIMEOUT_ENV}) and was stopped"
+                    )
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            jobs.unlink(missing_ok=True)
+            progress.unlink(missing_ok=True)
+            errors.seek(0)
+            # Pass the worker's messages on, without the two lines that PyTorch's
+            # profiler prints each time snippets.measure records CPU memory.
+            sys.stderr.write(PROFILER_NOISE.sub("", errors.read()))
     for item in items:
         if not item.cache_path.exists():
-            where = ", ".join(item.pages)
             raise ExecutionError(
-                f"demo {item.name} (snippets/demos/{item.name.split('.')[0]}.py, function "
-                f"{item.name.split('.')[1]}) produced no result for page {where}; "
-                f"the worker exited with {proc.returncode}"
+                f"{_describe(item)} produced no result; the worker exited with "
+                f"{proc.returncode}"
             )
-        result = json.loads(item.cache_path.read_text())
-        if "error" in result:
-            item.cache_path.unlink()
-            raise ExecutionError(
-                f"page {', '.join(item.pages)}: demo {item.name} "
-                f"(snippets/demos/{item.name.split('.')[0]}.py, function "
-                f"{item.name.split('.')[1]}) failed:\n{result['error']}"
-            )
+        result = _read_json(item.cache_path)
+        if result is None or "error" in result:
+            item.cache_path.unlink(missing_ok=True)
+            detail = result["error"] if result else "an unreadable result"
+            raise ExecutionError(f"{_describe(item)} failed:\n{detail}")
         item.result, item.status = result, "executed"
 
 
-def _run_notebook(notebook: Any) -> None:
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A cached record, or None (with a warning naming it) when it is empty or corrupt."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        warn(f"discarding the corrupt cache entry {path.name}: {err}")
+        return None
+    if not isinstance(data, dict):
+        warn(f"discarding the cache entry {path.name}: not a JSON object")
+        return None
+    return data
+
+
+def _run_notebook(notebook: Any, name: str) -> None:
     """Execute every cell in a fresh kernel, reached over local sockets in a temporary
-    folder (over TCP, the kernel warns that its traffic is unencrypted)."""
+    folder (over TCP, the kernel warns that its traffic is unencrypted).
+
+    The kernel manager is asynchronous, so that nbclient's per-cell timeout fires (with a
+    blocking client it never does); a cell past AE_ITEM_TIMEOUT stops the build.
+    """
     import nbclient
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient.util import run_sync
+
+    limit = item_timeout()
+    current = [0]  # index of the cell being executed
+
+    def starting(cell: Any, cell_index: int) -> None:
+        current[0] = cell_index
 
     with tempfile.TemporaryDirectory() as sockets:
-        kernel = KernelManager(
+        kernel = AsyncKernelManager(
             kernel_name="python3", transport="ipc", ip=f"{sockets}/kernel"
         )
+        client = nbclient.NotebookClient(
+            notebook,
+            km=kernel,
+            timeout=limit,
+            on_cell_start=starting,
+            resources={"metadata": {"path": str(ROOT)}},
+        )
         try:
-            nbclient.NotebookClient(
-                notebook,
-                km=kernel,
-                timeout=600,
-                resources={"metadata": {"path": str(ROOT)}},
-            ).execute()
+            client.execute()
+        except nbclient.exceptions.CellTimeoutError:
+            raise ExecutionError(
+                f"lab {name}: cell {current[0]} ran for more than {limit:g} s "
+                f"({TIMEOUT_ENV}) and was stopped"
+            ) from None
         finally:
             if kernel.has_kernel:  # the kernel is ours to stop
-                kernel.shutdown_kernel()
+                run_sync(kernel.shutdown_kernel)(now=True)
 
 
 def execute_lab(item: Item) -> None:
@@ -260,13 +372,24 @@ def execute_lab(item: Item) -> None:
         "display_name": "Python 3",
         "language": "python",
     }
-    env_before = {
-        k: os.environ.get(k) for k in ("PYTHONPATH", "PYTHONHASHSEED", "MPLBACKEND")
-    }
-    os.environ.update(PYTHONPATH=str(ROOT), PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    for index, cell in enumerate(
+        notebook.cells
+    ):  # stable ids: jupytext draws random ones
+        cell["id"] = f"cell-{index}"
+    names = ("PYTHONPATH", "PYTHONHASHSEED", "MPLBACKEND", "MATPLOTLIBRC")
+    env_before = {k: os.environ.get(k) for k in names}
     start = time.perf_counter()
     try:
-        _run_notebook(notebook)
+        with _terminated_cleanly(), tempfile.TemporaryDirectory() as rc:
+            # Stable SVG ids in every figure the kernel draws, whatever the lab sets.
+            Path(rc, "matplotlibrc").write_text("svg.hashsalt: attention-executed\n")
+            os.environ.update(
+                PYTHONPATH=str(ROOT),
+                PYTHONHASHSEED="0",
+                MPLBACKEND="Agg",
+                MATPLOTLIBRC=rc,
+            )
+            _run_notebook(notebook, item.name)
     except nbclient.exceptions.CellExecutionError as err:
         raise ExecutionError(f"lab {item.name} failed in a cell:\n{err}") from None
     finally:
@@ -278,15 +401,18 @@ def execute_lab(item: Item) -> None:
     seconds = time.perf_counter() - start
     for cell in notebook.cells:  # no run-dependent metadata in the published notebook
         cell.get("metadata", {}).pop("execution", None)
+        for output in cell.get("outputs", []):
+            svg = output.get("data", {}).get("image/svg+xml")
+            if isinstance(svg, str):
+                output["data"]["image/svg+xml"] = SVG_DATE_RE.sub("", svg)
     # CACHE_DIR/labs/<key>/ plays the docs folder for this notebook, whose name stays the lab's.
-    notebook_path = (
-        CACHE_DIR / "labs" / item.key / Path(item.name).with_suffix(".ipynb")
-    )
+    relative = Path("labs") / item.key / Path(item.name).with_suffix(".ipynb")
+    notebook_path = CACHE_DIR / relative
     notebook_path.parent.mkdir(parents=True, exist_ok=True)
     notebook_path.write_text(nbformat.writes(notebook), encoding="utf-8")
     item.result = {
         "kind": "lab",
-        "value": str(notebook_path),
+        "value": relative.as_posix(),  # relative to the cache: nothing absolute is stored
         "seconds": seconds,
         "produced": _now(),
         "measured": True,
@@ -305,17 +431,38 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def worker(jobs_file: str) -> int:
-    """Runs in a fresh process: import each demo, seed, call, check, serialise."""
+def worker(jobs_file: str, progress_file: str = "") -> int:
+    """Runs in a fresh process: import each demo, seed, call, check, serialise.
+
+    Demos marked @measured run last, after every other demo, so that nothing else the
+    build executes runs while they time; each one's `compare` records come back with it.
+    Before each demo the process state a demo could change is reset, and after it that
+    state is compared: a demo that leaves it changed fails (`_Isolation`).
+    """
     sys.path.insert(0, os.getcwd())  # the project root the parent started us in
     import importlib
 
+    from snippets.measure import recording
     from snippets.plotting import Figure, dark_variant
     from snippets.runtime import seed_everything
 
+    def resolve(ref: str) -> Any:
+        module_name, func_name = ref.split(".")
+        try:
+            module = importlib.import_module(f"snippets.demos.{module_name}")
+        except Exception:
+            return None  # reported when the job runs
+        return getattr(module, func_name, None)
+
+    install_data_guards()
+    jobs = json.loads(Path(jobs_file).read_text())
+    jobs.sort(key=lambda job: bool(getattr(resolve(job["ref"]), "measured", False)))
+    isolation = _Isolation(Path(os.getcwd()))
     failed = 0
-    for job in json.loads(Path(jobs_file).read_text()):
+    for job in jobs:
         module_name, func_name = job["ref"].split(".")
+        if progress_file:
+            Path(progress_file).write_text(f"{job['ref']}\t{time.time()}")
         start = time.perf_counter()
         try:
             module = importlib.import_module(f"snippets.demos.{module_name}")
@@ -324,13 +471,23 @@ def worker(jobs_file: str) -> int:
                 raise LookupError(
                     f"snippets/demos/{module_name}.py has no function {func_name}"
                 )
+            isolation.reset()
             seed_everything(0)
-            value = func()
+            try:
+                with recording() as timings:
+                    value = func()
+            finally:
+                leaks = isolation.leaks()
+            if leaks:
+                raise RuntimeError(
+                    "the demo changed the state of the build: " + "; ".join(leaks)
+                )
             seconds = time.perf_counter() - start
             result = {
                 "seconds": seconds,
                 "produced": _now(),
                 "measured": bool(getattr(func, "measured", False)),
+                "timings": [t.summary() for t in timings],
             }
             if isinstance(value, Figure):
                 _check_figure_finite(value)
@@ -380,31 +537,162 @@ def _svg(fig: Any) -> str:
     return buf.getvalue()
 
 
-def _check_figure_finite(fig: Any) -> None:
-    import numpy as np
+class _Isolation:
+    """What a demo may not change: torch's default dtype, the working directory,
+    matplotlib's rcParams, the thread count, and the files of the repository."""
 
-    for ax in fig.axes:
-        arrays = [np.asarray(line.get_xydata(), dtype=float) for line in ax.get_lines()]
-        arrays += [
-            np.ma.compressed(np.ma.asarray(im.get_array(), dtype=float))
-            for im in ax.images
-        ]
-        for coll in ax.collections:
-            arrays.append(np.asarray(coll.get_offsets(), dtype=float))
-            if coll.get_array() is not None:
-                arrays.append(
-                    np.ma.compressed(np.ma.asarray(coll.get_array(), dtype=float))
+    SKIP: ClassVar[set[str]] = {
+        ".git",
+        ".nox",
+        ".cache",
+        "node_modules",
+        "site",
+        "__pycache__",
+    }
+
+    def __init__(self, root: Path) -> None:
+        import matplotlib
+        import torch
+
+        self.root = root
+        self.dtype = torch.get_default_dtype()
+        self.threads = torch.get_num_threads()
+        self.rc = dict(matplotlib.rcParams)
+        self.files = self._files()
+
+    def _files(self) -> dict[str, tuple[int, int]]:
+        out = {}
+        for folder, dirs, names in os.walk(self.root):
+            dirs[:] = [d for d in dirs if d not in self.SKIP and not d.startswith(".")]
+            for name in names:
+                path = Path(folder, name)
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                out[path.relative_to(self.root).as_posix()] = (
+                    st.st_mtime_ns,
+                    st.st_size,
                 )
-        arrays += [
-            np.asarray([p.get_height(), p.get_width()])
-            for p in ax.patches
-            if hasattr(p, "get_height")
-        ]
-        for arr in arrays:
-            if arr.size and not np.isfinite(arr).all():
+        return out
+
+    def reset(self) -> None:
+        import matplotlib
+        import torch
+
+        torch.set_default_dtype(self.dtype)
+        torch.set_num_threads(self.threads)
+        os.chdir(self.root)
+        matplotlib.rcParams.update(self.rc)
+
+    def leaks(self) -> list[str]:
+        """What the last demo left changed, in words; the state is restored after."""
+        import matplotlib
+        import matplotlib.pyplot as plt
+        import torch
+
+        found = []
+        if torch.get_default_dtype() != self.dtype:
+            found.append(f"torch's default dtype is {torch.get_default_dtype()}")
+        if torch.get_num_threads() != self.threads:
+            found.append(
+                f"torch uses {torch.get_num_threads()} threads, not {self.threads}"
+            )
+        if Path.cwd() != self.root:
+            found.append(f"the working directory is {Path.cwd()}")
+        changed = sorted(
+            k for k, v in self.rc.items() if _differs(matplotlib.rcParams.get(k), v)
+        )
+        if changed:
+            found.append(f"matplotlib rcParams changed: {', '.join(changed[:5])}")
+        now = self._files()
+        written = sorted(k for k in now if self.files.get(k) != now[k])
+        if written:
+            found.append(f"it wrote inside the repository: {', '.join(written[:5])}")
+            self.files = now
+        plt.close("all")
+        self.reset()
+        return found
+
+
+def _differs(a: Any, b: Any) -> bool:
+    try:
+        return bool(a != b)
+    except Exception:  # arrays compare element-wise
+        return repr(a) != repr(b)
+
+
+def _check_figure_finite(fig: Any) -> None:
+    """NaN or inf anywhere a figure draws data stops the build: lines, images, meshes,
+    collections (scatter, fill_between, error bars), patches and text."""
+    import numpy as np
+    from matplotlib.collections import Collection
+    from matplotlib.image import AxesImage
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.text import Text
+
+    def finite(values: Any) -> bool:
+        # matplotlib masks NaN itself (imshow, pcolormesh, scatter): read under the mask.
+        # A demo that wants blank cells masks them explicitly, over finite data.
+        arr = np.asarray(np.ma.getdata(values), dtype=float)
+        return bool(np.isfinite(arr).all())
+
+    from matplotlib.axes import Axes
+
+    for artist in fig.findobj():
+        ax = artist.axes if isinstance(getattr(artist, "axes", None), Axes) else None
+        where = (
+            f"the figure's axes {ax.get_title()!r}" if ax is not None else "the figure"
+        )
+        data: list[Any] = []
+        if isinstance(artist, Line2D):
+            data.append(artist.get_xydata())
+        elif isinstance(artist, AxesImage):
+            data.append(artist.get_array())
+        elif isinstance(artist, Collection):
+            data.append(artist.get_offsets())
+            if artist.get_array() is not None:
+                data.append(artist.get_array())
+            data += [p.vertices for p in artist.get_paths()]
+        elif isinstance(artist, Patch) and ax is not None:
+            data.append(artist.get_path().vertices)
+            if hasattr(artist, "get_height"):
+                data.append([artist.get_height(), artist.get_width()])
+        elif isinstance(artist, Text) and artist.get_text():
+            _check_text_finite(artist.get_text(), f"a text of {where}")
+        for values in data:
+            if np.size(values) and not finite(values):
                 raise ValueError(
-                    f"the figure's axes {ax.get_title()!r} plot NaN or infinite data"
+                    f"{where} draws NaN or infinite data ({type(artist).__name__})"
                 )
+
+
+def install_data_guards() -> None:
+    """fill_between drops NaN from its polygons before any check could see it: make it
+    refuse non-finite input instead (idempotent; the worker calls it once)."""
+    import numpy as np
+    from matplotlib.axes import Axes
+
+    for name in ("fill_between", "fill_betweenx"):
+        original = getattr(Axes, name)
+        if getattr(original, "guarded", False):
+            continue
+
+        def guarded(self: Any, *args: Any, _original: Any = original, **kw: Any) -> Any:
+            for value in [*args[:3], *(kw.get(k) for k in ("x", "y", "y1", "y2"))]:
+                if value is None or isinstance(value, str):
+                    continue
+                arr = np.asarray(np.ma.getdata(value), dtype=float)
+                if not np.isfinite(arr).all():
+                    raise ValueError(
+                        f"the figure's axes {self.get_title()!r} fill between "
+                        "NaN or infinite data"
+                    )
+            return _original(self, *args, **kw)
+
+        guarded.guarded = True  # type: ignore[attr-defined]
+        setattr(Axes, name, guarded)
 
 
 def _check_text_finite(text: str, where: str = "the returned text") -> None:
@@ -455,15 +743,30 @@ def on_files(files: Any, config: Any) -> Any:
             )
         item.key = item_key(item, fingerprint, ROOT)
         if item.cache_path.exists():
-            item.result, item.status = json.loads(item.cache_path.read_text()), "cached"
-            if item.is_lab and not Path(item.result["value"]).exists():
+            item.result, item.status = _read_json(item.cache_path), "cached"
+            if item.result is None:
+                item.cache_path.unlink(missing_ok=True)  # corrupt: executed again
+            elif item.is_lab and not (CACHE_DIR / item.result["value"]).exists():
                 item.result = None
+            elif item.result.get("measured") and fresh_timings():
+                item.result = None  # the publishing build measures again
         if item.result is None:
             stale.append(item)
-    execute_demos([i for i in stale if not i.is_lab], ROOT)
-    for item in stale:
-        if item.is_lab:
-            execute_lab(item)
+    everything = [*demos.values(), *(i for _, i in labs)]
+    try:
+        execute_demos([i for i in stale if not i.is_lab], ROOT)
+        for item in stale:
+            if item.is_lab:
+                execute_lab(item)
+    except BaseException:
+        for item in stale:
+            if item.result is None:
+                item.status = "failed or not run"
+        raise
+    finally:
+        _write_json(
+            CACHE_DIR / "last-build.json", {i.name: i.status for i in everything}
+        )
 
     for item in demos.values():
         if item.result["kind"] == "figure":
@@ -494,14 +797,36 @@ def on_files(files: Any, config: Any) -> Any:
     )
     if files.get_file_from_path(REPORT_URI) is None:
         files.append(File.generated(config, REPORT_URI, content=build_report()))
-    _write_json(
-        CACHE_DIR / "last-build.json",
-        {i.name: i.status for i in [*demos.values(), *_state["labs"]]},
-    )
     return files
 
 
+def on_post_build(config: Any) -> None:
+    """After a successful build, remove cache entries that no item of this build used."""
+    used = {i.key for i in [*_state.get("demos", {}).values(), *_state.get("labs", [])]}
+    if not used or not CACHE_DIR.is_dir():
+        return
+    for path in CACHE_DIR.glob("*.json"):
+        if path.stem not in used and path.name != "last-build.json":
+            path.unlink(missing_ok=True)
+    for folder in (CACHE_DIR / "labs").glob("*"):
+        if folder.name not in used:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 on_files.mkdocs_priority = 100  # before mkdocs-jupyter wraps the notebooks
+
+
+TIMINGS_ENV = "AE_TIMINGS"  # "fresh": re-measure every timed item (the Pages workflow)
+
+
+def fresh_timings() -> bool:
+    """Whether this build measures every timed item again instead of reusing the cache.
+
+    Preview builds reuse cached timings and say so on the page; the publishing build
+    (`AE_TIMINGS=fresh nox -s build` in the Pages workflow) measures them all again, in
+    the worker's last phase, after everything else has run.
+    """
+    return os.environ.get(TIMINGS_ENV, "") == "fresh"
 
 
 def _set_root(root: Path) -> None:
@@ -556,6 +881,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Replace each declaration with its result: figures (light and dark) and values."""
     demos: dict[str, Item] = _state.get("demos", {})
     here = posixpath.dirname(page.file.src_uri)
+    declared = scan_page(markdown)
 
     def planned(ref: str) -> Item:
         if ref not in demos:  # the page changed between on_files and now
@@ -605,7 +931,67 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
             )
         return result["value"][key]
 
-    return VALUE_RE.sub(value, FIGURE_RE.sub(figure, markdown))
+    markdown = VALUE_RE.sub(value, FIGURE_RE.sub(figure, markdown))
+    check_leftovers(markdown, page.file.src_uri)
+    timed = [
+        demos[ref]
+        for ref in sorted(declared)
+        if ref in demos and demos[ref].result.get("timings")
+    ]
+    return markdown + timing_note(timed, here) if timed else markdown
+
+
+def check_leftovers(markdown: str, page: str) -> None:
+    """A `{{` or `exec:` that survived substitution is a typo in a declaration: stop."""
+    found = LEFTOVER_RE.search(markdown)
+    if found:
+        line = markdown.count("\n", 0, found.start()) + 1
+        raise ExecutionError(
+            f"page {page}, line {line} of the substituted page: {found.group(0)!r} is not "
+            "a declaration the build understands (a typo? declarations look like "
+            "{{ module.function }}, {{ module.function.key }} and "
+            "![alt](exec:module.function), in lower case)"
+        )
+
+
+def timing_note(items: list[Item], here: str) -> str:
+    """A box at the end of a page with timings: where, how and when they were measured."""
+    records = [t for item in items for t in item.result["timings"]]
+    machines = " and ".join(sorted({t["machine"] for t in records}))
+    threads = "/".join(str(n) for n in sorted({t["threads"] for t in records}))
+    rounds = sorted({t["rounds"] for t in records})
+    loads = [x for t in records for x in t["load"]]
+    spread = max(c["spread"] for t in records for c in t["calls"].values())
+    when = " and ".join(
+        sorted(
+            {
+                "in this build"
+                if i.status == "executed"
+                else f"on {i.result['produced']} (reused from the build cache; "
+                "the published site measures again)"
+                for i in items
+            }
+        )
+    )
+    report = posixpath.relpath(REPORT_URI, here or ".")
+    n_rounds = f"{rounds[0]}" if len(rounds) == 1 else f"{rounds[0]} to {rounds[-1]}"
+    return "\n".join(
+        [
+            "",
+            "",
+            '!!! info "How the timings on this page were measured"',
+            f"    Measured {when}, on {machines} "
+            f"({threads} CPU thread{'s' if threads != '1' else ''} when on the CPU). "
+            f"Each comparison calls its functions in {n_rounds} interleaved rounds "
+            "after warm-up, rotating their order, and keeps every time; a ratio is the "
+            "median of same-round ratios, with a 95% bootstrap interval over rounds "
+            f"(`snippets/measure.py`). The 1-minute load average was {min(loads):.2f} "
+            f"to {max(loads):.2f} while they ran, and the middle half of any call's "
+            f"times spanned at most {spread * 100:.0f}% of its median. The "
+            f"[build report]({report}) lists every timed item.",
+            "",
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,8 +1045,37 @@ def build_report() -> str:
             "| --- | --- | ---: | --- | --- |",
             *rows,
             "",
+            *timed_rows(),
         ]
     )
+
+
+def timed_rows() -> list[str]:
+    """The conditions of every timing on the site: one row per `compare` of a timed item."""
+    rows = []
+    for item in sorted(_state["demos"].values(), key=lambda i: i.name):
+        for t in item.result.get("timings", []):
+            spread = max(c["spread"] for c in t["calls"].values())
+            rows.append(
+                f"| `{item.name}` | {t['machine']} | {t['threads']} | {t['rounds']} "
+                f"| {t['load'][0]:.2f} → {t['load'][1]:.2f} | {spread * 100:.1f}% "
+                f"| {', '.join(t['calls'])} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## Timed items",
+        "",
+        "Every timing on the site comes from `snippets.measure.compare`: interleaved rounds "
+        "with rotating order, every time kept. Timed items run last, after every other "
+        "item of the build, one at a time. *Load* is the 1-minute load average before and "
+        "after; *spread* is the largest interquartile range over median among the calls.",
+        "",
+        "| item | machine | threads | rounds | load | spread | calls |",
+        "| --- | --- | ---: | ---: | --- | ---: | --- |",
+        *rows,
+        "",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -691,7 +1106,7 @@ def check(pages: list[str]) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "worker":
-        sys.exit(worker(sys.argv[2]))
+        sys.exit(worker(*sys.argv[2:4]))
     if len(sys.argv) >= 3 and sys.argv[1] == "check":
         sys.exit(check(sys.argv[2:]))
     print(__doc__)

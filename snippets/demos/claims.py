@@ -6,12 +6,29 @@ chapter show the same measurement.
 
 from __future__ import annotations
 
+import itertools
+import math
+
+import torch
+
 from snippets.claims import (
     BLEU,
     BLEU_CONFERENCE_BIG_FRENCH,
+    CLAIMED_A,
+    CLAIMED_K,
+    CLAIMED_Q,
+    CLAIMED_V,
+    CLAIMED_Z,
+    W_K,
+    W_Q,
+    X,
+    lsh_multiply_adds,
+    mask_and_band_multiply_adds,
     multihead_without_output_projection,
+    tiled_attention_difference,
     worked_example_discrepancies,
 )
+from snippets.qkv import worked_example
 
 
 def _fmt(x: float) -> str:
@@ -21,6 +38,35 @@ def _fmt(x: float) -> str:
 def worked_example_numbers() -> dict[str, str]:
     """Largest entry-wise error of each claimed matrix of the 3x3 example."""
     return {key: _fmt(value) for key, value in worked_example_discrepancies().items()}
+
+
+def _latex(m: torch.Tensor, digits: int) -> str:
+    rows = [" & ".join(f"{v:.{digits}f}" for v in row) for row in m.tolist()]
+    return r"\begin{bmatrix} " + r" \\ ".join(rows) + r" \end{bmatrix}"
+
+
+def worked_example_matrices() -> dict[str, str]:
+    """The example's inputs and claimed matrices beside what its own numbers give, as LaTeX.
+
+    Each recomputed matrix uses only numbers the example itself states: its X and W for
+    Q and K, its Q and K for A, its A and V for Z.
+    """
+    steps = worked_example(X, W_Q, W_K, W_Q)  # W_V = W_Q = X in the example
+    own_scores = CLAIMED_Q @ CLAIMED_K.T / math.sqrt(X.size(-1))
+    matrices = {
+        "x": (X, 1),
+        "w_k": (W_K, 1),
+        "claimed_q": (CLAIMED_Q, 2),
+        "x_w_q": (steps["q"], 2),  # inputs with one decimal: two decimals are exact
+        "x_x_t": (X @ X.T, 2),
+        "claimed_k": (CLAIMED_K, 2),
+        "x_w_k": (steps["k"], 2),
+        "claimed_a": (CLAIMED_A, 1),
+        "softmax_own": (torch.softmax(own_scores, dim=-1), 3),
+        "claimed_z": (CLAIMED_Z, 3),
+        "a_v": (CLAIMED_A @ CLAIMED_V, 3),  # one decimal times two: three are exact
+    }
+    return {name: _latex(m, digits) for name, (m, digits) in matrices.items()}
 
 
 def multihead_numbers() -> dict[str, str]:
@@ -42,4 +88,48 @@ def bleu_numbers() -> dict[str, str]:
         "fr_base": f"{BLEU[('base', 'English-French')]:.1f}",
         "fr_conference": f"{BLEU_CONFERENCE_BIG_FRENCH:.1f}",
         "false_gain": f"{BLEU_CONFERENCE_BIG_FRENCH / de - 1:.0%}",
+    }
+
+
+MASK_N, MASK_W, MASK_D = 512, 32, 32  # one head: length, window half-width, width
+LSH_LENGTHS, LSH_CHUNK, LSH_D, LSH_BUCKETS = (1_024, 2_048, 4_096), 32, 32, 8
+
+
+def masking_numbers() -> dict[str, str]:
+    """Dense attention with and without a window mask, and the banded function, counted."""
+    c = mask_and_band_multiply_adds(MASK_N, MASK_W, MASK_D)
+    return {
+        "n": f"{MASK_N:,}",
+        "w": str(MASK_W),
+        "d": str(MASK_D),
+        "dense": f"{c['dense']:,}",
+        "masked": f"{c['masked']:,}",
+        "banded": f"{c['banded']:,}",
+        "ratio": f"{c['masked'] / c['banded']:.1f}",
+    }
+
+
+def reformer_numbers() -> dict[str, str]:
+    """How the counted arithmetic of one LSH round grows each time N doubles."""
+    c = lsh_multiply_adds(LSH_LENGTHS, LSH_CHUNK, LSH_D, LSH_BUCKETS)
+
+    def growth(counts: list[int]) -> str:
+        steps = [f"{b / a:.2f}" for a, b in itertools.pairwise(counts)]
+        return " and ".join(steps)
+
+    return {
+        "lengths": ", ".join(f"{n:,}" for n in LSH_LENGTHS),
+        "chunk": str(LSH_CHUNK),
+        "d": str(LSH_D),
+        "buckets": str(LSH_BUCKETS),
+        "fixed": growth(c["fixed"]),
+        "scaled": growth(c["scaled"]),
+    }
+
+
+def exactness_numbers() -> dict[str, str]:
+    """Largest difference of the tiled (FlashAttention) algorithm from PyTorch's attention."""
+    return {
+        "float64": f"{tiled_attention_difference(torch.float64):.1e}",
+        "float32": f"{tiled_attention_difference(torch.float32):.1e}",
     }

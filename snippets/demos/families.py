@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 from matplotlib.colors import LinearSegmentedColormap, to_rgba
 
 from snippets.attention import scaled_dot_product_attention
@@ -12,11 +13,14 @@ from snippets.families import (
     AdditiveAttention,
     DotProductAttention,
     counted_multiply_adds,
+    local_attention,
     topk_attention,
 )
 from snippets.measure import (
-    median_seconds,
-    one_cpu_thread,
+    Timings,
+    check_ratio,
+    compare,
+    fmt_ratio,
     peak_memory_bytes,
     timing_device,
 )
@@ -117,66 +121,163 @@ def cost_numbers() -> dict[str, str]:
     }
 
 
+LOCAL_N, LOCAL_W = 40, 4  # source length and window half-width of the local figure
+LOCAL_T, LOCAL_P = 20, 22.6  # local-m's centre p_t = t; local-p's predicted centre
+
+
+def local_figure():
+    """One query's weights over a short source: global, local-m and local-p."""
+    gen = torch.Generator().manual_seed(15)
+    d = 16
+    q = torch.randn(1, d, generator=gen)
+    k = torch.randn(LOCAL_N, d, generator=gen)
+    v = torch.randn(LOCAL_N, d, generator=gen)
+    _, glob = scaled_dot_product_attention(q, k, v)
+    _, at_t = local_attention(q, k, v, torch.tensor([float(LOCAL_T)]), LOCAL_W, False)
+    centre = torch.tensor([LOCAL_P])
+    _, soft_p = local_attention(q, k, v, centre, LOCAL_W, gaussian=False)
+    _, faded = local_attention(q, k, v, centre, LOCAL_W, gaussian=True)
+    pos = torch.arange(LOCAL_N)
+    fig, axes = figure(nrows=3, width=7.5, height=5.4, sharex=True, sharey=True)
+    axes[0].bar(pos, glob[0], color=COLORS[0])
+    axes[0].set_title("global: every source position is scored")
+    for ax, centre_at in ((axes[1], LOCAL_T), (axes[2], LOCAL_P)):
+        ax.axvspan(
+            round(centre_at) - LOCAL_W - 0.5,
+            round(centre_at) + LOCAL_W + 0.5,
+            color=COLORS[5],
+            alpha=0.15,
+            linewidth=0,
+        )
+        ax.axvline(centre_at, color=COLORS[3], linestyle=":", linewidth=1)
+    axes[1].bar(pos, at_t[0], color=COLORS[1])
+    axes[1].set_title(
+        f"local-m: softmax over the {2 * LOCAL_W + 1} keys around $p_t = t = {LOCAL_T}$"
+    )
+    axes[2].bar(pos, soft_p[0], color="none", edgecolor=COLORS[1], label="softmax")
+    axes[2].bar(pos, faded[0], color=COLORS[2], label="times the Gaussian")
+    axes[2].set_title(
+        f"local-p: predicted $p_t = {LOCAL_P}$, weights faded by a Gaussian"
+    )
+    axes[2].legend(fontsize=8, loc="upper left")
+    axes[2].set_xlabel("source position $s$")
+    for ax in axes:
+        ax.set_ylabel("weight")
+    return fig
+
+
+def local_numbers() -> dict[str, str]:
+    """Multiply-adds of one query of local attention, counted at every length of the cost
+    table; the same at every length."""
+    gen = torch.Generator().manual_seed(16)
+    counts = set()
+    for n in COST_NS:
+        q = torch.randn(1, D, generator=gen)
+        k = torch.randn(n, D, generator=gen)
+        v = torch.randn(n, D, generator=gen)
+        centre = torch.tensor([n / 2])
+        counts.add(
+            counted_multiply_adds(
+                lambda q=q, k=k, v=v, c=centre: local_attention(q, k, v, c, LOCAL_W)
+            )
+        )
+    return {
+        "w": str(LOCAL_W),
+        "keys": str(2 * LOCAL_W + 1),
+        "count": ", ".join(f"{c:,}" for c in sorted(counts)),
+        "formula": f"{(2 * LOCAL_W + 1) * 2 * D:,}",
+        "soft_max": f"{_costs()[-1]['soft']:,}",
+    }
+
+
 T_QUERIES, T_KEYS = 256, 4_096
+T_ROUNDS = 9
+T_NAMES = {
+    "soft": "soft attention, whole function",
+    "fused": "soft attention, PyTorch fused",
+    "hard": f"top-{TOP_K} attention, whole function",
+    "score": "scoring alone, $QK^\\top/\\sqrt{d}$ (both need it)",
+    "select": f"choosing the top {TOP_K} alone, from given scores",
+}
 
 
 @functools.cache
-def _timings() -> dict[str, float | str]:
+def _timings() -> Timings:
     gen = torch.Generator().manual_seed(1)
     dev = device()
     q = torch.randn(T_QUERIES, D, generator=gen).to(dev)
     k = torch.randn(T_KEYS, D, generator=gen).to(dev)
     v = torch.randn(T_KEYS, D, generator=gen).to(dev)
     scores = q @ k.T / D**0.5
-    where = timing_device()
-    with one_cpu_thread():
-        return {
-            "soft": median_seconds(
-                lambda: scaled_dot_product_attention(q, k, v), repeats=7
-            ),
-            "hard": median_seconds(lambda: topk_attention(q, k, v, TOP_K), repeats=7),
-            "score": median_seconds(lambda: q @ k.T / D**0.5, repeats=7),
-            "select": median_seconds(lambda: scores.topk(TOP_K, dim=-1), repeats=7),
-            "device": where,
-        }
+    calls = {
+        "soft": lambda: scaled_dot_product_attention(q, k, v),
+        "fused": lambda: F.scaled_dot_product_attention(q, k, v),
+        "hard": lambda: topk_attention(q, k, v, TOP_K),
+        "score": lambda: q @ k.T / D**0.5,
+        "select": lambda: scores.topk(TOP_K, dim=-1),
+    }
+    return compare(calls, rounds=T_ROUNDS, warmup=1)
 
 
 @measured
 def timing_table() -> str:
     t = _timings()
-    ms = 1e3
-    return "\n".join(
-        [
-            f"| {T_QUERIES:,} queries, {T_KEYS:,} keys, $d = {D}$ | median time |",
-            "| --- | ---: |",
-            f"| soft attention, whole function | {t['soft'] * ms:.2f} ms |",
-            f"| top-{TOP_K} attention, whole function | {t['hard'] * ms:.2f} ms |",
-            f"| scoring alone, $QK^\\top/\\sqrt{{d}}$ (both need it) "
-            f"| {t['score'] * ms:.2f} ms |",
-            f"| choosing the top {TOP_K} alone, from given scores "
-            f"| {t['select'] * ms:.2f} ms |",
-        ]
-    )
+    lines = [
+        f"| {T_QUERIES:,} queries, {T_KEYS:,} keys, $d = {D}$ | median time "
+        "| ÷ soft attention [95%] |",
+        "| --- | ---: | ---: |",
+    ]
+    for key, label in T_NAMES.items():
+        r = t.ratio(key, "soft")
+        lines.append(
+            f"| {label} | {t.median(key) * 1e3:.2f} ms "
+            f"| {fmt_ratio(r.estimate)} [{r.interval()}] |"
+        )
+    return "\n".join(lines)
 
 
 @measured
 def timing_numbers() -> dict[str, str]:
     t = _timings()
+    hard_vs_soft = t.ratio("hard", "soft")
+    n, k = T_KEYS, TOP_K
+    counted = (n * D + k * D) / (n * D + n * D)  # per query: scores + weighted sum
+    share = t.median("select") / t.median("hard")
+    why = ""
+    if share >= 0.3:
+        why = (
+            f"choosing the top {k} took {share:.0%} of top-{k} attention's time, "
+            "and the count of multiply-adds leaves it out"
+        )
     return {
         "queries": f"{T_QUERIES:,}",
         "keys": f"{T_KEYS:,}",
-        "ratio": f"{t['hard'] / t['soft']:.2f}",
-        "device": t["device"],
+        "rounds": str(T_ROUNDS),
+        "sentence": hard_vs_soft.sentence(f"top-{k} attention", "soft attention"),
+        "counted": fmt_ratio(counted),
+        "model": check_ratio(
+            "chapter 9, top-k vs soft", hard_vs_soft, counted, why=why
+        ),
+        "select_share": f"{share:.0%}",
+        "score_vs_hard": t.ratio("hard", "score").sentence(
+            "scoring alone", f"top-{k} attention"
+        ),
+        "device": timing_device(),
     }
 
 
 A_NS = [128, 256, 512]
 A_HIDDEN = 32
+A_ROUNDS = 7
 
 
 @measured
 def additive_vs_dot_table() -> str:
-    """Time and peak memory of the two score functions with the same hidden width."""
+    """Time and peak memory of the two score functions with the same hidden width.
+
+    The memory count predicts the ratio: the additive score forms an (n, n, h) tensor of
+    query-key sums, the dot product an (n, n) matrix of scores.
+    """
     gen = torch.Generator().manual_seed(2)
     torch.manual_seed(2)  # the modules' initial weights
     dev = device()
@@ -184,18 +285,25 @@ def additive_vs_dot_table() -> str:
     dot = DotProductAttention(A_HIDDEN, A_HIDDEN, A_HIDDEN).to(dev)
     lines = [
         "| $n$ (queries = keys) | additive: time | dot product: time "
-        "| additive: peak memory | dot product: peak memory |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        "| additive ÷ dot, time [95%] | additive: peak memory | dot product: peak memory "
+        "| memory ratio |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    with torch.no_grad(), one_cpu_thread():
+    with torch.no_grad():
         for n in A_NS:
             x = torch.randn(n, A_HIDDEN, generator=gen).to(dev)
-            row = [f"| {n:,} "]
-            for mod in (additive, dot):
-                seconds = median_seconds(lambda m=mod, x=x: m(x, x, x), repeats=3)
-                row.append(f"| {seconds * 1e3:.2f} ms ")
-            for mod in (additive, dot):
-                mib = peak_memory_bytes(lambda m=mod, x=x: m(x, x, x)) / 2**20
-                row.append(f"| {mib:.2f} MiB ")
-            lines.append("".join(row) + "|")
+            calls = {
+                "additive": lambda x=x: additive(x, x, x),
+                "dot": lambda x=x: dot(x, x, x),
+            }
+            t = compare(calls, rounds=A_ROUNDS, warmup=1)
+            peaks = {name: peak_memory_bytes(call) for name, call in calls.items()}
+            r = t.ratio("additive", "dot")
+            lines.append(
+                f"| {n:,} | {t.median('additive') * 1e3:.2f} ms "
+                f"| {t.median('dot') * 1e3:.2f} ms | {fmt_ratio(r.estimate)} "
+                f"[{r.interval()}] | {peaks['additive'] / 2**20:.2f} MiB "
+                f"| {peaks['dot'] / 2**20:.2f} MiB "
+                f"| {fmt_ratio(peaks['additive'] / peaks['dot'])} |"
+            )
     return "\n".join(lines)

@@ -10,8 +10,12 @@ import torch.nn.functional as F
 from snippets.attention import scaled_dot_product_attention
 from snippets.flash import tiled_attention
 from snippets.measure import (
-    median_seconds,
-    one_cpu_thread,
+    Timings,
+    check_ratio,
+    compare,
+    fault_evidence,
+    fmt_ratio,
+    minor_page_faults,
     peak_memory_bytes,
     timing_device,
 )
@@ -22,7 +26,7 @@ D = 64  # head width, as in GPT-2 and the FlashAttention paper's benchmarks
 BLOCK = 256  # keys per tile (and queries per tile for the two-level variant)
 NS = [256, 512, 1024, 2048, 4096]  # sequence lengths of the memory sweep
 N_SPEED = 2048  # the sequence length of the speed comparison
-SPEED_REPEATS = 3
+SPEED_ROUNDS = 7
 N_TRAIN = [1024, 2048]  # forward + backward memory
 
 
@@ -180,48 +184,76 @@ def backends() -> str:
 
 
 @functools.cache
-def _speed() -> dict[str, float]:
+def _speed() -> Timings:
     q, k, v = _qkv(N_SPEED, seed=1)
-    with torch.no_grad(), one_cpu_thread():
-        return {
-            name: median_seconds(
-                functools.partial(fn, q, k, v), repeats=SPEED_REPEATS, warmup=1
-            )
-            for name, fn in _implementations().items()
-        }
+    calls = {
+        name: functools.partial(fn, q, k, v) for name, fn in _implementations().items()
+    }
+    with torch.no_grad():
+        return compare(calls, rounds=SPEED_ROUNDS, warmup=1)
+
+
+def _operators(fn: object) -> int:
+    """How many PyTorch operators one call dispatches (each reads and writes memory)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as p:
+        fn()  # type: ignore[operator]
+    return sum(1 for e in p.events() if e.name.startswith("aten::"))
 
 
 @measured
 def speed_table() -> str:
-    times = _speed()
-    fused = times["PyTorch fused"]
+    t = _speed()
+    fused = "PyTorch fused"
     lines = [
-        "| implementation | median time (ms) | relative to PyTorch fused |",
-        "| --- | ---: | ---: |",
+        "| implementation | median time (ms) | ÷ PyTorch fused [95%] | operators per call |",
+        "| --- | ---: | ---: | ---: |",
     ]
-    for name, seconds in times.items():
-        lines.append(f"| {name} | {seconds * 1e3:.1f} | {seconds / fused:.1f}× |")
+    q, k, v = _qkv(N_SPEED, seed=1)
+    with torch.no_grad():
+        for name, fn in _implementations().items():
+            r = t.ratio(name, fused)
+            ops = _operators(functools.partial(fn, q, k, v))
+            lines.append(
+                f"| {name} | {t.median(name) * 1e3:.1f} | {fmt_ratio(r.estimate)} "
+                f"[{r.interval()}] | {ops:,} |"
+            )
     return "\n".join(lines)
-
-
-def _as_long_as(ratio: float) -> str:
-    """'3.2 times as long as' or, should the build machine say so, '1.5 times faster than'."""
-    if ratio >= 1:
-        return f"{ratio:.1f} times as long as"
-    return f"{1 / ratio:.1f} times less time than"
 
 
 @measured
 def speed_numbers() -> dict[str, str]:
-    times = _speed()
-    dense, keys, tiles, fused = times.values()
+    """Ratios to the fused function, which does the same arithmetic: the count predicts 1."""
+    t = _speed()
+    dense, keys, tiles, fused = t.seconds
+    q, k, v = _qkv(N_SPEED, seed=1)
+    with torch.no_grad():
+        faults = minor_page_faults(lambda: scaled_dot_product_attention(q, k, v))
+    why = fault_evidence("the dense function", faults, N_SPEED)
+    checks = {
+        name: check_ratio(
+            f"chapter 13, {name} vs fused", t.ratio(name, fused), 1.0, why=w
+        )
+        for name, w in ((keys, ""), (tiles, ""), (dense, why))
+    }
     return {
         "n": f"{N_SPEED:,}",
-        "repeats": str(SPEED_REPEATS),
+        "rounds": str(SPEED_ROUNDS),
         "device": timing_device(),
-        "keys_vs_fused": _as_long_as(keys / fused),
-        "tiles_vs_fused": _as_long_as(tiles / fused),
-        "dense_vs_fused": _as_long_as(dense / fused),
+        "keys_vs_fused": t.ratio(keys, fused).sentence(
+            "the tiled loop with key blocks", "PyTorch's fused function"
+        ),
+        "tiles_vs_fused": t.ratio(tiles, fused).sentence(
+            "with square tiles, it", "the fused function"
+        ),
+        "dense_vs_fused": t.ratio(dense, fused).sentence(
+            "the dense function of chapter 3", "the fused function"
+        ),
+        "model_tiles": checks[tiles],
+        "dense_gap": (
+            f"a gap of memory, not arithmetic ({why})"
+            if why
+            else "with no excess of page faults to explain a gap"
+        ),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import torch
@@ -21,8 +22,15 @@ from snippets.further import (
     skew,
     ssm_matrix,
 )
-from snippets.measure import median_seconds, one_cpu_thread, timing_device
-from snippets.plotting import COLORS, figure
+from snippets.measure import (
+    Timings,
+    check_scaling,
+    compare,
+    cpu_threads,
+    fault_evidence,
+    minor_page_faults,
+)
+from snippets.plotting import COLORS, Figure, figure
 from snippets.runtime import device, measured
 
 # ---------------------------------------------------------------------------------------------
@@ -37,7 +45,8 @@ def _err(x: float) -> str:
 
 def _annotated(ax, grid: np.ndarray, title: str, xlabel: str, ylabel: str) -> None:
     """Draw an integer grid with its values written in the cells; NaN cells stay empty."""
-    shown = np.ma.masked_invalid(grid)
+    # blank cells: masked explicitly, over finite data
+    shown = np.ma.masked_array(np.nan_to_num(grid), mask=~np.isfinite(grid))
     ax.imshow(shown, cmap="viridis", vmin=-4, vmax=0)
     for (r, c), value in np.ndenumerate(grid):
         if not np.isnan(value):
@@ -141,7 +150,7 @@ def _train_deformable() -> tuple[
     reference = torch.arange(8, N_SIGNAL - 16.0).expand(16, -1)  # (16, n_q)
     query = torch.ones(16, reference.size(1), 1)  # the same question everywhere
     history, losses = [], []
-    with one_cpu_thread():
+    with cpu_threads(1):
         for _ in range(120):
             v = _smooth_signals(16, g)
             target = linear_sample(v, reference + SHIFT)
@@ -261,53 +270,68 @@ def ssm_matrix_figure():
 
 
 COST_LENGTHS = [256, 512, 1024, 2048, 4096]
+COST_ROUNDS = 5
+COST_D, COST_STATE = (
+    16,
+    16,
+)  # channels and state size of the SSM; head width of attention
 COST_LABELS = {
     "loop": "SSM, recurrent loop",
     "scan": "SSM, parallel scan",
-    "attn": "softmax attention",
+    "attn": "softmax attention (ours)",
+    "fused": "softmax attention, PyTorch fused",
 }
 
 
+def _count(key: str, n: int) -> float:
+    """What each is predicted to cost: n sequential steps for the loop (each a fixed-cost
+    step on a D x N state), n log2 n state updates for the scan, 2 n^2 d for attention."""
+    if key == "loop":
+        return n
+    if key == "scan":
+        return n * math.log2(n) * COST_D * COST_STATE
+    return 2 * n * n * COST_D
+
+
 @functools.cache
-def _cost() -> dict[str, list[float]]:
-    """Median seconds per call for each length in COST_LENGTHS, on the course's device."""
+def _cost() -> dict[int, Timings]:
+    """n -> the four calls timed together in interleaved rounds, on the course's device."""
     dev = device()
     g = torch.Generator().manual_seed(7)
-    d, n_state = 16, 16
-    rows: dict[str, list[float]] = {key: [] for key in COST_LABELS}
-    # small tensors: one thread gives steadier timings on a busy CPU
-    with one_cpu_thread():
-        for n in COST_LENGTHS:
-            a = torch.rand(1, n, d, n_state, generator=g).to(dev)
-            b = torch.randn(1, n, d, n_state, generator=g).to(dev)
-            q, k, v = (torch.randn(1, n, d, generator=g).to(dev) for _ in range(3))
-            calls = {
-                "loop": lambda a=a, b=b: scan_recurrent(a, b),
-                "scan": lambda a=a, b=b: scan_parallel(a, b),
-                "attn": lambda q=q, k=k, v=v: scaled_dot_product_attention(q, k, v),
-            }
-            for key, call in calls.items():
-                # the loop runs n Python steps: long enough to time once
-                repeats = 1 if key == "loop" else 3
-                rows[key].append(median_seconds(call, repeats=repeats, warmup=1))
-    return rows
+    out = {}
+    for n in COST_LENGTHS:
+        a = torch.rand(1, n, COST_D, COST_STATE, generator=g).to(dev)
+        b = torch.randn(1, n, COST_D, COST_STATE, generator=g).to(dev)
+        q, k, v = (torch.randn(1, n, COST_D, generator=g).to(dev) for _ in range(3))
+        calls = {
+            "loop": lambda a=a, b=b: scan_recurrent(a, b),
+            "scan": lambda a=a, b=b: scan_parallel(a, b),
+            "attn": lambda q=q, k=k, v=v: scaled_dot_product_attention(q, k, v),
+            "fused": lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v),
+        }
+        with torch.no_grad():
+            out[n] = compare(calls, rounds=COST_ROUNDS, warmup=1)
+    return out
 
 
 @measured
-def ssm_cost_figure():
+def ssm_cost_figure() -> Figure:
     """Wall time against n: recurrent loop, parallel scan, and softmax attention."""
-    rows = _cost()
+    t = _cost()
     fig, ax = figure(width=6.0, height=3.8)
     for (key, label), colour in zip(COST_LABELS.items(), COLORS, strict=False):
         ax.plot(
-            COST_LENGTHS, [t * 1e3 for t in rows[key]], "o-", color=colour, label=label
+            COST_LENGTHS,
+            [t[n].median(key) * 1e3 for n in COST_LENGTHS],
+            "o-",
+            color=colour,
+            label=label,
         )
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="sequence length n",
+        xlabel="sequence length $n$",
         ylabel="median time (ms)",
-        title=f"16 channels, state 16; {timing_device()}",
     )
     ax.set_xticks(COST_LENGTHS, [str(n) for n in COST_LENGTHS])
     ax.minorticks_off()
@@ -317,14 +341,26 @@ def ssm_cost_figure():
 
 @measured
 def ssm_cost_table() -> str:
-    """The same timings as a table, with the growth factor from the shortest to the longest n."""
-    rows = _cost()
+    """Median times, and growth exponents measured against those the counts predict."""
+    t = _cost()
     head = " | ".join(f"{n:,}" for n in COST_LENGTHS)
     lines = [
-        f"| median time (ms), n = | {head} | growth, n × {COST_LENGTHS[-1] // COST_LENGTHS[0]} |",
+        f"| median time (ms), $n$ = | {head} | exponent $p$ of time $\\propto n^p$ |",
         "| --- |" + " ---: |" * (len(COST_LENGTHS) + 1),
     ]
+    n_max = COST_LENGTHS[-1]
+    x = torch.randn(1, n_max, COST_D).to(device())
+    faults = minor_page_faults(lambda: scaled_dot_product_attention(x, x, x))
     for key, label in COST_LABELS.items():
-        times = " | ".join(f"{t * 1e3:.2f}" for t in rows[key])
-        lines.append(f"| {label} | {times} | × {rows[key][-1] / rows[key][0]:.0f} |")
+        times = " | ".join(f"{t[n].median(key) * 1e3:.2f}" for n in COST_LENGTHS)
+        why = fault_evidence("our attention", faults, n_max) if key == "attn" else ""
+        check = check_scaling(
+            f"chapter 16, {key}",
+            COST_LENGTHS,
+            [t[n].seconds[key] for n in COST_LENGTHS],
+            [_count(key, n) for n in COST_LENGTHS],
+            why=why,
+            above_fixed=1.0 if key == "loop" else 8.0,  # the loop's cost is per step
+        )
+        lines.append(f"| {label} | {times} | {check} |")
     return "\n".join(lines)

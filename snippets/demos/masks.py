@@ -15,7 +15,7 @@ from snippets.masks import (
     padding_mask,
     prefix_by_prefix,
 )
-from snippets.measure import median_seconds
+from snippets.measure import check_ratio, compare, fmt_ratio, timing_device
 from snippets.plotting import COLORS, INK, figure
 from snippets.runtime import device, measured
 
@@ -102,6 +102,42 @@ def masking_table() -> str:
             row("weight (divided by the sum)", weights),
         ]
     )
+
+
+def _fill_and_softmax(scores: Tensor, forbidden: Tensor, value: float) -> str:
+    """The weights after masked_fill(forbidden, value) and a softmax, or the error raised."""
+    try:
+        weights = torch.softmax(scores.masked_fill(forbidden, value), dim=-1)
+    except RuntimeError as error:  # float16 cannot hold -1e9: masked_fill refuses it
+        return f"`RuntimeError: {error}`"
+    return ", ".join(f"{w:.3f}" for w in weights.float().tolist())
+
+
+def large_negative_table() -> str:
+    """masked_fill with -1e9 and with torch.finfo(dtype).min, in three dtypes, as run."""
+    keep = torch.tensor([True, True, False])  # key 2 is masked
+    lines = [
+        "| dtype | `torch.finfo(dtype).min` | weights, fill $-10^9$ "
+        "| weights, fill `finfo(dtype).min` | weights of a fully masked row, "
+        "fill `finfo(dtype).min` |",
+        "| --- | ---: | --- | --- | --- |",
+    ]
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        scores = torch.tensor([1.0, 2.0, 3.0], dtype=dtype)
+        low = torch.finfo(dtype).min
+        mantissa, exponent = f"{low:.2e}".split("e")
+        shown = (
+            f"{low:,.0f}"
+            if abs(low) < 1e6
+            else f"${mantissa} \\times 10^{{{int(exponent)}}}$"
+        )
+        lines.append(
+            f"| `{str(dtype).removeprefix('torch.')}` | {shown} "
+            f"| {_fill_and_softmax(scores, ~keep, -1e9)} "
+            f"| {_fill_and_softmax(scores, ~keep, low)} "
+            f"| {_fill_and_softmax(scores, torch.ones_like(keep), low)} |"
+        )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,25 +333,58 @@ def teacher_forcing_numbers() -> dict[str, str]:
     }
 
 
+def _attention_multiply_adds(n: int, d: int) -> int:
+    """Multiply-adds of one unmasked single-head layer on n positions of width d:
+    three projections (3 n d^2), the scores (n^2 d) and the weighted sum (n^2 d)."""
+    return 3 * n * d * d + 2 * n * n * d
+
+
 @measured
 def teacher_forcing_timing() -> dict[str, str]:
-    """Wall time of one causal pass against the prefix-by-prefix loop, on the build's device."""
+    """One causal pass against the prefix-by-prefix loop, timed in interleaved rounds.
+
+    The operation count predicts the ratio: the loop runs the layer on prefixes of
+    length 1, 2, ..., n, the single pass once on length n.
+    """
     g = torch.Generator().manual_seed(8)
-    w = (torch.randn(3, 32, 32, generator=g) / 32**0.5).to(device())
-    n = 64
-    x = torch.randn(4, n, 32, generator=g).to(device())
+    n, d = 64, 32
+    w = (torch.randn(3, d, d, generator=g) / d**0.5).to(device())
+    x = torch.randn(4, n, d, generator=g).to(device())
 
     def layer(x: Tensor, mask: Tensor | None = None) -> Tensor:
         return scaled_dot_product_attention(x @ w[0], x @ w[1], x @ w[2], mask)[0]
 
     mask = causal_mask(n, device=device())
     with torch.no_grad():
-        t_parallel = median_seconds(lambda: layer(x, mask), repeats=5)
-        t_loop = median_seconds(lambda: prefix_by_prefix(layer, x), repeats=3)
+        t = compare(
+            {
+                "one pass": lambda: layer(x, mask),
+                "loop": lambda: prefix_by_prefix(layer, x),
+                "one position": lambda: layer(x[:, :1]),
+            },
+            rounds=15,
+        )
+    ratio = t.ratio("loop", "one pass")
+    predicted = sum(_attention_multiply_adds(i, d) for i in range(1, n + 1))
+    predicted /= _attention_multiply_adds(n, d)
+    fixed = n * t.median("one position")  # n calls that do almost no arithmetic
+    share = fixed / t.median("loop")
+    calls = (
+        f"{n} calls on a single position take {fixed * 1e3:.1f} ms, "
+        f"{share:.0%} of the loop's time"
+    )
+    if share >= 0.7:
+        calls += (
+            ": at this size the loop's cost is the fixed cost of its calls, not their "
+            "arithmetic, and the match with the count is one of sizes, not of causes"
+        )
     return {
         "n": str(n),
-        "parallel_ms": f"{t_parallel * 1e3:.2f}",
-        "loop_ms": f"{t_loop * 1e3:.0f}",
-        "ratio": f"{t_loop / t_parallel:.0f}",
-        "device": str(device()),
+        "parallel_ms": f"{t.median('one pass') * 1e3:.2f}",
+        "loop_ms": f"{t.median('loop') * 1e3:.1f}",
+        "sentence": ratio.sentence("the single causal pass", "the loop"),
+        "model": check_ratio("chapter 4, loop vs one causal pass", ratio, predicted),
+        "predicted": fmt_ratio(predicted),
+        "calls": calls,
+        "device": timing_device(),
     }

@@ -107,8 +107,10 @@ def hand_built_heads() -> tuple[MultiHeadAttention, Tensor]:
     """A 4-head module whose W_Q, W_K are set by hand so that each head looks for one thing.
 
     Token i is x_i = [one-hot of its position (8) | one-hot of its word (8) | zeros (16)].
-    Head h owns rows 8h..8h+7 of W_Q and W_K; a match scores s^2 / sqrt(8) = 6 and gets
-    almost all the weight. W_V and W_O keep their random initialisation.
+    Head h owns rows 8h..8h+7 of the stored weights of w_q and w_k (nn.Linear's
+    (out, in) layout: columns 8h..8h+7 of W_Q and W_K in the page's x @ W); a match
+    scores s^2 / sqrt(8) = 6 and gets almost all the weight. W_V and W_O keep their
+    random initialisation.
     """
     n, d_model, heads = len(WORDS), 32, 4
     vocab = sorted(set(WORDS))
@@ -143,15 +145,49 @@ def hand_built_heads() -> tuple[MultiHeadAttention, Tensor]:
     return mha, x
 
 
+def _one_head(mha: MultiHeadAttention) -> MultiHeadAttention:
+    """One head of full width with the very same weights as `mha`."""
+    one = MultiHeadAttention(mha.d_model, 1)
+    one.load_state_dict(mha.state_dict())
+    return one
+
+
+def single_head_numbers() -> dict[str, str]:
+    """The one wide head's score against the four heads' scaled scores, checked.
+
+    Each head divides q_h . k_h by sqrt(d_head); the single head divides the sum of the
+    same products by sqrt(d_model). Its score is sqrt(d_head / d_model) times the sum of
+    the heads' scaled scores: 1/2 for 4 heads of width 8.
+    """
+    mha, x = hand_built_heads()
+    one = _one_head(mha)
+    with torch.no_grad():
+        q = mha.split_heads(mha.w_q(x))  # (1, H, n, d_head)
+        k = mha.split_heads(mha.w_k(x))
+        per_head = q @ k.transpose(-2, -1) / math.sqrt(mha.d_head)  # (1, H, n, n)
+        wide = mha.w_q(x) @ mha.w_k(x).transpose(-2, -1) / math.sqrt(mha.d_model)
+        factor = math.sqrt(mha.d_head / mha.d_model)
+        score_err = (wide - factor * per_head.sum(dim=1)).abs().max().item()
+        _, weights = one(x, x, x)  # the module's own weights, (1, 1, n, n)
+        expected = torch.softmax(factor * per_head.sum(dim=1), dim=-1)
+        weight_err = (weights[:, 0] - expected).abs().max().item()
+    return {
+        "d_head": str(mha.d_head),
+        "d_model": str(mha.d_model),
+        "heads": str(mha.num_heads),
+        "factor": f"{factor:g}",
+        "score_err": f"{score_err:.1e}",
+        "weight_err": f"{weight_err:.1e}",
+    }
+
+
 def head_maps_figure():
     mha, x = hand_built_heads()
     with torch.no_grad():
         _, weights = mha(x, x, x)  # (1, H, n, n)
-        # One head of full width with the very same W_Q, W_K: its score is the SUM of the
-        # four heads' scores (scaled by sqrt(32) instead of sqrt(8)), under one softmax.
-        one = MultiHeadAttention(32, 1)
-        one.load_state_dict(mha.state_dict())
-        _, single = one(x, x, x)  # (1, 1, n, n)
+        # One head of full width with the very same W_Q, W_K: it divides by sqrt(32), not
+        # sqrt(8), so its score is half the sum of the four heads' scaled scores.
+        _, single = _one_head(mha)(x, x, x)  # (1, 1, n, n)
     panels = [
         *[(weights[0, h], f"head {h}: {name}") for h, name in enumerate(HEAD_NAMES)],
         (weights[0].mean(dim=0), "average of the 4 heads\n(what PyTorch returns)"),

@@ -7,63 +7,77 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from snippets.attention import scaled_dot_product_attention
-from snippets.measure import median_seconds, one_cpu_thread, timing_device
+from snippets.measure import (
+    Timings,
+    check_scaling,
+    compare,
+    fault_evidence,
+    minor_page_faults,
+    timing_device,
+)
 from snippets.performer import (
     favor_attention,
+    gaussian_random_features,
     kernel_estimates,
+    kernel_relative_mse,
     orthogonal_random_features,
     relative_error,
 )
-from snippets.plotting import COLORS, figure
+from snippets.plotting import COLORS, Figure, figure
 from snippets.runtime import device, measured
 
 D = 64  # head width in every demo of this chapter
 N_ERR = 128  # sequence length of the accuracy demos
-FEATURES = [16, 32, 64, 128, 256, 512, 1024]
-SIGMAS = [0.25, 0.5]  # input scales of the error-vs-m panel
+FEATURES = [16, 32, 64, 128, 256, 512]
+SIGMA = 0.25  # input scale of the error-vs-m panel
 SWEEP_SIGMAS = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75]
 SWEEP_M = 256
-DRAWS = 8  # independent projections per point
+# Independent projections per point: enough that two standard errors of a root mean square
+# error are a few per cent of it, well below the gap between i.i.d. and orthogonal features
+# at sigma = 0.25 (see `error_numbers`, which reports them).
+DRAWS = 32
+MSE_DIMS = [16, 64, 256]  # head widths of the exact kernel-level comparison, m = d
+Z_SQ = np.linspace(0.0, 12.0, 121)[1:]  # |x + y|^2 on the x-axis of that comparison
 
 
 def _inputs(sigma: float, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """q, k with i.i.d. N(0, sigma^2) components, v with N(0, 1): each (N_ERR, D), float64."""
+    """q, k with i.i.d. N(0, sigma^2) components, v with N(0, 1): each (N_ERR, D), float32.
+
+    float32 keeps the many draws cheap; its rounding (~1e-7) is far below the errors measured.
+    """
     g = torch.Generator().manual_seed(seed)
-    q, k = (
-        sigma * torch.randn(N_ERR, D, generator=g, dtype=torch.float64)
-        for _ in range(2)
-    )
-    v = torch.randn(N_ERR, D, generator=g, dtype=torch.float64)
+    q, k = (sigma * torch.randn(N_ERR, D, generator=g) for _ in range(2))
+    v = torch.randn(N_ERR, D, generator=g)
     return q, k, v
 
 
-def _rms_error(sigma: float, m: int, orthogonal: bool) -> float:
-    """Root-mean-square over DRAWS projections of the relative error of the output."""
+def _rms_error(sigma: float, m: int, orthogonal: bool) -> tuple[float, float]:
+    """Root mean square over DRAWS projections of the relative error of the output, and its
+    standard error (delta method: s.e. of the mean square / (2 rms)).
+
+    The DRAWS independent projections go through `favor_attention` as one batch (DRAWS, m, d).
+    """
     q, k, v = _inputs(sigma)
     exact, _ = scaled_dot_product_attention(q, k, v)
     g = torch.Generator().manual_seed(1)
-    errors = [
-        relative_error(
-            favor_attention(q, k, v, m, orthogonal=orthogonal, generator=g), exact
-        )
-        for _ in range(DRAWS)
-    ]
-    return float(np.sqrt(np.mean(np.square(errors))))
+    draw = orthogonal_random_features if orthogonal else gaussian_random_features
+    w = torch.stack([draw(m, D, g) for _ in range(DRAWS)])  # (DRAWS, m, D)
+    out = favor_attention(q, k, v, m, projection=w)  # (DRAWS, N, D)
+    sq = np.square([relative_error(o, exact) for o in out])
+    rms = float(np.sqrt(sq.mean()))
+    return rms, float(sq.std(ddof=1) / math.sqrt(DRAWS) / (2 * rms))
 
 
 @functools.lru_cache
-def _error_curves() -> dict[tuple[float, bool], list[float]]:
-    return {
-        (s, o): [_rms_error(s, m, o) for m in FEATURES]
-        for s in SIGMAS
-        for o in (False, True)
-    }
+def _error_curves() -> dict[bool, list[tuple[float, float]]]:
+    return {o: [_rms_error(SIGMA, m, o) for m in FEATURES] for o in (False, True)}
 
 
 @functools.lru_cache
-def _error_sweep() -> dict[bool, list[float]]:
+def _error_sweep() -> dict[bool, list[tuple[float, float]]]:
     return {o: [_rms_error(s, SWEEP_M, o) for s in SWEEP_SIGMAS] for o in (False, True)}
 
 
@@ -71,40 +85,134 @@ def _slope(x: list[float], y: list[float]) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
+def _typical_z_sq(sigma: float) -> float:
+    """E|x + y|^2 for x, y = q, k / d^(1/4) with N(0, sigma^2) components: 2 sigma^2 sqrt(d)."""
+    return 2 * sigma**2 * math.sqrt(D)
+
+
+@functools.lru_cache
+def _mse_ratios() -> dict[int, np.ndarray]:
+    """Exact MSE of orthogonal over i.i.d. features, m = d (one block), against |x + y|^2."""
+    return {
+        d: np.array(
+            [
+                kernel_relative_mse(z, d, d, True) / kernel_relative_mse(z, d, d, False)
+                for z in Z_SQ
+            ]
+        )
+        for d in MSE_DIMS
+    }
+
+
+def _theorem2_ratio(z_sq: float | np.ndarray, m: int, d: int) -> float | np.ndarray:
+    """Theorem 2's guarantee as a ratio: 1 - gap / MSE_iid, both relative to K^2."""
+    gap = 2 * (m - 1) / (m * (d + 2)) * (-np.expm1(-np.asarray(z_sq) / 2)) ** 2
+    return 1 - gap / (np.expm1(z_sq) / m)
+
+
+def orthogonal_figure():
+    """Exact MSE of the kernel estimate, orthogonal over i.i.d., with Theorem 2's bound."""
+    ratios = _mse_ratios()
+    fig, ax = figure(width=6.0, height=3.6)
+    for d, color in zip(MSE_DIMS, (COLORS[2], COLORS[0], COLORS[4]), strict=True):
+        ax.plot(Z_SQ, ratios[d], color=color, label=f"exact, m = d = {d}")
+    ax.plot(
+        Z_SQ,
+        _theorem2_ratio(Z_SQ, D, D),
+        color=COLORS[0],
+        linestyle="--",
+        label=f"Theorem 2's bound, m = d = {D}",
+    )
+    for sigma in (SIGMA, SWEEP_SIGMAS[-1]):
+        ax.axvline(_typical_z_sq(sigma), color=COLORS[1], linestyle=":")
+        ax.annotate(
+            rf"typical at $\sigma$ = {sigma}",
+            (_typical_z_sq(sigma), 0.97),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, 0),
+            textcoords="offset points",
+            fontsize=8,
+            va="top",
+        )
+    ax.set(
+        xlabel=r"$|x + y|^2$",
+        ylabel="MSE orthogonal / MSE i.i.d.",
+        ylim=(0.5, 1.05),
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def orthogonal_numbers() -> dict[str, str]:
+    ratios = _mse_ratios()[D]
+    i_min = int(np.argmin(ratios))
+    small, big = _typical_z_sq(SIGMA), _typical_z_sq(SWEEP_SIGMAS[-1])
+
+    def ratio(z: float) -> float:
+        return kernel_relative_mse(z, D, D, True) / kernel_relative_mse(z, D, D, False)
+
+    def bound(z: float) -> float:
+        return float(_theorem2_ratio(z, D, D))
+
+    return {
+        "d": str(D),
+        "min_ratio": f"{ratios[i_min]:.2f}",
+        "z_at_min": f"{Z_SQ[i_min]:.1f}",
+        "small_sigma": str(SIGMA),
+        "big_sigma": str(SWEEP_SIGMAS[-1]),
+        "z_small": f"{small:g}",
+        "z_big": f"{big:g}",
+        "ratio_small": f"{ratio(small):.2f}",
+        "rmse_ratio_small": f"{math.sqrt(ratio(small)):.2f}",
+        "bound_small": f"{bound(small):.2f}",
+        "ratio_big": f"{ratio(big):.3f}",
+        "rmse_iid_big": f"{math.sqrt(kernel_relative_mse(big, D, D, False)):.1f}",
+        "rmse_orth_big": f"{math.sqrt(kernel_relative_mse(big, D, D, True)):.1f}",
+    }
+
+
 def error_figure():
-    """Left: error vs m, i.i.d. and orthogonal, two input scales. Right: error vs scale."""
+    """Left: error vs m, i.i.d. and orthogonal. Right: error vs the scale of q and k.
+
+    Error bars: two standard errors of each root mean square error.
+    """
     curves, sweep = _error_curves(), _error_sweep()
     fig, axes = figure(ncols=2, width=9.2, height=3.6)
     ax = axes[0]
-    for s, marker in zip(SIGMAS, ("o", "s"), strict=True):
-        for o, color in ((False, COLORS[3]), (True, COLORS[0])):
-            kind = "orthogonal" if o else "i.i.d."
-            ax.plot(
-                FEATURES,
-                curves[(s, o)],
-                marker=marker,
-                ms=4,
-                color=color,
-                linestyle="-" if s == SIGMAS[0] else ":",
-                label=rf"{kind}, $\sigma$ = {s}",
-            )
-    ref = curves[(SIGMAS[0], False)][0] * (np.array(FEATURES) / FEATURES[0]) ** -0.5
+    for o, color in ((False, COLORS[3]), (True, COLORS[0])):
+        rms, se = np.array(curves[o]).T
+        ax.errorbar(
+            FEATURES,
+            rms,
+            yerr=2 * se,
+            fmt="o-",
+            ms=4,
+            capsize=2,
+            color=color,
+            label="orthogonal" if o else "i.i.d.",
+        )
+    ref = curves[False][0][0] * (np.array(FEATURES) / FEATURES[0]) ** -0.5
     ax.plot(FEATURES, ref, color=COLORS[1], linestyle="--", label=r"$\propto m^{-1/2}$")
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="number of random features m",
         ylabel="relative error of the output",
+        title=rf"$\sigma$ = {SIGMA}",
     )
     ax.set_xticks(FEATURES, [str(m) for m in FEATURES])
     ax.minorticks_off()
     ax.legend(fontsize=8)
     ax = axes[1]
     for o, color in ((False, COLORS[3]), (True, COLORS[0])):
-        ax.plot(
+        rms, se = np.array(sweep[o]).T
+        ax.errorbar(
             SWEEP_SIGMAS,
-            sweep[o],
-            "o-",
+            rms,
+            yerr=2 * se,
+            fmt="o-",
+            ms=4,
+            capsize=2,
             color=color,
             label="orthogonal" if o else "i.i.d.",
         )
@@ -118,11 +226,47 @@ def error_figure():
     return fig
 
 
+def _ratio_with_se(
+    a: tuple[float, float], b: tuple[float, float]
+) -> tuple[float, float]:
+    """a / b for two independent estimates (value, s.e.), with the delta-method s.e."""
+    r = a[0] / b[0]
+    return r, r * math.hypot(a[1] / a[0], b[1] / b[0])
+
+
+def _sweep_verdict(sweep: dict[bool, list[tuple[float, float]]]) -> str:
+    """Which scales show orthogonal features better, worse or equal within 2 s.e."""
+    groups: dict[str, list[str]] = {"lower": [], "level": [], "higher": []}
+    for s, orth, iid in zip(SWEEP_SIGMAS, sweep[True], sweep[False], strict=True):
+        r, se = _ratio_with_se(orth, iid)
+        key = "lower" if r + 2 * se < 1 else "higher" if r - 2 * se > 1 else "level"
+        groups[key].append(f"{s}")
+    parts = []
+    if groups["lower"]:
+        parts.append(
+            "the orthogonal error is lower by more than two standard errors at "
+            f"$\\sigma$ = {', '.join(groups['lower'])}"
+        )
+    if groups["level"]:
+        parts.append(
+            "the two agree within two standard errors at "
+            f"$\\sigma$ = {', '.join(groups['level'])}"
+        )
+    if groups["higher"]:
+        parts.append(
+            "the orthogonal error is higher by more than two standard errors at "
+            f"$\\sigma$ = {', '.join(groups['higher'])}"
+        )
+    return "; ".join(parts)
+
+
 def error_numbers() -> dict[str, str]:
     curves, sweep = _error_curves(), _error_sweep()
-    s0 = SIGMAS[0]
-    iid, orth = np.array(curves[(s0, False)]), np.array(curves[(s0, True)])
+    iid = np.array([r for r, _ in curves[False]])
+    orth = np.array([r for r, _ in curves[True]])
     i256 = FEATURES.index(256)
+    r256, se256 = _ratio_with_se(curves[True][i256], curves[False][i256])
+    rel_se = max(se / r for c in (*curves.values(), *sweep.values()) for r, se in c)
     return {
         "n": str(N_ERR),
         "d": str(D),
@@ -130,12 +274,14 @@ def error_numbers() -> dict[str, str]:
         "slope_iid": f"{_slope(FEATURES, iid):.2f}",
         "slope_orth": f"{_slope(FEATURES, orth):.2f}",
         "ratio_mean": f"{np.mean(orth / iid):.2f}",
+        "ratio_256": f"{r256:.2f} ± {2 * se256:.2f}",
+        "max_rel_se": f"{100 * rel_se:.0f}%",
         "err_iid_256": f"{iid[i256]:.3f}",
         "err_orth_256": f"{orth[i256]:.3f}",
-        "err_big_sigma": f"{sweep[False][-1]:.2f}",
+        "err_big_sigma": f"{sweep[False][-1][0]:.2f}",
         "big_sigma": str(SWEEP_SIGMAS[-1]),
-        "small_sigma": str(s0),
-        "other_sigma": str(SIGMAS[1]),
+        "small_sigma": str(SIGMA),
+        "sweep_verdict": _sweep_verdict(sweep),
     }
 
 
@@ -178,71 +324,78 @@ SIGMAS_TABLE = [0.25, 0.5, 0.75]
 
 TIME_N = [128, 256, 512, 1024, 2048, 4096]
 TIME_M = 256
+TIME_ROUNDS = 5
+TIME_NAMES = {
+    "exact": "exact attention (ours, N × N weights)",
+    "fused": "exact attention, PyTorch fused",
+    "favor": f"FAVOR+, m = {TIME_M}",
+    "favor_causal": f"FAVOR+ causal, m = {TIME_M}",
+}
 
 
-def _time_one(n: int, g: torch.Generator) -> dict[str, float]:
-    q, k, v = (torch.randn(1, n, D, generator=g).to(device()) for _ in range(3))
-    w = orthogonal_random_features(TIME_M, D, g).to(q)  # drawn once, as between redraws
-    repeats = 3 if n >= 2048 else 5
-    return {
-        "exact": median_seconds(lambda: scaled_dot_product_attention(q, k, v), repeats),
-        "favor": median_seconds(
-            lambda: favor_attention(q, k, v, TIME_M, projection=w), repeats
-        ),
-        "favor_causal": median_seconds(
-            lambda: favor_attention(q, k, v, TIME_M, causal=True, projection=w), repeats
-        ),
-    }
+def _multiply_adds(key: str, n: int) -> float:
+    """The count each timing is checked against: exact 2 N^2 d; FAVOR+ 4 N m d (features
+    of q and k, then K'^T V and Q' (K'^T V)); the causal form does the same work as prefix
+    sums."""
+    return 2 * n * n * D if key in ("exact", "fused") else 4 * n * TIME_M * D
 
 
-@functools.lru_cache
-def _timings() -> tuple[dict[str, list[float]], str]:
-    """Median times per method and N, and the machine they were measured on.
-
-    On the CPU the timings run on one thread: the build machine may be shared, and one
-    thread keeps the two methods comparable when it is. The thread count is restored after.
-    """
+@functools.cache
+def _timings() -> dict[int, Timings]:
+    """N -> the four calls timed together in interleaved rounds (one thread on a CPU)."""
     g = torch.Generator().manual_seed(3)
-    with one_cpu_thread():
-        rows = [_time_one(n, g) for n in TIME_N]
-    return {key: [row[key] for row in rows] for key in rows[0]}, timing_device()
+    out = {}
+    for n in TIME_N:
+        q, k, v = (torch.randn(1, n, D, generator=g).to(device()) for _ in range(3))
+        w = orthogonal_random_features(TIME_M, D, g).to(
+            q
+        )  # drawn once, as between redraws
+        calls = {
+            "exact": lambda q=q, k=k, v=v: scaled_dot_product_attention(q, k, v),
+            "fused": lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v),
+            "favor": lambda q=q, k=k, v=v, w=w: favor_attention(
+                q, k, v, TIME_M, projection=w
+            ),
+            "favor_causal": lambda q=q, k=k, v=v, w=w: favor_attention(
+                q, k, v, TIME_M, causal=True, projection=w
+            ),
+        }
+        with torch.no_grad():
+            out[n] = compare(calls, rounds=TIME_ROUNDS, warmup=1)
+    return out
 
 
-def crossover(ns: list[int], slow: list[float], fast: list[float]) -> float | None:
-    """First N where `fast` becomes faster than `slow`, interpolated on log-log axes."""
-    diff = np.log(np.array(slow)) - np.log(np.array(fast))  # > 0 where fast wins
-    for i in range(1, len(ns)):
-        if diff[i - 1] <= 0 < diff[i]:
-            t = diff[i - 1] / (diff[i - 1] - diff[i])
-            return float(
-                np.exp(np.log(ns[i - 1]) + t * (np.log(ns[i]) - np.log(ns[i - 1])))
-            )
-    return float(ns[0]) if diff[0] > 0 else None
+def first_faster(slow: str, fast: str) -> int | None:
+    """The first N from which `fast` is faster than `slow` at every longer N measured
+    (the 95% interval of the ratio above 1), or None."""
+    first = None
+    for n in reversed(TIME_N):
+        if _timings()[n].ratio(slow, fast).low <= 1:
+            break
+        first = n
+    return first
 
 
 @measured
-def time_figure():
+def time_figure() -> Figure:
     """Wall-clock time of exact attention and FAVOR+ against N, on the build's device."""
-    t, _ = _timings()
+    t = _timings()
     fig, ax = figure(width=6.0, height=3.8)
-    for key, color, label in (
-        ("exact", COLORS[3], "exact attention (N × N weights)"),
-        ("favor", COLORS[0], f"FAVOR+, m = {TIME_M}"),
-        ("favor_causal", COLORS[2], f"FAVOR+ causal, m = {TIME_M}"),
+    for (key, label), color in zip(
+        TIME_NAMES.items(), [COLORS[3], COLORS[4], COLORS[0], COLORS[2]], strict=True
     ):
-        ax.plot(TIME_N, [s * 1e3 for s in t[key]], "o-", color=color, label=label)
-    n_cross = crossover(TIME_N, t["exact"], t["favor"])
-    if n_cross is not None:
-        ax.axvline(
-            n_cross, color=COLORS[1], linestyle=":", label=f"crossover ≈ {n_cross:,.0f}"
+        ax.plot(
+            TIME_N,
+            [t[n].median(key) * 1e3 for n in TIME_N],
+            "o-",
+            color=color,
+            label=label,
         )
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="sequence length N",
+        xlabel="sequence length $N$",
         ylabel="median time (ms)",
-        title=f"one head, d = {D}, float32, "
-        + ("CPU, 1 thread" if device().type == "cpu" else device().type),
     )
     ax.set_xticks(TIME_N, [str(n) for n in TIME_N])
     ax.minorticks_off()
@@ -250,33 +403,58 @@ def time_figure():
     return fig
 
 
-def _describe(name: str, n_cross: float | None) -> str:
-    if n_cross is None:
-        return f"{name} is not faster than exact attention at any length up to N = {TIME_N[-1]:,}"
-    if n_cross <= TIME_N[0]:
+def _describe(name: str, slow: str, fast: str) -> str:
+    first = first_faster(slow, fast)
+    if first is None:
         return (
-            f"{name} is already faster at N = {TIME_N[0]}, the shortest length measured"
+            f"{name} is not faster than {TIME_NAMES[slow]} at the longest lengths "
+            f"measured, up to $N$ = {TIME_N[-1]:,}"
         )
-    return f"{name} becomes faster than exact attention at about N = {n_cross:,.0f}"
+    if first == TIME_N[0]:
+        return f"{name} is already faster than {TIME_NAMES[slow]} at $N$ = {first}"
+    return f"{name} is faster than {TIME_NAMES[slow]} from $N$ = {first:,} on"
 
 
 @measured
 def time_numbers() -> dict[str, str]:
-    t, machine = _timings()
-    i = len(TIME_N) - 1
-    ratio = t["exact"][i] / t["favor"][i]
+    t = _timings()
+    n = TIME_N[-1]
+    x = torch.randn(1, n, D).to(device())
+    faults = minor_page_faults(lambda: scaled_dot_product_attention(x, x, x))
+    fits = {}
+    for key in TIME_NAMES:
+        why = fault_evidence("our exact attention", faults, n) if key == "exact" else ""
+        fits[key] = str(
+            check_scaling(
+                f"chapter 11, {key}",
+                TIME_N,
+                [t[m].seconds[key] for m in TIME_N],
+                [_multiply_adds(key, m) for m in TIME_N],
+                why=why,
+            )
+        )
+        fits[key + "_why"] = why
     return {
-        "crossover": _describe("FAVOR+", crossover(TIME_N, t["exact"], t["favor"])),
-        "crossover_causal": _describe(
-            "causal FAVOR+", crossover(TIME_N, t["exact"], t["favor_causal"])
-        ),
-        "n_max": f"{TIME_N[i]:,}",
-        "speed_max": f"{ratio:.1f} times faster"
-        if ratio >= 1
-        else f"{1 / ratio:.1f} times slower",
+        "crossover": _describe("FAVOR+", "exact", "favor"),
+        "crossover_causal": _describe("causal FAVOR+", "exact", "favor_causal"),
+        "crossover_fused": _describe("FAVOR+", "fused", "favor"),
+        "n_max": f"{n:,}",
+        "speed_max": t[n].ratio("exact", "favor").sentence("FAVOR+", "exact attention"),
+        "speed_max_fused": t[n]
+        .ratio("fused", "favor")
+        .sentence("FAVOR+", "PyTorch's fused exact attention"),
         "m": str(TIME_M),
         "d": str(D),
-        "device": machine,
-        "slope_exact": f"{_slope(TIME_N[-3:], t['exact'][-3:]):.2f}",
-        "slope_favor": f"{_slope(TIME_N[-3:], t['favor'][-3:]):.2f}",
+        "rounds": str(TIME_ROUNDS),
+        "device": timing_device(),
+        "fit_exact": fits["exact"],
+        "fit_fused": fits["fused"],
+        "fit_favor": fits["favor"],
+        "exact_gap": (
+            "Where our exact function grows faster than its count, the reason is memory, "
+            f"not arithmetic ({fits['exact_why']}; [chapter 14](14-benchmarks.md#reading-"
+            "the-results) explains the mechanism)."
+            if fits["exact_why"]
+            else ""
+        ),
     }

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from snippets.attention import scaled_dot_product_attention
+from snippets.masks import causal_mask
 from snippets.plotting import COLORS, figure
 from snippets.positional import (
     apply_rope,
@@ -21,8 +23,15 @@ from snippets.runtime import device
 N_HEAT, D_HEAT = 100, 128  # the heatmap: positions x dimensions
 
 
+def _causal_self_attention(x: torch.Tensor, w_q, w_k, w_v) -> torch.Tensor:
+    """self_attention with a causal mask: query i sees keys 0..i."""
+    mask = causal_mask(x.size(-2), device=x.device)
+    return scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, mask)[0]
+
+
 def permutation_check() -> dict[str, str]:
-    """|f(Px) - P f(x)| for self-attention without positions, and with sinusoidal positions."""
+    """|f(Px) - P f(x)| for self-attention without positions, with sinusoidal positions,
+    and with a causal mask instead of positions."""
     g = torch.Generator().manual_seed(0)
     n, d = 12, 32
     x = torch.randn(1, n, d, generator=g)
@@ -38,11 +47,30 @@ def permutation_check() -> dict[str, str]:
         .abs()
         .max()
     )
+    causal = (
+        (
+            _causal_self_attention(x[:, perm], *w)
+            - _causal_self_attention(x, *w)[:, perm]
+        )
+        .abs()
+        .max()
+    )
+    # One distinct first token, then the same token n - 1 times: without a mask the
+    # repeated tokens get identical outputs; with a causal mask output i averages
+    # the first i + 1 values, so it depends on i.
+    repeated = torch.cat([x[:, :1], x[:, 1:2].expand(1, n - 1, d)], dim=1)
+    spread = {
+        name: (f(repeated, *w)[0, 1:] - f(repeated, *w)[0, 1]).abs().max()
+        for name, f in (("plain", self_attention), ("causal", _causal_self_attention))
+    }
     return {
         "n": str(n),
         "d": str(d),
         "plain": f"{plain.item():.1e}",
         "with_pe": f"{with_pe.item():.2f}",
+        "causal": f"{causal.item():.2f}",
+        "repeated_plain": f"{spread['plain'].item():.1e}" if spread["plain"] else "0",
+        "repeated_causal": f"{spread['causal'].item():.2f}",
         "device": str(device()),
     }
 

@@ -101,7 +101,6 @@ def worked_example_values() -> dict[str, str]:
         err_torch=_err(steps["output"] - fused),
         err_course=_err(steps["output"] - ours),
         row_sum_err=_err(row_sums - 1),
-        x_xt=_latex(x @ x.T, 2),
     )
     return out
 

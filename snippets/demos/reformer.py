@@ -148,35 +148,46 @@ def clustered(
     return radius * math.sqrt(d) * (centres[label] + noise), label
 
 
-N_AGREE, CHUNK_AGREE, CLUSTERS = 256, 16, 16
+N_AGREE, CHUNK_AGREE = 256, 16
+# The paper's rule (Kitaev et al. 2020, section 2): chunk = 2 N / n_buckets, so that the
+# average bucket holds half a chunk. Clusters of that average size give each query about as
+# many true neighbours as the rule assumes a bucket holds.
+DESIGN_BUCKETS = 2 * N_AGREE // CHUNK_AGREE
+CLUSTERS = DESIGN_BUCKETS  # clusters of N / n_buckets positions on average
 ROUNDS = [1, 2, 4, 8]
-AGREE_BUCKETS = [4, 8, 16]
-SEEDS = [0, 1]
+AGREE_BUCKETS = [8, 16, DESIGN_BUCKETS, 2 * DESIGN_BUCKETS]
+SEEDS = [0, 1, 2, 3]
 
 
 @functools.lru_cache
-def _agreement() -> dict[int, list[tuple[float, float]]]:
-    """(attention mass reached, relative output error) per bucket count and round count.
+def _agreement() -> dict[int, np.ndarray]:
+    """Per bucket count, rows (rounds) of: attention mass reached, output error in units of
+    the values' spread, and the output error relative to |O|, averaged over SEEDS.
 
     The rounds are nested: the first r rounds of the 8-round hash, so adding rounds only
     adds keys.
     """
-    sums = {nb: np.zeros((len(ROUNDS), 2)) for nb in AGREE_BUCKETS}
+    sums = {nb: np.zeros((len(ROUNDS), 3)) for nb in AGREE_BUCKETS}
     for seed in SEEDS:
         g = torch.Generator().manual_seed(seed)
         qk, _ = clustered(N_AGREE, CLUSTERS, D, g)
         v = torch.randn(N_AGREE, D, generator=g, dtype=torch.float64)
         p = shared_qk_attention(qk, torch.eye(N_AGREE, dtype=torch.float64))  # weights
         exact = p @ v
+        spread = (v - v.mean(dim=0)).norm()  # |V - mean value|_F
         for nb in AGREE_BUCKETS:
             all_rounds = lsh_hash(qk, nb, max(ROUNDS), g)  # (8, N)
             for i, r in enumerate(ROUNDS):
                 buckets = all_rounds[:r]
                 approx = lsh_attention_with_buckets(qk, v, buckets, CHUNK_AGREE)
                 mass = (p * lsh_key_sets(buckets, CHUNK_AGREE)).sum(-1).mean().item()
-                err = ((approx - exact).norm() / exact.norm()).item()
-                sums[nb][i] += (mass, err)
-    return {nb: [tuple(row / len(SEEDS)) for row in sums[nb]] for nb in AGREE_BUCKETS}
+                err = (approx - exact).norm()
+                sums[nb][i] += (
+                    mass,
+                    (err / spread).item(),
+                    (err / exact.norm()).item(),
+                )
+    return {nb: sums[nb] / len(SEEDS) for nb in AGREE_BUCKETS}
 
 
 def agreement_figure():
@@ -184,33 +195,52 @@ def agreement_figure():
     agree = _agreement()
     fig, axes = figure(ncols=2, width=8.4, height=3.4)
     for i, nb in enumerate(AGREE_BUCKETS):
-        mass = [m for m, _ in agree[nb]]
-        err = [e for _, e in agree[nb]]
-        axes[0].plot(ROUNDS, mass, "o-", color=COLORS[i], label=f"{nb} buckets")
-        axes[1].plot(ROUNDS, err, "o-", color=COLORS[i], label=f"{nb} buckets")
+        label = f"{nb} buckets" + (" (paper's rule)" if nb == DESIGN_BUCKETS else "")
+        style = dict(
+            color=COLORS[i], label=label, lw=2.4 if nb == DESIGN_BUCKETS else 1.4
+        )
+        axes[0].plot(ROUNDS, agree[nb][:, 0], "o-", **style)
+        axes[1].plot(ROUNDS, agree[nb][:, 1], "o-", **style)
     axes[0].set(ylabel="full-attention mass reached", ylim=(0, 1.02))
-    axes[1].set(ylabel="relative error of the output", ylim=(0, None))
+    axes[1].set(ylabel=r"$\|\hat O - O\|_F \,/\, \|V - \bar v\|_F$", ylim=(0, None))
     for ax in axes:
-        ax.set(xscale="log", xlabel="hash rounds", xticks=ROUNDS, xticklabels=ROUNDS)
+        ax.set(
+            xscale="log",
+            xlabel="hash rounds",
+            xticks=ROUNDS,
+            xticklabels=ROUNDS,
+            title=f"N = {N_AGREE}, chunk {CHUNK_AGREE}",
+        )
         ax.minorticks_off()
-    axes[0].legend()
+    axes[0].legend(fontsize=8)
     return fig
 
 
 def agreement_numbers() -> dict[str, str]:
     agree = _agreement()
+    design, few = agree[DESIGN_BUCKETS], agree[AGREE_BUCKETS[0]]
     return {
         "n": str(N_AGREE),
         "chunk": str(CHUNK_AGREE),
         "d": str(D),
         "seeds": str(len(SEEDS)),
         "clusters": str(CLUSTERS),
-        "mass_8_1": f"{agree[8][0][0]:.2f}",
-        "mass_8_8": f"{agree[8][-1][0]:.2f}",
-        "err_8_1": f"{agree[8][0][1]:.2f}",
-        "err_8_8": f"{agree[8][-1][1]:.3f}",
-        "mass_16_1": f"{agree[16][0][0]:.2f}",
-        "mass_16_8": f"{agree[16][-1][0]:.2f}",
+        "cluster_size": str(N_AGREE // CLUSTERS),
+        "buckets": ", ".join(str(nb) for nb in AGREE_BUCKETS),
+        "design": str(DESIGN_BUCKETS),
+        "few": str(AGREE_BUCKETS[0]),
+        "few_bucket_size": str(N_AGREE // AGREE_BUCKETS[0]),
+        "many": str(AGREE_BUCKETS[-1]),
+        "mass_design_1": f"{design[0, 0]:.2f}",
+        "mass_design_8": f"{design[-1, 0]:.2f}",
+        "err_design_1": f"{design[0, 1]:.2f}",
+        "err_design_8": f"{design[-1, 1]:.3f}",
+        "old_err_design_8": f"{design[-1, 2]:.2f}",
+        "mass_few_1": f"{few[0, 0]:.2f}",
+        "mass_few_8": f"{few[-1, 0]:.2f}",
+        "err_few_8": f"{few[-1, 1]:.3f}",
+        "mass_many_8": f"{agree[AGREE_BUCKETS[-1]][-1, 0]:.2f}",
+        "err_many_8": f"{agree[AGREE_BUCKETS[-1]][-1, 1]:.3f}",
     }
 
 
@@ -265,22 +295,34 @@ def agreement_with_dense() -> str:
     )
 
 
-MEMORY_N = [256, 512, 1024, 2048]
-MEM_BUCKETS, MEM_ROUNDS, MEM_CHUNK = 8, 2, 32
+MEMORY_N = [256, 512, 1024, 2048, 4096]
+MEM_ROUNDS, MEM_CHUNK = 2, 32
+
+
+def _mem_buckets(n: int) -> int:
+    """The paper's rule, chunk = 2 N / n_buckets: the bucket count grows with N."""
+    return 2 * n // MEM_CHUNK
 
 
 @functools.lru_cache
 def _memory() -> dict[str, list[int]]:
     g = torch.Generator().manual_seed(7)
-    out: dict[str, list[int]] = {"lsh": [], "dense": []}
+    out: dict[str, list[int]] = {"lsh": [], "dense": [], "hash": []}
     for n in MEMORY_N:
         qk, v = (torch.randn(1, n, D, generator=g).to(device()) for _ in range(2))
+        out["hash"].append(  # the hashing step alone
+            peak_memory_bytes(
+                lambda qk=qk, n=n: lsh_hash(
+                    qk, _mem_buckets(n), MEM_ROUNDS, torch.Generator().manual_seed(0)
+                )
+            )
+        )
         out["lsh"].append(
             peak_memory_bytes(
-                lambda qk=qk, v=v: lsh_attention(
+                lambda qk=qk, v=v, n=n: lsh_attention(
                     qk,
                     v,
-                    MEM_BUCKETS,
+                    _mem_buckets(n),
                     MEM_ROUNDS,
                     MEM_CHUNK,
                     generator=torch.Generator().manual_seed(0),
@@ -306,13 +348,14 @@ def memory_figure():
         (
             "lsh",
             COLORS[0],
-            f"LSH attention ({MEM_BUCKETS} buckets, {MEM_ROUNDS} rounds, chunk {MEM_CHUNK})",
+            f"LSH attention (2N/{MEM_CHUNK} buckets, {MEM_ROUNDS} rounds, chunk {MEM_CHUNK})",
         ),
+        ("hash", COLORS[2], "its hashing step alone"),
     ):
         ax.plot(
             MEMORY_N,
             [b / 2**20 for b in mem[key]],
-            "o-",
+            "o:" if key == "hash" else "o-",
             color=color,
             label=f"{label}: slope {_slope(MEMORY_N, mem[key]):.2f}",
         )
@@ -325,7 +368,7 @@ def memory_figure():
     )
     ax.set_xticks(MEMORY_N, [str(n) for n in MEMORY_N])
     ax.minorticks_off()
-    ax.legend()
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -347,7 +390,14 @@ def memory_numbers() -> dict[str, str]:
                 else "so LSH attention saves memory even at this length"
             )
         ),
-        "buckets": str(MEM_BUCKETS),
+        "buckets_min": str(_mem_buckets(MEMORY_N[0])),
+        "buckets_max": str(_mem_buckets(MEMORY_N[-1])),
+        "n_min": f"{MEMORY_N[0]:,}",
+        "n_before_max": f"{MEMORY_N[-2]:,}",
+        "slope_lsh_before_max": f"{_slope(MEMORY_N[:-1], mem['lsh'][:-1]):.2f}",
+        "growth_last": f"{mem['lsh'][-1] / mem['lsh'][-2]:.2f}",
+        "hash_max_mib": f"{mem['hash'][-1] / 2**20:.1f}",
+        "slope_hash": f"{_slope(MEMORY_N, mem['hash']):.2f}",
         "rounds": str(MEM_ROUNDS),
         "chunk": str(MEM_CHUNK),
         "d": str(D),

@@ -6,8 +6,15 @@ import functools
 
 import torch
 
-from snippets.measure import median_seconds, one_cpu_thread, timing_device
-from snippets.plotting import COLORS, figure
+from snippets.measure import (
+    ScalingCheck,
+    Timings,
+    check_scaling,
+    compare,
+    cpu_threads,
+    timing_device,
+)
+from snippets.plotting import COLORS, Figure, figure
 from snippets.runtime import device, measured
 from snippets.sequence_models import (
     KINDS,
@@ -20,138 +27,163 @@ from snippets.sequence_models import (
     make_layer,
     multiply_adds,
     orthogonal_recurrence,
+    path_length,
     sequential_steps,
 )
 
 WIDTH = 64  # d of the timed layers
 KERNEL = 3
-LENGTHS = [16, 32, 64, 128, 256, 512, 1024, 2048]
-REPEATS = 5  # timings are medians of this many runs, after one warm-up
+ROUNDS = 7  # interleaved rounds per length, after one warm-up round
 REACH_N, REACH_D, REACH_SEEDS = 256, 16, 5
 REACH_AT = 200  # the distance the unsourced "20% after 200 words" claim talks about
 NAMES = {"recurrent": "tanh RNN", "convolution": "1-D convolution (k = 3)"}
 NAMES["self-attention"] = "self-attention"
 
 
+# sequences per forward pass: one (a recurrence's worst case) and eight
+BATCHES = (1, 8)
+TIME_LENGTHS = [16, 32, 64, 128, 256, 512, 1024]
+
+
 @functools.cache
-def _timings() -> dict[str, list[float]]:
-    """Median seconds of one forward pass per layer kind and length, batch of one sequence."""
+def _timings() -> dict[int, dict[int, Timings]]:
+    """batch -> length -> the three layers timed in interleaved rounds at that size."""
     g = torch.Generator().manual_seed(0)
-    out: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    with one_cpu_thread(), torch.inference_mode():
+    out: dict[int, dict[int, Timings]] = {}
+    with torch.inference_mode():
         torch.manual_seed(0)
         layers = {k: make_layer(k, WIDTH, KERNEL).to(device()) for k in KINDS}
-        for n in LENGTHS:
-            x = torch.randn(1, n, WIDTH, generator=g).to(device())
-            for kind, layer in layers.items():
-                out[kind].append(
-                    median_seconds(lambda f=layer, x=x: f(x), repeats=REPEATS)
-                )
+        for batch in BATCHES:
+            out[batch] = {}
+            for n in TIME_LENGTHS:
+                x = torch.randn(batch, n, WIDTH, generator=g).to(device())
+                calls = {k: (lambda f=f, x=x: f(x)) for k, f in layers.items()}
+                out[batch][n] = compare(calls, rounds=ROUNDS, warmup=1)
     return out
 
 
 @measured
-def timing_figure():
+def timing_figure() -> Figure:
     t = _timings()
-    fig, ax = figure(width=5.8, height=3.7)
-    for kind, color, marker in zip(KINDS, COLORS, "os^", strict=False):
-        ax.plot(
-            LENGTHS,
-            [s * 1e3 for s in t[kind]],
-            marker=marker,
-            color=color,
-            label=NAMES[kind],
-        )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="sequence length $n$",
-        ylabel="milliseconds per forward pass",
-        title=f"width $d$ = {WIDTH}, one sequence; {timing_device()}",
-    )
-    ax.set_xticks(LENGTHS, [str(n) for n in LENGTHS])
-    ax.title.set_fontsize(8.5)
-    ax.legend()
+    fig, axes = figure(ncols=len(BATCHES), width=7.0, height=3.4, sharey=True)
+    for ax, batch in zip(axes, BATCHES, strict=True):
+        for kind, color, marker in zip(KINDS, COLORS, "os^", strict=False):
+            ms = [t[batch][n].median(kind) * 1e3 for n in TIME_LENGTHS]
+            ax.plot(TIME_LENGTHS, ms, marker=marker, color=color, label=NAMES[kind])
+        ax.set(xscale="log", yscale="log", xlabel="sequence length $n$")
+        ax.set_title(f"batch of {batch} sequence{'s' if batch > 1 else ''}")
+        ax.set_xticks(TIME_LENGTHS[::2], [str(n) for n in TIME_LENGTHS[::2]])
+        ax.minorticks_off()
+    axes[0].set_ylabel("ms per forward pass (median)")
+    axes[0].legend()
     return fig
 
 
-def _lengths(js: list[int]) -> str:
-    """'$n$ = 16, 32 and 64' for the lengths at the given indices."""
-    ns = [f"{LENGTHS[j]:,}" for j in js]
-    return "$n$ = " + (", ".join(ns[:-1]) + " and " + ns[-1] if len(ns) > 1 else ns[0])
-
-
-def _crossover(attention: list[float], recurrent: list[float]) -> str:
-    """Where attention was slower than the recurrence, in words, from every length measured."""
-    slower = [
-        j for j, (a, r) in enumerate(zip(attention, recurrent, strict=True)) if a > r
-    ]
-    faster = [j for j in range(len(LENGTHS)) if j not in slower]
-    if not slower:
-        return "the attention layer was faster than the recurrent one at every length measured"
-    if not faster:
-        return "the attention layer took longer than the recurrent one at every length measured"
-    if slower == list(range(slower[0], len(LENGTHS))):
-        return (
-            f"from $n = {LENGTHS[slower[0]]:,}$ on, the attention layer took longer than "
-            "the recurrent one"
-        )
-    return (
-        f"the attention layer took longer than the recurrent one at {_lengths(slower)}, "
-        f"and less time at {_lengths(faster)}"
+def _check(batch: int, kind: str) -> ScalingCheck:
+    """Measured growth exponent where arithmetic dominates, against the multiply-adds'."""
+    t = _timings()[batch]
+    return check_scaling(
+        f"chapter 1, {kind}, batch {batch}",
+        TIME_LENGTHS,
+        [t[n].seconds[kind] for n in TIME_LENGTHS],
+        [multiply_adds(kind, n, WIDTH, KERNEL) for n in TIME_LENGTHS],
+        above_fixed=1.0 if kind == "recurrent" else 8.0,  # a recurrence pays per step
     )
+
+
+def _crossover(batch: int) -> str:
+    """At which lengths attention took more or less time than the recurrence, in words."""
+    verdicts = {"slower": [], "faster": [], "indistinguishable": []}
+    for n in TIME_LENGTHS:
+        r = _timings()[batch][n].ratio("self-attention", "recurrent")
+        key = (
+            "indistinguishable"
+            if not r.distinguishable
+            else "slower"
+            if r.estimate > 1
+            else "faster"
+        )
+        verdicts[key].append(n)
+    parts = []
+    for key, words in (
+        ("faster", "took less time than the recurrent one"),
+        ("slower", "took longer than the recurrent one"),
+        ("indistinguishable", "could not be told apart from it"),
+    ):
+        if verdicts[key]:
+            ns = [f"{n:,}" for n in verdicts[key]]
+            where = ", ".join(ns[:-1]) + " and " + ns[-1] if len(ns) > 1 else ns[0]
+            parts.append(f"{words} at $n$ = {where}")
+    return "the attention layer " + "; it ".join(parts)
+
+
+@measured
+def timing_table() -> str:
+    """Time at the longest length and growth exponents, measured and predicted."""
+    n = TIME_LENGTHS[-1]
+    lines = [
+        f"| layer | batch | ms at $n = {n:,}$ | exponent $p$ of time $\\propto n^p$, "
+        "measured [95%] | from $n =$ | $p$ of the count |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for batch in BATCHES:
+        for kind in KINDS:
+            c = _check(batch, kind)
+            ms = f"{_timings()[batch][n].median(kind) * 1e3:.2f}"
+            if c.fit is None:
+                cells = "not tested: fixed cost dominates | — | —"
+            else:
+                cells = (
+                    f"{c.fit.exponent:.2f} [{c.fit.low:.2f}, {c.fit.high:.2f}] "
+                    f"| {c.from_size:,} | {c.predicted:.2f}"
+                )
+            lines.append(f"| {NAMES[kind]} | {batch} | {ms} | {cells} |")
+    return "\n".join(lines)
 
 
 @measured
 def timing_numbers() -> dict[str, str]:
     t = _timings()
-    i, j = len(LENGTHS) - 1, len(LENGTHS) - 4  # growth from LENGTHS[j] to the longest
-    factor = LENGTHS[i] // LENGTHS[j]
-
-    def growth(kind: str) -> float:
-        return t[kind][i] / t[kind][j]
-
+    n = TIME_LENGTHS[-1]
     return {
         "where": timing_device(),
-        "crossover": _crossover(t["self-attention"], t["recurrent"]),
-        "n_min": str(LENGTHS[0]),
-        "n_max": str(LENGTHS[-1]),
+        "crossover_1": _crossover(BATCHES[0]),
+        "crossover_b": _crossover(BATCHES[-1]),
+        "batch": str(BATCHES[-1]),
+        "n_min": str(TIME_LENGTHS[0]),
+        "n_max": f"{n:,}",
         "d": str(WIDTH),
         "k": str(KERNEL),
-        "repeats": str(REPEATS),
-        "n_from": str(LENGTHS[j]),
-        "factor": str(factor),
-        "factor_squared": str(factor**2),
-        "rnn_ms": f"{t['recurrent'][i] * 1e3:.2f}",
-        "conv_ms": f"{t['convolution'][i] * 1e3:.2f}",
-        "attn_ms": f"{t['self-attention'][i] * 1e3:.2f}",
-        "rnn_us_per_step": f"{t['recurrent'][i] / LENGTHS[-1] * 1e6:.1f}",
-        "rnn_growth": f"{growth('recurrent'):.0f}",
-        "conv_growth": f"{growth('convolution'):.0f}",
-        "attn_growth": f"{growth('self-attention'):.0f}",
-        "attn_vs_quadratic": f"{growth('self-attention') / factor**2:.1f}",
+        "rounds": str(ROUNDS),
+        "rnn_us_per_step": f"{t[1][n].median('recurrent') / n * 1e6:.1f}",
+        "rnn_us_per_step_b": f"{t[BATCHES[-1]][n].median('recurrent') / n * 1e6:.1f}",
+        "rnn_batch_growth": f"{t[BATCHES[-1]][n].median('recurrent') / t[1][n].median('recurrent'):.1f}",
     }
 
 
 def cost_table() -> str:
-    """Multiply-adds, sequential steps and layers needed to connect the ends, from the formulas."""
-    n, d, k = LENGTHS[-1], WIDTH, KERNEL
+    """Multiply-adds, sequential steps, layers needed to connect the ends and the steps of
+    the path between them, from the formulas."""
+    n, d, k = TIME_LENGTHS[-1], WIDTH, KERNEL
+    ceil = r"$\lceil (n-1)/(k-1) \rceil$"
     formulas = {
-        "recurrent": ("$2nd^2$", "$n$", "$1$"),
-        "convolution": ("$knd^2$", "$1$", r"$\lceil (n-1)/(k-1) \rceil$"),
-        "self-attention": ("$4nd^2 + 2n^2d$", "$1$", "$1$"),
+        "recurrent": ("$2nd^2$", "$n$", "$1$", "$n-1$"),
+        "convolution": ("$knd^2$", "$1$", ceil, ceil),
+        "self-attention": ("$4nd^2 + 2n^2d$", "$1$", "$1$", "$1$"),
     }
     lines = [
         f"| layer ($n = {n}$, $d = {d}$, $k = {k}$) | multiply-adds "
-        "| sequential steps | layers until position $n-1$ sees position $0$ |",
-        "| --- | ---: | ---: | ---: |",
+        "| sequential steps | layers until position $n-1$ sees position $0$ "
+        "| steps on the path from position $0$ to $n-1$ |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for kind in KINDS:
-        f_ops, f_seq, f_layers = formulas[kind]
+        f_ops, f_seq, f_layers, f_path = formulas[kind]
         lines.append(
             f"| {NAMES[kind]} | {f_ops} $=$ {multiply_adds(kind, n, d, k):,} "
             f"| {f_seq} $=$ {sequential_steps(kind, n):,} "
-            f"| {f_layers} $=$ {layers_to_connect(kind, n, k):,} |"
+            f"| {f_layers} $=$ {layers_to_connect(kind, n, k):,} "
+            f"| {f_path} $=$ {path_length(kind, n, k):,} |"
         )
     return "\n".join(lines)
 
@@ -179,13 +211,19 @@ def _reach() -> dict[str, torch.Tensor]:
     """
     g = torch.Generator().manual_seed(1)
     runs: dict[str, list[torch.Tensor]] = {}
-    with one_cpu_thread():
+    with cpu_threads(1):
         for seed in range(REACH_SEEDS):
             x = torch.randn(REACH_N, REACH_D, generator=g, dtype=torch.float64)
             for name, model in _reach_models(seed).items():
                 reach = gradient_reach(model.double(), x)  # index t = position
                 runs.setdefault(name, []).append(reach.flip(0))  # index = distance
     return {name: torch.stack(r) for name, r in runs.items()}
+
+
+def _geometric_mean(r: torch.Tensor) -> torch.Tensor:
+    """Geometric mean over the seeds (dim 0): values spanning tens of orders of magnitude
+    would make an arithmetic mean the largest one divided by the number of seeds."""
+    return r.log().mean(0).exp()
 
 
 def reach_figure():
@@ -195,7 +233,7 @@ def reach_figure():
     styles = ["-", "--", "-", "--", "-"]
     colors = [COLORS[3], COLORS[3], COLORS[0], COLORS[0], COLORS[2]]
     for (name, r), style, color in zip(reach.items(), styles, colors, strict=True):
-        low, high, mean = r.min(0).values, r.max(0).values, r.mean(0)
+        low, high, mean = r.min(0).values, r.max(0).values, _geometric_mean(r)
         ax.fill_between(
             distance.numpy(), low.numpy(), high.numpy(), color=color, alpha=0.15, lw=0
         )
@@ -229,10 +267,12 @@ def reach_numbers() -> dict[str, str]:
         "at": str(REACH_AT),
     }
     for key, r in zip(keys, reach.values(), strict=True):
-        mean = r.mean(0)
+        mean = _geometric_mean(r)
         out[f"{key}_1"] = _sci(mean[1].item())
         out[f"{key}_at"] = _sci(mean[REACH_AT].item())
         out[f"{key}_ratio"] = _sci((mean[REACH_AT] / mean[1]).item())
-    attn = reach["self-attention (causal)"].mean(0)[1:]
+    at = next(iter(reach.values()))[:, REACH_AT]  # the tanh RNN, one value per seed
+    out["rnn_seed_orders"] = f"{(at.max() / at.min()).log10().item():.0f}"
+    attn = _geometric_mean(reach["self-attention (causal)"])[1:]
     out["attn_spread"] = f"{(attn.max() / attn.min()).item():.1f}"
     return out

@@ -1,4 +1,5 @@
-"""Chapter 7, the Transformer: agreement with PyTorch, shapes, and the paper's parameter count."""
+"""Chapter 7, the Transformer: agreement with PyTorch, shapes, the paper's parameter count
+and its training recipe."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from snippets.transformer import (
     count_parameters,
     decoder_layer_from_torch,
     encoder_layer_from_torch,
+    label_smoothed_loss,
+    warmup_lr,
 )
 
 BASE = TransformerConfig()  # the defaults are the paper's base model
@@ -246,4 +249,87 @@ def param_figure():
         xlim=(0, max(counts) * 1.18),
     )
     ax.grid(axis="y", visible=False)
+    return fig
+
+
+# The paper's recipe (section 5): base model trained for 100,000 steps, warm-up 4000 steps,
+# label smoothing 0.1, Adam's beta2 = 0.98 (PyTorch's default is 0.999).
+TRAIN_STEPS, WARMUP, SMOOTHING, BETA2, BETA2_DEFAULT = 100_000, 4000, 0.1, 0.98, 0.999
+SURE = 0.999  # a confident model's probability of the right token
+
+
+def _sci(x: float) -> str:
+    """6.99e-04 as LaTeX without dollars: 6.99 \\times 10^{-4}."""
+    mantissa, exponent = f"{x:.2e}".split("e")
+    return f"{mantissa} \\times 10^{{{int(exponent)}}}"
+
+
+def _smoothed_loss_at(confidence: float, vocab: int) -> float:
+    """label_smoothed_loss of a model that gives the right token `confidence` and shares
+    the rest evenly among the other vocab - 1 tokens (float64)."""
+    probs = torch.full((1, vocab), (1 - confidence) / (vocab - 1), dtype=torch.float64)
+    probs[0, 0] = confidence  # token 0 is the right one
+    target = torch.zeros(1, dtype=torch.long)
+    return label_smoothed_loss(probs.log(), target, SMOOTHING).item()
+
+
+def training_numbers() -> dict[str, str]:
+    """The schedule's peak found by scanning every step, beside its closed form; the
+    confidence that label smoothing rewards, found by scanning; Adam's memory."""
+    d, v = BASE.d_model, BASE.vocab_size
+    rates = torch.tensor(
+        [warmup_lr(s, d, WARMUP) for s in range(1, TRAIN_STEPS + 1)],
+        dtype=torch.float64,
+    )
+    peak_step = int(rates.argmax()) + 1
+    closed_form = (d * WARMUP) ** -0.5
+    # Scan 0.5 to 0.99 in steps of 0.01, then around the best in steps of 0.001, 0.0001.
+    best, step = 0.75, 0.25
+    for width in (0.01, 0.001, 0.0001):
+        grid = [
+            best + width * i for i in range(-int(step / width), int(step / width) + 1)
+        ]
+        grid = [c for c in grid if 0 < c < 1]
+        losses = [_smoothed_loss_at(c, v) for c in grid]
+        i = min(range(len(grid)), key=losses.__getitem__)
+        assert 0 < i < len(grid) - 1, "the minimum lies inside the scanned range"
+        best, step, min_loss = grid[i], width, losses[i]
+    return {
+        "peak_step": f"{peak_step:,}",
+        "peak_lr": _sci(rates.max().item()),
+        "closed_form_lr": _sci(closed_form),
+        "end_lr": _sci(rates[-1].item()),
+        "end_ratio": f"{rates.max().item() / rates[-1].item():.1f}",
+        "train_steps": f"{TRAIN_STEPS:,}",
+        "best_confidence": f"{best:.4f}",
+        "smoothed_target": f"{1 - SMOOTHING + SMOOTHING / v:.6f}",
+        "min_loss": f"{min_loss:.2f}",
+        "loss_if_sure": f"{_smoothed_loss_at(SURE, v):.2f}",
+        "sure_percent": f"{100 * SURE:.1f}",
+        "adam_memory": f"{1 / (1 - BETA2):.0f}",
+        "adam_memory_default": f"{1 / (1 - BETA2_DEFAULT):.0f}",
+    }
+
+
+def schedule_figure():
+    """The paper's learning rate over the base model's 100,000 steps, for both widths."""
+    steps = torch.arange(1, TRAIN_STEPS + 1, 50)
+    fig, ax = figure(width=6.4, height=3.2)
+    for (name, config), color in zip(
+        (("base", BASE), ("big", BIG)), COLORS, strict=False
+    ):
+        d = config.d_model
+        rates = [warmup_lr(int(s), d, WARMUP) * 1e4 for s in steps]
+        ax.plot(steps, rates, color=color, label=f"{name}, $d_\\mathrm{{model}}$ = {d}")
+        peak = warmup_lr(WARMUP, d, WARMUP) * 1e4
+        ax.plot([WARMUP], [peak], "o", color=color, ms=4)
+    ax.axvline(WARMUP, color="#808080", ls=":", lw=1)
+    ax.text(WARMUP * 1.3, 0.2, f"step = warmup = {WARMUP}", fontsize=8)
+    ax.set(
+        xlabel="training step",
+        ylabel="learning rate ($\\times 10^{-4}$)",
+        xlim=(0, TRAIN_STEPS),
+        ylim=(0, None),
+    )
+    ax.legend()
     return fig

@@ -11,8 +11,8 @@
 # 1. the data: scikit-learn's grey-scale digits, split once into a training and a test set;
 # 2. a tiny `VisionTransformer` from `snippets/vit.py`, trained with AdamW;
 # 3. its training curve and test accuracy;
-# 4. what the class token looks at, drawn over the digits, and what the position
-#    embeddings learned;
+# 4. what the class token looks at, drawn over the digits, followed through the layers by
+#    attention rollout, and what the position embeddings learned;
 # 5. a small MLP and a small CNN of about the same size, trained the same way, for
 #    comparison.
 #
@@ -32,6 +32,7 @@ if importlib.util.find_spec("snippets") is None:
     subprocess.run([*pip, f"git+{REPO}"], check=True)
 
 # %%
+import statistics
 import time
 
 import matplotlib.pyplot as plt
@@ -43,9 +44,16 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from snippets.measure import describe_steps
 from snippets.plotting import COLORS, figure, notebook_style
 from snippets.runtime import device, device_description, seed_everything
-from snippets.vit import VisionTransformer, ViTConfig, count_parameters
+from snippets.vit import (
+    VisionTransformer,
+    ViTConfig,
+    attention_rollout,
+    count_parameters,
+    weight_decay_groups,
+)
 
 # snippets.plotting selects the Agg backend for the site's scripts; a notebook shows its
 # figures inline, as SVG. Both magics must come after that import.
@@ -122,6 +130,7 @@ config = ViTConfig(
 )
 seed_everything(0)
 vit = VisionTransformer(config).to(DEVICE)
+initial_pos = vit.pos_embed[0, 1:].detach().cpu().clone()  # for a comparison at the end
 print(config)
 print(f"{count_parameters(vit):,} parameters")
 
@@ -129,9 +138,16 @@ print(f"{count_parameters(vit):,} parameters")
 # ## Training
 #
 # One function trains every model of this lab, so that the comparison at the end is fair:
-# the same batches in the same order, AdamW with weight decay 0.05, and a one-cycle
-# schedule (the learning rate rises during the first 15% of the steps, then decays along a
-# cosine). After every epoch it records the mean training loss and the test accuracy.
+# the same batches in the same order, AdamW, and a one-cycle schedule (the learning rate
+# rises during the first 15% of the steps, then decays along a cosine). After every epoch
+# it records the mean training loss and the test accuracy.
+#
+# Weight decay (0.05) applies to the weight matrices and convolution kernels only.
+# `weight_decay_groups` from `snippets/vit.py` exempts every bias and LayerNorm parameter,
+# and the ViT's position embeddings and class token, as ViT training code does (timm's
+# `VisionTransformer.no_weight_decay` lists the same two). Decay pulls a parameter towards
+# zero, a sensible prior for a weight matrix but not for a position embedding, whose job is
+# to be different from the others.
 
 # %%
 EPOCHS, BATCH, LR = 25, 128, 5e-3
@@ -146,14 +162,19 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def train(model: nn.Module) -> dict[str, list[float] | float]:
     """Train `model` on (x_train, y_train); the history of loss and test accuracy."""
     order = torch.Generator().manual_seed(0)  # the same batches for every model
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.05)
+    opt = torch.optim.AdamW(weight_decay_groups(model, 0.05), lr=LR)
     steps_per_epoch = -(-len(x_train) // BATCH)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=LR, total_steps=EPOCHS * steps_per_epoch, pct_start=0.15
     )
-    history: dict[str, list[float] | float] = {"loss": [], "test_acc": []}
+    history: dict[str, list[float] | float] = {
+        "loss": [],
+        "test_acc": [],
+        "epoch_s": [],
+    }
     start = time.perf_counter()
     for _ in range(EPOCHS):
+        tick = time.perf_counter()
         model.train()
         losses = []
         for idx in torch.randperm(len(x_train), generator=order).split(BATCH):
@@ -164,6 +185,7 @@ def train(model: nn.Module) -> dict[str, list[float] | float]:
             opt.step()
             schedule.step()
             losses.append(loss.item())
+        history["epoch_s"].append(time.perf_counter() - tick)  # training, not testing
         history["loss"].append(sum(losses) / len(losses))
         history["test_acc"].append(accuracy(model, x_test, y_test))
     history["seconds"] = time.perf_counter() - start
@@ -172,10 +194,12 @@ def train(model: nn.Module) -> dict[str, list[float] | float]:
 
 vit_history = train(vit)
 vit_acc = vit_history["test_acc"][-1]
-print(f"trained {EPOCHS} epochs in {vit_history['seconds']:.1f} s on {DEVICE}")
+print(f"trained on {DEVICE}: {describe_steps(vit_history['epoch_s'], 'epoch')}")
 print(f"test accuracy: {vit_acc:.1%} ({round(vit_acc * len(y_test))} of {len(y_test)})")
 assert vit_acc >= 0.95, "the tiny ViT should reach 95% test accuracy"
-assert vit_history["seconds"] < 60, "the lab's budget: training in under a minute"
+# The lab's budget, on the median epoch (a moment of load on the machine does not move it):
+budget = statistics.median(vit_history["epoch_s"]) * EPOCHS
+assert budget < 60, f"the lab's budget: training in under a minute, not {budget:.0f} s"
 
 # %% [markdown]
 # The last line is a check: if a change to the course's code ever made this model miss 95%,
@@ -251,6 +275,83 @@ for layer, ax in enumerate(axes):
 plt.show()
 
 # %% [markdown]
+# ## Attention rollout
+#
+# The maps above are nearly flat, and for the reason just given they could hardly be
+# otherwise: by the last layer every patch token already carries a mixture of all the
+# patches, so the class token has little to choose between. *Attention rollout* (Abnar and
+# Zuidema, 2020) follows the attention through the layers instead. In each layer it
+# averages the heads, adds the identity for the residual connection (a token also keeps
+# what it had) and renormalises the rows; then it multiplies the layers,
+# $R = A_3 A_2 A_1$. Row 0 of $R$ estimates how much of the class token's final vector
+# comes from each input patch. `attention_rollout` in `snippets/vit.py` does this; the test
+# suite checks it against the recipe computed entry by entry for two layers.
+#
+# It is an estimate with stated blind spots: it ignores the values, the MLPs and the
+# LayerNorms, and the equal split between attention and residual is an assumption. Both
+# maps below are normalised over the 16 patches, so that they can be compared; a map with
+# every patch at 1/16 is flat.
+
+# %%
+with torch.no_grad():
+    vit(x_test)  # every test image; the figure shows the first ten, as above
+rollout = attention_rollout([layer.attn_weights for layer in vit.encoder.layers])
+maps = {
+    "last layer": vit.cls_attention()[-1].mean(dim=1),  # (360, 16), as above
+    "rollout": rollout[:, 0, 1:],  # (360, 16): the class token's row, over the patches
+}
+maps = {name: (m / m.sum(dim=-1, keepdim=True)).cpu() for name, m in maps.items()}
+
+fig, axes = figure(ncols=10, nrows=3, width=10, height=3.4)
+for i in range(10):
+    digit = shown[i, 0].cpu()
+    axes[0, i].imshow(digit, cmap="gray_r")
+    for row, m in enumerate(maps.values(), start=1):
+        axes[row, i].imshow(
+            m[i].view(8 // PATCH, 8 // PATCH),
+            cmap="magma",
+            vmin=0,
+            extent=(-0.5, 7.5, 7.5, -0.5),
+        )
+        axes[row, i].contour(
+            digit, levels=[digit.mean().item()], colors=COLORS[5], linestyles="solid"
+        )
+    for ax in axes[:, i]:
+        ax.set_axis_off()
+fig.suptitle("test digits; the class token's last-layer attention; attention rollout")
+plt.show()
+
+# How much ink each patch holds: its mean grey level, back on the 0..1 scale.
+ink = F.avg_pool2d(x_test * std + mean, PATCH).flatten(1).cpu()  # (360, 16)
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each row of a with the same row of b."""
+    a, b = a - a.mean(dim=-1, keepdim=True), b - b.mean(dim=-1, keepdim=True)
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+
+
+follows = {}
+for name, m in maps.items():
+    follows[name] = correlation(m, ink).mean().item()
+    peak = (m.max(dim=-1).values * m.size(-1)).mean().item()
+    print(
+        f"{name}: correlation with the ink per patch {follows[name]:+.2f}, "
+        f"largest patch share {peak:.2f} times a flat 1/16 (means over the test images)"
+    )
+if follows["rollout"] > follows["last layer"]:
+    print("rollout follows the strokes more closely than the last layer's attention")
+else:
+    print("rollout does not follow the strokes more closely than the last layer")
+
+# %% [markdown]
+# The correlation asks whether a map puts its weight where the digit's strokes are; the
+# largest share, whether it is peaked at all. Rollout need not make a map sharper (the
+# identity it adds at every layer spreads weight back over all positions); what it can do
+# is put the weight on the right patches, by crediting each patch with what earlier layers
+# moved into the tokens that the class token reads last.
+
+# %% [markdown]
 # ## What the position embeddings learned
 #
 # The model starts with random position embeddings and nothing that says which patches are
@@ -260,7 +361,7 @@ plt.show()
 # below is one patch position; its 4 x 4 cells are the cosine similarities to the 16
 # positions. With this small data set of 8 x 8 images there is much less pressure to
 # find the layout, so the cell compares the two averages before anything is read into the
-# picture.
+# picture, and the same two averages for the random embeddings the training started from.
 
 # %%
 # (16, d): the position embeddings of the patches, without the class token's
@@ -278,10 +379,36 @@ distance = np.hypot(row[:, None] - row[None, :], col[:, None] - col[None, :])
 near, far = similarity.numpy()[distance == 1], similarity.numpy()[distance >= 2]
 print(f"mean similarity of adjacent patches: {near.mean():+.2f}")
 print(f"mean similarity of patches two or more apart: {far.mean():+.2f}")
+before = F.cosine_similarity(initial_pos[:, None], initial_pos[None, :], dim=-1).numpy()
+steps = EPOCHS * -(-len(x_train) // BATCH)
+print(
+    f"{steps} optimiser steps changed the {side * side} embeddings of width {pos.size(1)}"
+)
+print(
+    f"before training: {before[distance == 1].mean():+.2f} (adjacent), "
+    f"{before[distance >= 2].mean():+.2f} (two or more apart)"
+)
 if near.mean() > far.mean():
     print("adjacent patches are more alike on average: some of the layout was learned")
 else:
     print("adjacent patches are not more alike on average: no 2-D layout was learned")
+# Chapter 15 says that this tiny model does not reproduce the paper's finding; if a
+# change ever made it learn the layout, the site would not build until the text is fixed.
+assert near.mean() <= far.mean(), "chapter 15 says the tiny ViT learns no 2-D layout"
+
+# %% [markdown]
+# The paper's finding does not reproduce at this scale, and there are several reasons
+# for it. The training is short: the few hundred optimiser steps printed above, where the
+# paper pre-trains on millions of images. The grid is tiny: 16 positions, every
+# token attends to every other in every layer, so the model never needs to know which
+# patches are neighbours to combine them, only which patch is which. And the digits are
+# centred and scaled, so each position sees its own typical content: nothing moves across
+# positions, which is what pushes a model to treat neighbouring positions alike when
+# objects can appear anywhere. Adjacent patches here even end up *less* alike than distant
+# ones, compared with the random start printed above; one plausible reading is that
+# neighbours, whose pixels are often similar, are the patches the model most needs to tell
+# apart. The paper itself notes that the pattern of similarities it shows depends on the
+# training hyperparameters (its appendix D.4).
 
 # %% [markdown]
 # ## A comparison with an MLP and a CNN
@@ -322,12 +449,18 @@ for name, model in (("MLP", mlp), ("CNN", cnn)):
     model.to(DEVICE)
     results[name] = (model, train(model))
 
-rows = [f"| model | parameters | test accuracy | training time ({DEVICE.type}) |"]
+rows = [
+    f"| model | parameters | test accuracy | ms per epoch ({DEVICE.type}), "
+    "median [middle half] |"
+]
 rows.append("| --- | ---: | ---: | ---: |")
 for name, (model, history) in results.items():
+    q1, q2, q3 = (
+        statistics.quantiles(history["epoch_s"], n=4)[i] * 1e3 for i in range(3)
+    )
     rows.append(
         f"| {name} | {count_parameters(model):,} | {history['test_acc'][-1]:.1%} "
-        f"| {history['seconds']:.1f} s |"
+        f"| {q2:.0f} [{q1:.0f}–{q3:.0f}] |"
     )
 display(Markdown("\n".join(rows)))
 
@@ -344,7 +477,9 @@ ax.legend(loc="lower right")
 plt.show()
 
 # %% [markdown]
-# Read the table as the build printed it. On a data set this small the comparison says
+# Read the table as the build printed it. The three models were trained one after the
+# other, not in interleaved rounds, so their times describe what each costs here and do
+# not rank them (chapter 14 explains how the course compares speeds). On a data set this small the comparison says
 # little about large images: the ViT paper's point is that with enough data (it pre-trains
 # on the 14 million images of ImageNet-21k and the 300 million of JFT-300M) the missing
 # inductive bias stops mattering, while on small data sets convolutions have the advantage. What this lab shows is narrower and verifiable: the

@@ -1,0 +1,162 @@
+"""The build machinery's checks as pure functions: NaN in any artist, leftover typos,
+leaks of process state, corrupt cache entries. No build runs here (tests/test_hook.py
+builds fixture sites)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location(
+    "executed_hook", REPO / "docs" / "hooks" / "executed.py"
+)
+hook = importlib.util.module_from_spec(_spec)
+sys.modules["executed_hook"] = hook  # dataclasses look their module up there
+_spec.loader.exec_module(hook)
+
+NAN = float("nan")
+hook.install_data_guards()  # as the build's worker does
+
+
+def _imshow(ax):
+    ax.imshow(np.array([[0.0, NAN], [1.0, 2.0]]))
+
+
+def _pcolormesh(ax):
+    ax.pcolormesh(np.array([[0.0, 1.0], [NAN, 2.0]]))
+
+
+def _fill_between(ax):
+    ax.fill_between([0, 1, 2], [0, 1, 2], [1, NAN, 3])
+
+
+def _errorbar(ax):
+    ax.errorbar([0, 1], [1, 2], yerr=[0.1, NAN])
+
+
+def _text(ax):
+    ax.plot([0, 1], [0, 1])
+    ax.text(0.5, 0.5, f"{NAN:.2f}")
+
+
+def _scatter(ax):
+    ax.scatter([0, 1], [NAN, 1])
+
+
+def _bar(ax):
+    ax.bar([0, 1], [1, NAN])
+
+
+@pytest.mark.parametrize(
+    "draw", [_imshow, _pcolormesh, _fill_between, _errorbar, _text, _scatter, _bar]
+)
+def test_nan_in_any_artist_is_found(draw):
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="NaN"):
+        draw(ax)  # fill_between refuses at once; the others are found in the figure
+        hook._check_figure_finite(fig)
+    plt.close(fig)
+
+
+def test_a_finite_figure_passes():
+    fig, ax = plt.subplots()
+    ax.imshow(np.arange(4.0).reshape(2, 2))
+    ax.fill_between([0, 1], [0, 1], [1, 2])
+    ax.errorbar([0, 1], [1, 2], yerr=[0.1, 0.2])
+    ax.set_title("finite, 'nanoGPT' is a word")
+    hook._check_figure_finite(fig)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "typo",
+    [
+        "{{ Masks.x }}",
+        "{{ masks.teacher-forcing }}",
+        "![A mask](exec:Masks.mask_figure)",
+    ],
+)
+def test_a_declaration_typo_left_on_the_page_stops_the_build(typo):
+    with pytest.raises(hook.ExecutionError, match=r"chapters/04-masks\.md, line 3"):
+        hook.check_leftovers(f"# Masks\n\n{typo}\n", "chapters/04-masks.md")
+
+
+def test_a_page_without_leftovers_passes():
+    hook.check_leftovers("# Title\n\nA value: 42. Code: `x = {1: 2}`.\n", "index.md")
+
+
+@pytest.mark.parametrize(
+    "leak, words",
+    [
+        (lambda: torch.set_default_dtype(torch.float64), "default dtype"),
+        (lambda: torch.set_num_threads(max(1, torch.get_num_threads() - 1) or 1), None),
+        (lambda: os.chdir(Path.cwd().parent), "working directory"),
+        (lambda: matplotlib.rcParams.update({"lines.linewidth": 9.0}), "rcParams"),
+    ],
+    ids=["dtype", "threads", "cwd", "rcparams"],
+)
+def test_a_leaked_state_is_found_and_restored(tmp_path, monkeypatch, leak, words):
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    iso = hook._Isolation(tmp_path)
+    if (
+        words is None
+    ):  # threads: only detectable with more than one thread to start from
+        torch.set_num_threads(2)
+        iso = hook._Isolation(tmp_path)
+        words = "threads"
+    leak()
+    found = iso.leaks()
+    assert found and words in found[0]
+    assert torch.get_default_dtype() == torch.float32
+    assert Path.cwd() == tmp_path
+    assert matplotlib.rcParams["lines.linewidth"] != 9.0
+    assert iso.leaks() == []  # restored
+    torch.set_num_threads(threads)
+
+
+def test_a_file_written_into_the_repository_is_found(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "snippets").mkdir()
+    iso = hook._Isolation(tmp_path)
+    (tmp_path / "snippets" / "stray.txt").write_text("oops")
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "allowed.json").write_text("{}")  # the cache is not the repo
+    found = iso.leaks()
+    assert len(found) == 1 and "snippets/stray.txt" in found[0]
+
+
+@pytest.mark.parametrize(
+    "content", ["", "{not json", "[1, 2]"], ids=["empty", "bad", "list"]
+)
+def test_a_corrupt_cache_entry_is_discarded_with_a_warning(tmp_path, capsys, content):
+    entry = tmp_path / "0123abcd.json"
+    entry.write_text(content)
+    assert hook._read_json(entry) is None
+    assert "0123abcd.json" in capsys.readouterr().err
+
+
+def test_a_valid_cache_entry_is_read(tmp_path):
+    entry = tmp_path / "k.json"
+    entry.write_text(json.dumps({"kind": "text", "value": "x"}))
+    assert hook._read_json(entry) == {"kind": "text", "value": "x"}
+
+
+def test_the_machinery_is_part_of_every_key(tmp_path, monkeypatch):
+    item = hook.Item("beta.numbers", REPO / "snippets" / "demos" / "masks.py", ["p.md"])
+    before = hook.item_key(item, {"device": "cpu"}, REPO)
+    monkeypatch.setattr(hook, "__file__", str(tmp_path / "other_hook.py"))
+    (tmp_path / "other_hook.py").write_text("# a changed build machinery\n")
+    assert hook.item_key(item, {"device": "cpu"}, REPO) != before
