@@ -134,12 +134,13 @@ def lsh_multiply_adds(
     buckets: int = 8,
 ) -> dict[str, list[int]]:
     """Multiply-adds of one round of chapter 12's LSH attention at each length: with a
-    fixed number of buckets, and with as many buckets as chunks (N / chunk)."""
+    fixed number of buckets, and with the Reformer paper's 2N / chunk buckets (the average
+    bucket then fills half a chunk)."""
     g = torch.Generator().manual_seed(12)
     counts: dict[str, list[int]] = {"fixed": [], "scaled": []}
     for n in lengths:
         qk, v = torch.randn(1, n, d, generator=g), torch.randn(1, n, d, generator=g)
-        for key, n_b in (("fixed", buckets), ("scaled", n // chunk)):
+        for key, n_b in (("fixed", buckets), ("scaled", 2 * n // chunk)):
             counts[key].append(
                 counted_multiply_adds(
                     lambda qk=qk, v=v, n_b=n_b: lsh_attention(

@@ -286,11 +286,11 @@ def check_exponent(
 
 @dataclasses.dataclass(frozen=True)
 class ScalingCheck:
-    """A fitted exponent beside the count's, over the sizes `check_scaling` kept."""
+    """A fitted exponent beside the model's, over the sizes `check_scaling` used."""
 
-    fit: Scaling | None  # None: too few sizes beyond the fixed cost to fit
-    predicted: float | None
-    from_size: int | None
+    fit: Scaling
+    predicted: float
+    sizes: tuple[int, ...]
     phrase: str
 
     def __str__(self) -> str:
@@ -304,47 +304,50 @@ def check_scaling(
     counts: Sequence[float],
     band: float = 0.5,
     why: str = "",
-    above_fixed: float = 8.0,
+    points: int = 5,
 ) -> ScalingCheck:
-    """Fit time ∝ size^p where the arithmetic dominates, and check p against the count's.
+    """Fit time ∝ size^p over the `points` largest sizes; check p against the model's.
 
-    A call's time at the smallest size bounds its fixed cost (Python, dispatch, launch),
-    which no count of arithmetic describes; only sizes whose median time is at least
-    `above_fixed` times that enter the fit. With fewer than 5 such sizes nothing is
-    checked, and the phrase says so.
+    The model is a fixed cost per call plus a rate times the count: t(n) = a + r c(n).
+    The fixed cost a (Python, dispatch, launch) is bounded by the time at the smallest
+    size, and the rate r is set by the largest size; the model's exponent over the same
+    sizes is what a cost of this shape predicts. A cost that grows faster or slower than
+    the count between the two ends shows as a different exponent.
     """
-    medians = [statistics.median(r) for r in runs]
-    keep = [i for i, m in enumerate(medians) if m >= above_fixed * medians[0]]
-    if len(keep) < 5:
-        return ScalingCheck(
-            None,
-            None,
-            None,
-            f"not tested: fewer than 5 sizes took {above_fixed:g} times as long as the "
-            "smallest, so the fixed cost per call dominates",
+    if len(sizes) < points + 1:
+        raise ValueError(
+            f"need {points + 1} sizes (one for the fixed cost), got {len(sizes)}"
         )
-    used = [sizes[i] for i in keep]
-    fit = fit_scaling(used, [runs[i] for i in keep])
-    predicted = log_log_slope(used, [counts[i] for i in keep])
+    medians = [statistics.median(r) for r in runs]
+    fixed = medians[0]
+    rate = max(medians[-1] - fixed, 0.0) / counts[-1]
+    used = list(sizes[-points:])
+    fit = fit_scaling(used, runs[-points:])
+    predicted = log_log_slope(used, [fixed + rate * c for c in counts[-points:]])
     phrase = check_exponent(what, fit, predicted, band, why)
-    return ScalingCheck(fit, predicted, used[0], f"{phrase} (from {used[0]:,} on)")
+    return ScalingCheck(
+        fit, predicted, tuple(used), f"{phrase} ({used[0]:,} to {used[-1]:,})"
+    )
 
 
 # --8<-- [end:check]
 
 
 def describe_steps(seconds: Sequence[float], unit: str = "step") -> str:
-    """A training loop's time as a measurement: median per step, middle half, total.
+    """A training loop's CPU time as a measurement: median per step, middle half, total.
 
     A loop runs once, so there is nothing to interleave it with; its steps are repeated
-    measurements of the same work, and their median resists a moment of load.
+    measurements of the same work. Measured as the process's CPU time
+    (`time.process_time`), on one thread, they are not inflated by other processes on
+    other cores, and their median resists a moment of load.
     """
     if not seconds:
         raise ValueError("seconds must hold at least one step's time")
     q1, q2, q3 = np.percentile(np.asarray(seconds) * 1e3, [25, 50, 75])
     return (
-        f"median {q2:.3g} ms per {unit} (middle half {q1:.3g}–{q3:.3g} ms) over "
-        f"{len(seconds)} {unit}s, {sum(seconds):.1f} s in all, on {timing_device(torch.get_num_threads())}"
+        f"median {q2:.3g} ms of CPU time per {unit} (middle half {q1:.3g}–{q3:.3g} ms) "
+        f"over {len(seconds)} {unit}s, {sum(seconds):.1f} s in all, on "
+        f"{timing_device(torch.get_num_threads())}"
     )
 
 

@@ -62,8 +62,9 @@ class MultiHeadAttention(nn.Module):
     # --8<-- [start:from_torch]
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> MultiHeadAttention:
-        """A copy of `m`'s weights. `in_proj_weight` (3 d_model, d_model)
-        stacks W_Q, W_K, W_V; `out_proj` is W_O.
+        """A copy of `m`'s weights. `in_proj_weight` (3 d_model, d_model) stacks
+        W_Q^T, W_K^T, W_V^T, each in nn.Linear's (out, in) layout like ours, so
+        blocks of its rows are copied unchanged; `out_proj.weight` is W_O^T.
 
         Dropout is not copied: the two agree when `m.dropout == 0` or in eval
         mode. `batch_first` is not a weight: call the copy with (B, N, d).

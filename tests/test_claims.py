@@ -103,7 +103,7 @@ def test_lsh_arithmetic_is_linear_for_fixed_buckets_and_not_when_they_grow_with_
         lengths, counts["fixed"], counts["scaled"], strict=True
     ):
         assert fixed == n * 2 * chunk * (d + d) + n * d * buckets // 2
-        assert scaled == n * 2 * chunk * (d + d) + n * d * (n // chunk) // 2
+        assert scaled == n * 2 * chunk * (d + d) + n * d * (2 * n // chunk) // 2
 
 
 def test_the_tiled_flashattention_algorithm_is_exact():

@@ -363,10 +363,10 @@ def test_a_figure_without_caption_or_alt_stops_the_build(project):
 
 def test_an_unknown_demo_stops_the_build(project):
     page = project / "docs/en/index.md"
-    page.write_text(PAGE + "\n{{ gamma.nothing }}\n")
+    page.write_text(PAGE + "\n{{ delta.nothing }}\n")
     result = build(project)
     assert result.returncode != 0
-    assert "gamma.nothing" in result.stderr and "does not exist" in result.stderr
+    assert "delta.nothing" in result.stderr and "does not exist" in result.stderr
 
 
 def test_a_missing_value_key_stops_the_build(project):

@@ -240,71 +240,178 @@ def _terminated_cleanly() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute_demos(items: list[Item], root: Path = ROOT) -> None:
-    """Run stale demos in a fresh interpreter (so edited modules are re-imported) and cache them.
+def is_timed(item: Item) -> bool:
+    """A lab (it prints training times) or a demo decorated @measured, read from its source."""
+    if item.is_lab:
+        return True
+    func = item.name.split(".")[1]
+    try:
+        tree = ast.parse(item.source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == func:
+            return any(
+                (isinstance(d, ast.Name) and d.id == "measured")
+                or (isinstance(d, ast.Attribute) and d.attr == "measured")
+                for d in node.decorator_list
+            )
+    return False
 
-    A watchdog stops the worker when one demo runs past AE_ITEM_TIMEOUT seconds: the
-    worker says which demo it is running in a small progress file.
-    """
-    if not items:
-        return
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    jobs = CACHE_DIR / f"jobs-{os.getpid()}.json"
-    progress = jobs.with_suffix(".running")
-    jobs.write_text(
-        json.dumps([{"ref": i.name, "out": str(i.cache_path)} for i in items])
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(root),
-        "PYTHONHASHSEED": "0",
-        "MPLBACKEND": "Agg",
-    }
-    limit = item_timeout()
-    by_name = {i.name: i for i in items}
-    with tempfile.TemporaryFile("w+") as errors, _terminated_cleanly():
-        proc = subprocess.Popen(
-            [sys.executable, __file__, "worker", str(jobs), str(progress)],
+
+class _Run:
+    """One child process of the build: a demo worker or a lab runner."""
+
+    def __init__(self, argv: list[str], root: Path, files: list[Path]) -> None:
+        self.files = files  # removed when the run ends, however it ends
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115, closed by stop()
+        env = {**os.environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": "0"}
+        env["MPLBACKEND"] = "Agg"
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, *argv],
             cwd=root,
             env=env,
-            stderr=errors,
+            stderr=self.errors,
             text=True,
             start_new_session=True,  # its own process group, stopped as a whole
         )
+
+    def overdue(self, limit: float) -> str:
+        """Why the run must be stopped now, or ''."""
+        return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for path in self.files:
+            path.unlink(missing_ok=True)
+        self.errors.seek(0)
+        # Pass the child's messages on, without the two lines that PyTorch's profiler
+        # prints each time snippets.measure records CPU memory.
+        sys.stderr.write(PROFILER_NOISE.sub("", self.errors.read()))
+        self.errors.close()
+
+
+class _DemoRun(_Run):
+    """A worker that runs demos one after the other; it names the one it is running in a
+    progress file, so that a demo past AE_ITEM_TIMEOUT can be named and stopped."""
+
+    def __init__(self, items: list[Item], root: Path, tag: str) -> None:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        jobs = CACHE_DIR / f"jobs-{os.getpid()}-{tag}.json"
+        self.progress = jobs.with_suffix(".running")
+        jobs.write_text(
+            json.dumps([{"ref": i.name, "out": str(i.cache_path)} for i in items])
+        )
+        self.items = {i.name: i for i in items}
+        super().__init__(
+            ["worker", str(jobs), str(self.progress)], root, [jobs, self.progress]
+        )
+
+    def overdue(self, limit: float) -> str:
         try:
-            while proc.poll() is None:
-                time.sleep(0.2)
-                try:
-                    ref, started = progress.read_text().split("\t")
-                except (OSError, ValueError):
-                    continue
-                if time.time() - float(started) > limit:
-                    raise ExecutionError(
-                        f"{_describe(by_name[ref])} ran for more than {limit:g} s "
-                        f"({TIMEOUT_ENV}) and was stopped"
-                    )
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            jobs.unlink(missing_ok=True)
-            progress.unlink(missing_ok=True)
-            errors.seek(0)
-            # Pass the worker's messages on, without the two lines that PyTorch's
-            # profiler prints each time snippets.measure records CPU memory.
-            sys.stderr.write(PROFILER_NOISE.sub("", errors.read()))
-    for item in items:
-        if not item.cache_path.exists():
+            ref, started = self.progress.read_text().split("\t")
+        except (OSError, ValueError):
+            return ""
+        if time.time() - float(started) <= limit:
+            return ""
+        return f"{_describe(self.items[ref])} ran for more than {limit:g} s ({TIMEOUT_ENV}) and was stopped"
+
+    def collect(self) -> None:
+        for item in self.items.values():
+            if not item.cache_path.exists():
+                raise ExecutionError(
+                    f"{_describe(item)} produced no result; the worker exited with "
+                    f"{self.proc.returncode}"
+                )
+            result = _read_json(item.cache_path)
+            if result is None or "error" in result:
+                item.cache_path.unlink(missing_ok=True)
+                detail = result["error"] if result else "an unreadable result"
+                raise ExecutionError(f"{_describe(item)} failed:\n{detail}")
+            item.result, item.status = result, "executed"
+
+
+class _LabRun(_Run):
+    """A child that executes one lab into a notebook (`executed.py lab`)."""
+
+    def __init__(self, item: Item, root: Path) -> None:
+        self.item = item
+        self.relative = Path("labs") / item.key / Path(item.name).with_suffix(".ipynb")
+        self.started = time.perf_counter()
+        super().__init__(
+            ["lab", str(item.source), str(CACHE_DIR / self.relative), item.name],
+            root,
+            [],
+        )
+
+    def collect(self) -> None:
+        if self.proc.returncode:
+            self.errors.seek(0)
+            message = self.errors.read().strip().splitlines()
             raise ExecutionError(
-                f"{_describe(item)} produced no result; the worker exited with "
-                f"{proc.returncode}"
+                "\n".join(m for m in message if not PROFILER_NOISE.match(m + "\n"))[
+                    -4000:
+                ]
+                or f"lab {self.item.name} failed"
             )
-        result = _read_json(item.cache_path)
-        if result is None or "error" in result:
-            item.cache_path.unlink(missing_ok=True)
-            detail = result["error"] if result else "an unreadable result"
-            raise ExecutionError(f"{_describe(item)} failed:\n{detail}")
-        item.result, item.status = result, "executed"
+        self.item.result = {
+            "kind": "lab",
+            "value": self.relative.as_posix(),  # relative to the cache: nothing absolute
+            "seconds": time.perf_counter() - self.started,
+            "produced": _now(),
+            "measured": True,
+        }
+        _write_json(self.item.cache_path, self.item.result)
+        self.item.status = "executed"
+
+
+def run_together(runs: list[Any]) -> None:
+    """Wait for child runs that execute at the same time; on a timeout, a failure or
+    SIGTERM, stop them all and raise, naming what failed."""
+    limit = item_timeout()
+    try:
+        with _terminated_cleanly():
+            pending = list(runs)
+            while pending:
+                time.sleep(0.2)
+                for run in list(pending):
+                    why = run.overdue(limit)
+                    if why:
+                        raise ExecutionError(why)
+                    if run.proc.poll() is not None:
+                        pending.remove(run)
+                        run.stop()
+                        run.collect()
+    finally:
+        for run in runs:
+            if not run.errors.closed:
+                run.stop()
+
+
+def execute(stale: list[Item], root: Path = ROOT) -> None:
+    """Execute stale items in two phases.
+
+    First, the untimed demos in one worker and, at the same time, each lab in its own
+    process (labs report CPU time per training step, which other processes on other
+    cores do not inflate). Then the timed demos, alone, so that nothing else the build
+    executes runs while they measure.
+    """
+    demos = [i for i in stale if not i.is_lab]
+    untimed = [i for i in demos if not is_timed(i)]
+    timed = [i for i in demos if is_timed(i)]
+    first: list[Any] = [_LabRun(i, root) for i in stale if i.is_lab]
+    if untimed:
+        first.insert(0, _DemoRun(untimed, root, "untimed"))
+    run_together(first)
+    if timed:
+        run_together([_DemoRun(timed, root, "timed")])
+
+
+def execute_demos(items: list[Item], root: Path = ROOT) -> None:
+    """Run demos (for `check`): untimed ones first, then timed ones, alone."""
+    execute(items, root)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -346,7 +453,7 @@ def _run_notebook(notebook: Any, name: str) -> None:
             km=kernel,
             timeout=limit,
             on_cell_start=starting,
-            resources={"metadata": {"path": str(ROOT)}},
+            resources={"metadata": {"path": os.getcwd()}},  # the project root
         )
         try:
             client.execute()
@@ -360,13 +467,16 @@ def _run_notebook(notebook: Any, name: str) -> None:
                 run_sync(kernel.shutdown_kernel)(now=True)
 
 
-def execute_lab(item: Item) -> None:
-    """Execute a jupytext percent script into a notebook; a cell that raises fails the build."""
+def lab_main(source: str, out: str, name: str) -> int:
+    """Runs in a child process: execute a jupytext percent script into a notebook.
+
+    A cell that raises or runs past AE_ITEM_TIMEOUT fails the build, naming lab and cell.
+    """
     import jupytext
     import nbclient
     import nbformat
 
-    notebook = jupytext.read(item.source)
+    notebook = jupytext.read(source)
     notebook.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -376,49 +486,28 @@ def execute_lab(item: Item) -> None:
         notebook.cells
     ):  # stable ids: jupytext draws random ones
         cell["id"] = f"cell-{index}"
-    names = ("PYTHONPATH", "PYTHONHASHSEED", "MPLBACKEND", "MATPLOTLIBRC")
-    env_before = {k: os.environ.get(k) for k in names}
-    start = time.perf_counter()
     try:
-        with _terminated_cleanly(), tempfile.TemporaryDirectory() as rc:
+        with tempfile.TemporaryDirectory() as rc:
             # Stable SVG ids in every figure the kernel draws, whatever the lab sets.
             Path(rc, "matplotlibrc").write_text("svg.hashsalt: attention-executed\n")
-            os.environ.update(
-                PYTHONPATH=str(ROOT),
-                PYTHONHASHSEED="0",
-                MPLBACKEND="Agg",
-                MATPLOTLIBRC=rc,
-            )
-            _run_notebook(notebook, item.name)
+            os.environ["MATPLOTLIBRC"] = rc
+            _run_notebook(notebook, name)
     except nbclient.exceptions.CellExecutionError as err:
-        raise ExecutionError(f"lab {item.name} failed in a cell:\n{err}") from None
-    finally:
-        for k, v in env_before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    seconds = time.perf_counter() - start
+        print(f"lab {name} failed in a cell:\n{err}", file=sys.stderr)
+        return 1
+    except ExecutionError as err:
+        print(err, file=sys.stderr)
+        return 1
     for cell in notebook.cells:  # no run-dependent metadata in the published notebook
         cell.get("metadata", {}).pop("execution", None)
         for output in cell.get("outputs", []):
             svg = output.get("data", {}).get("image/svg+xml")
             if isinstance(svg, str):
                 output["data"]["image/svg+xml"] = SVG_DATE_RE.sub("", svg)
-    # CACHE_DIR/labs/<key>/ plays the docs folder for this notebook, whose name stays the lab's.
-    relative = Path("labs") / item.key / Path(item.name).with_suffix(".ipynb")
-    notebook_path = CACHE_DIR / relative
-    notebook_path.parent.mkdir(parents=True, exist_ok=True)
-    notebook_path.write_text(nbformat.writes(notebook), encoding="utf-8")
-    item.result = {
-        "kind": "lab",
-        "value": relative.as_posix(),  # relative to the cache: nothing absolute is stored
-        "seconds": seconds,
-        "produced": _now(),
-        "measured": True,
-    }
-    _write_json(item.cache_path, item.result)
-    item.status = "executed"
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(nbformat.writes(notebook), encoding="utf-8")
+    return 0
 
 
 def _now() -> str:
@@ -754,10 +843,7 @@ def on_files(files: Any, config: Any) -> Any:
             stale.append(item)
     everything = [*demos.values(), *(i for _, i in labs)]
     try:
-        execute_demos([i for i in stale if not i.is_lab], ROOT)
-        for item in stale:
-            if item.is_lab:
-                execute_lab(item)
+        execute(stale, ROOT)
     except BaseException:
         for item in stale:
             if item.result is None:
@@ -1107,6 +1193,8 @@ def check(pages: list[str]) -> int:
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "worker":
         sys.exit(worker(*sys.argv[2:4]))
+    if len(sys.argv) == 5 and sys.argv[1] == "lab":
+        sys.exit(lab_main(*sys.argv[2:5]))
     if len(sys.argv) >= 3 and sys.argv[1] == "check":
         sys.exit(check(sys.argv[2:]))
     print(__doc__)

@@ -286,14 +286,15 @@ def error_numbers() -> dict[str, str]:
 
 
 def unbiased_table() -> str:
-    """Mean of many FAVOR+ kernel estimates against exp(q.k/sqrt(d)), with standard errors."""
+    """Mean of many FAVOR+ kernel estimates against exp(q.k/sqrt(d_k)), with standard errors."""
     m, draws = 16, 4000
     g = torch.Generator().manual_seed(2)
     lines = [
         "One random pair $q, k$ per row, with i.i.d. $\\mathcal{N}(0, \\sigma^2)$ components; "
-        f"$d = {D}$, $m = {m}$ i.i.d. features per estimate, {draws:,} independent estimates:",
+        f"$d_k = {D}$, $m = {m}$ i.i.d. features per estimate, {draws:,} independent "
+        "estimates:",
         "",
-        "| $\\sigma$ | $q\\cdot k/\\sqrt{d}$ | exact $e^{q\\cdot k/\\sqrt{d}}$ "
+        "| $\\sigma$ | $q\\cdot k/\\sqrt{d_k}$ | exact $e^{q\\cdot k/\\sqrt{d_k}}$ "
         f"| mean of {draws:,} estimates | s.e. (theory) | (mean − exact) / s.e. "
         "| s.e. (from the sample) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

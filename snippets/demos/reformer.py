@@ -113,7 +113,7 @@ def collision_figure():
         xlabel=r"angle $\theta$ between the two vectors (degrees)",
         ylabel="share of rounds with the same bucket",
         xticks=range(0, 181, 30),
-        title=f"d = 64, {COLLISION_ROUNDS:,} random rotations per point",
+        title=f"$d_k$ = 64, {COLLISION_ROUNDS:,} random rotations per point",
     )
     ax.legend()
     return fig
@@ -162,15 +162,20 @@ SEEDS = [0, 1, 2, 3]
 @functools.lru_cache
 def _agreement() -> dict[int, np.ndarray]:
     """Per bucket count, rows (rounds) of: attention mass reached, output error in units of
-    the values' spread, and the output error relative to |O|, averaged over SEEDS.
+    the values' spread, the output error relative to |O|, and the share of pairs of the
+    same cluster that share a bucket in at least one round (chunks aside), averaged over
+    SEEDS.
 
     The rounds are nested: the first r rounds of the 8-round hash, so adding rounds only
     adds keys.
     """
-    sums = {nb: np.zeros((len(ROUNDS), 3)) for nb in AGREE_BUCKETS}
+    sums = {nb: np.zeros((len(ROUNDS), 4)) for nb in AGREE_BUCKETS}
     for seed in SEEDS:
         g = torch.Generator().manual_seed(seed)
-        qk, _ = clustered(N_AGREE, CLUSTERS, D, g)
+        qk, label = clustered(N_AGREE, CLUSTERS, D, g)
+        same_cluster = (label[:, None] == label[None, :]) & ~torch.eye(
+            N_AGREE, dtype=torch.bool
+        )
         v = torch.randn(N_AGREE, D, generator=g, dtype=torch.float64)
         p = shared_qk_attention(qk, torch.eye(N_AGREE, dtype=torch.float64))  # weights
         exact = p @ v
@@ -182,10 +187,12 @@ def _agreement() -> dict[int, np.ndarray]:
                 approx = lsh_attention_with_buckets(qk, v, buckets, CHUNK_AGREE)
                 mass = (p * lsh_key_sets(buckets, CHUNK_AGREE)).sum(-1).mean().item()
                 err = (approx - exact).norm()
+                together = (buckets[:, :, None] == buckets[:, None, :]).any(0)
                 sums[nb][i] += (
                     mass,
                     (err / spread).item(),
                     (err / exact.norm()).item(),
+                    together[same_cluster].double().mean().item(),
                 )
     return {nb: sums[nb] / len(SEEDS) for nb in AGREE_BUCKETS}
 
@@ -240,6 +247,9 @@ def agreement_numbers() -> dict[str, str]:
         "mass_few_8": f"{few[-1, 0]:.2f}",
         "err_few_8": f"{few[-1, 1]:.3f}",
         "mass_many_8": f"{agree[AGREE_BUCKETS[-1]][-1, 0]:.2f}",
+        "split_few_1": f"{1 - few[0, 3]:.2f}",
+        "split_many_1": f"{1 - agree[AGREE_BUCKETS[-1]][0, 3]:.2f}",
+        "split_design_8": f"{1 - design[-1, 3]:.3f}",
         "err_many_8": f"{agree[AGREE_BUCKETS[-1]][-1, 1]:.3f}",
     }
 
@@ -364,7 +374,7 @@ def memory_figure():
         yscale="log",
         xlabel="sequence length N",
         ylabel="peak memory (MiB)",
-        title=f"one head, d = {D}, float32, {device().type}",
+        title=f"one head, $d_k$ = {D}, float32, {device().type}",
     )
     ax.set_xticks(MEMORY_N, [str(n) for n in MEMORY_N])
     ax.minorticks_off()

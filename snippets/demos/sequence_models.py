@@ -87,7 +87,6 @@ def _check(batch: int, kind: str) -> ScalingCheck:
         TIME_LENGTHS,
         [t[n].seconds[kind] for n in TIME_LENGTHS],
         [multiply_adds(kind, n, WIDTH, KERNEL) for n in TIME_LENGTHS],
-        above_fixed=1.0 if kind == "recurrent" else 8.0,  # a recurrence pays per step
     )
 
 
@@ -123,20 +122,17 @@ def timing_table() -> str:
     n = TIME_LENGTHS[-1]
     lines = [
         f"| layer | batch | ms at $n = {n:,}$ | exponent $p$ of time $\\propto n^p$, "
-        "measured [95%] | from $n =$ | $p$ of the count |",
+        "measured [95%] | over $n =$ | $p$ of the model |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for batch in BATCHES:
         for kind in KINDS:
             c = _check(batch, kind)
             ms = f"{_timings()[batch][n].median(kind) * 1e3:.2f}"
-            if c.fit is None:
-                cells = "not tested: fixed cost dominates | — | —"
-            else:
-                cells = (
-                    f"{c.fit.exponent:.2f} [{c.fit.low:.2f}, {c.fit.high:.2f}] "
-                    f"| {c.from_size:,} | {c.predicted:.2f}"
-                )
+            cells = (
+                f"{c.fit.exponent:.2f} [{c.fit.low:.2f}, {c.fit.high:.2f}] "
+                f"| {c.sizes[0]:,} to {c.sizes[-1]:,} | {c.predicted:.2f}"
+            )
             lines.append(f"| {NAMES[kind]} | {batch} | {ms} | {cells} |")
     return "\n".join(lines)
 
@@ -275,4 +271,10 @@ def reach_numbers() -> dict[str, str]:
     out["rnn_seed_orders"] = f"{(at.max() / at.min()).log10().item():.0f}"
     attn = _geometric_mean(reach["self-attention (causal)"])[1:]
     out["attn_spread"] = f"{(attn.max() / attn.min()).item():.1f}"
+    # The trend: a least-squares line through log(norm) against distance 1..n-1, and the
+    # factor by which that line changes over the whole range.
+    distance = torch.arange(1, REACH_N, dtype=torch.float64)
+    design = torch.stack([torch.ones_like(distance), distance], dim=1)
+    slope = torch.linalg.lstsq(design, attn.log()[:, None]).solution[1, 0]
+    out["attn_trend"] = f"{(slope * (distance[-1] - distance[0])).exp().item():.2f}"
     return out
