@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snippets.masks import causal_mask, to_torch_attn_mask
+from snippets.measure import step_clock
 from snippets.positional import sinusoidal_encoding
 from snippets.transformer import Encoder, TransformerConfig
 
@@ -116,7 +117,8 @@ class History:
     eval_step: list[int] = field(default_factory=list)
     eval_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0  # wall-clock time of the whole loop
-    step_seconds: list[float] = field(default_factory=list)  # CPU time of each step
+    step_seconds: list[float] = field(default_factory=list)  # each step, by `clock`
+    clock: str = ""  # what step_seconds measure: CPU time, or wall-clock on a GPU
 
 
 def answer_loss(model: nn.Module, examples: Tensor) -> Tensor:
@@ -167,14 +169,15 @@ def train(
         optimizer, max_lr=lr, total_steps=steps, pct_start=0.1
     )
     banned = sequence_ids(held_out)
-    history = History()
+    clock, clock_name = step_clock()
+    history = History(clock=clock_name)
     start = time.perf_counter()
     for step in range(steps):
-        tick = time.process_time()
+        tick = clock()
         examples = training_batch(batch_size, length, banned, generator).to(device)
         history.loss.append(train_step(model, optimizer, examples))
         schedule.step()
-        history.step_seconds.append(time.process_time() - tick)
+        history.step_seconds.append(clock() - tick)
         if on_eval is not None and (step % eval_every == 0 or step == steps - 1):
             history.eval_step.append(step)
             history.eval_loss.append(on_eval())

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import gc
 import math
 import os
 import statistics
@@ -41,20 +43,40 @@ def _load() -> float:
         return math.nan
 
 
+def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """(low, high, coverage): the exact distribution-free interval for a median.
+
+    Sorted, the k-th smallest and the k-th largest of n values bracket the true median
+    with probability 1 - 2 P(Binomial(n, 1/2) < k), whatever the distribution (the
+    sign test's interval). k is the largest index for which that is at least 95%; it
+    needs n >= 6.
+    """
+    n = len(values)
+    if n < 6:
+        raise ValueError(
+            f"a 95% interval for a median needs at least 6 values, got {n}"
+        )
+    below = [math.comb(n, i) / 2**n for i in range(n + 1)]  # P(Bin(n, 1/2) = i)
+    k = max(k for k in range(1, n // 2 + 1) if sum(below[:k]) <= (1 - CONFIDENCE) / 2)
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k], 1 - 2 * sum(below[:k])
+
+
 def _percentiles(samples: np.ndarray) -> tuple[float, float]:
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
     return float(low), float(high)
 
 
-def _resampled_rounds(rounds: int, seed: int = 0) -> np.ndarray:
-    """(BOOTSTRAP, rounds) indices of rounds drawn with replacement, the same every time."""
-    return np.random.default_rng(seed).integers(0, rounds, size=(BOOTSTRAP, rounds))
-
-
-def fmt_ratio(x: float) -> str:
-    """A ratio to the precision a measurement supports: 43, 4.3, 0.43."""
-    return f"{x:.0f}" if x >= 9.95 else f"{x:.2g}" if x >= 0.995 else f"{x:.2f}"
+def fmt_ratio(x: float, rounding: str = "nearest") -> str:
+    """A ratio with two or three significant digits: 43, 4.27, 0.43. `rounding` is
+    'down' or 'up' for the ends of an interval, which are rounded outwards."""
+    digits = 0 if x >= 9.95 else 2 if x >= 0.0995 else 3
+    scale = 10**digits
+    value = {"down": math.floor, "up": math.ceil}.get(rounding, round)(
+        x * scale
+    ) / scale
+    return f"{value:.{digits}f}"
 
 
 # --8<-- [start:ratio]
@@ -65,6 +87,7 @@ class Ratio:
     estimate: float  # median over rounds of (slow time / fast time) in the same round
     low: float
     high: float
+    coverage: float = CONFIDENCE  # the interval's exact coverage
 
     @property
     def distinguishable(self) -> bool:
@@ -72,25 +95,11 @@ class Ratio:
         return self.low > 1 or self.high < 1
 
     def interval(self) -> str:
-        return f"{fmt_ratio(self.low)}–{fmt_ratio(self.high)}"
+        """The interval, its ends rounded outwards: it never looks narrower than it is."""
+        return f"{fmt_ratio(self.low, 'down')}–{fmt_ratio(self.high, 'up')}"
 
-    def sentence(self, fast: str, slow: str) -> str:
-        """'{fast} took k times less time than {slow}', or that they could not be told apart."""
-        if not self.distinguishable:
-            return (
-                f"{fast} and {slow} could not be told apart on this machine "
-                f"(ratio {fmt_ratio(self.estimate)}, 95% interval {self.interval()})"
-            )
-        if self.estimate >= 1:
-            return (
-                f"{fast} was {fmt_ratio(self.estimate)} times faster than {slow} "
-                f"(95% interval {self.interval()})"
-            )
-        inverse = Ratio(1 / self.estimate, 1 / self.high, 1 / self.low)
-        return (
-            f"{fast} was {fmt_ratio(inverse.estimate)} times slower than {slow} "
-            f"(95% interval {inverse.interval()})"
-        )
+    def inverse(self) -> Ratio:
+        return Ratio(1 / self.estimate, 1 / self.high, 1 / self.low, self.coverage)
 
 
 # --8<-- [end:ratio]
@@ -105,6 +114,7 @@ class Timings:
     threads: int
     load_before: float
     load_after: float
+    faults: Mapping[str, Sequence[int]] = dataclasses.field(default_factory=dict)
 
     @property
     def rounds(self) -> int:
@@ -120,13 +130,39 @@ class Timings:
         return float((q3 - q1) / self.median(name))
 
     def ratio(self, slow: str, fast: str) -> Ratio:
-        """`slow`'s time over `fast`'s, round by round, with a bootstrap interval over rounds.
+        """`slow`'s time over `fast`'s: the median of same-round ratios, with the exact
+        95% interval of a median (`median_interval`).
 
-        Dividing times of the same round cancels what the machine did to both of them.
+        Dividing times of the same round cancels what the machine did to both of them;
+        the median is taken of log-ratios, so that ratio(a, b) is 1 / ratio(b, a).
         """
-        per_round = np.asarray(self.seconds[slow]) / np.asarray(self.seconds[fast])
-        medians = np.median(per_round[_resampled_rounds(len(per_round))], axis=1)
-        return Ratio(float(np.median(per_round)), *_percentiles(medians))
+        logs = np.log(np.asarray(self.seconds[slow]) / np.asarray(self.seconds[fast]))
+        low, high, coverage = median_interval(list(logs))
+        return Ratio(
+            float(np.exp(np.median(logs))), math.exp(low), math.exp(high), coverage
+        )
+
+    def page_faults(self, name: str) -> int | None:
+        """Median minor page faults of one call of `name` (None where not counted)."""
+        counts = self.faults.get(name)
+        return int(statistics.median(counts)) if counts else None
+
+    def verdict(self, subject: str, other: str, labels: Mapping[str, str] = {}) -> str:
+        """How `subject` compared with `other`, in words that follow the interval:
+        'A was k times faster than B (95% interval ...)', slower, or not told apart."""
+        a, b = labels.get(subject, subject), labels.get(other, other)
+        r = self.ratio(other, subject)  # > 1: the subject took less time
+        if not r.distinguishable:
+            return (
+                f"{a} and {b} could not be told apart on this machine "
+                f"(time ratio {fmt_ratio(r.estimate)}, 95% interval {r.interval()})"
+            )
+        word = "faster" if r.estimate > 1 else "slower"
+        r = r if r.estimate > 1 else r.inverse()
+        return (
+            f"{a} was {fmt_ratio(r.estimate)} times {word} than {b} "
+            f"(95% interval {r.interval()})"
+        )
 
     def summary(self) -> dict[str, object]:
         """What the build report shows: conditions, and median and spread per call."""
@@ -160,38 +196,47 @@ def recording() -> Iterator[list[Timings]]:
 def compare(
     calls: Mapping[str, Callable[[], object]],
     *,
-    rounds: int = 15,
-    warmup: int = 2,
+    rounds: int = 12,
+    warmup: int = 1,
     threads: int | None = 1,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Timings:
     """Time each call once per round, in an order that rotates, and keep every time.
 
-    The first `warmup` rounds are run and thrown away. On the CPU the calls run on
-    `threads` threads (None: as set); on a GPU each call is timed from a synchronised
-    start to a synchronised end, so that the time covers the work, not its launch.
+    `rounds` is rounded up to a multiple of the number of calls, so that each call takes
+    each place in the order equally often. The first `warmup` rounds are thrown away.
+    On the CPU the calls run on `threads` threads (None: as set); on a GPU each call is
+    timed from a synchronised start to a synchronised end. The garbage collector runs
+    before the rounds and not during them, as in `timeit`; each call's minor page
+    faults are counted.
     """
-    if rounds < 3:
-        raise ValueError(f"rounds must be at least 3 for an interval, got {rounds}")
+    if rounds < 6:
+        raise ValueError(f"rounds must be at least 6 for a 95% interval, got {rounds}")
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
     if not calls:
         raise ValueError("calls must name at least one function")
     names = list(calls)
+    rounds = -(-rounds // len(names)) * len(names)
     times: dict[str, list[float]] = {name: [] for name in names}
+    faults: dict[str, list[int]] = {name: [] for name in names}
     load_before = _load()
-    with cpu_threads(threads if device().type == "cpu" else None):
+    gc.collect()
+    with cpu_threads(threads if device().type == "cpu" else None), _no_gc():
         used = torch.get_num_threads()
-        for r in range(warmup + rounds):
+        for r in range(-warmup, rounds):
             shift = r % len(names)
             for name in names[shift:] + names[:shift]:
                 _sync()
+                before = _minor_faults()
                 start = clock()
                 calls[name]()
                 _sync()
-                if r >= warmup:
-                    times[name].append(clock() - start)
-    timings = Timings(times, machine_name(), used, load_before, _load())
+                elapsed = clock() - start
+                if r >= 0:
+                    times[name].append(elapsed)
+                    faults[name].append(_minor_faults() - before)
+    timings = Timings(times, machine_name(), used, load_before, _load(), faults)
     for log in _journal:
         log.append(timings)
     return timings
@@ -256,8 +301,8 @@ def check_ratio(
 ) -> str:
     """Set a measured ratio beside its prediction; stop unless within `band` or explained.
 
-    `why` is the evidence, computed by the build, that accounts for a gap; it is shown
-    on the page. Returns 'measured ..., predicted ...' for the page.
+    `why` is the evidence, computed by the build, that accounts for a gap; the caller
+    shows it on the page. Returns 'measured ...; the count predicts ...' for the page.
     """
     off = max(measured.estimate / predicted, predicted / measured.estimate)
     if off > band and not why:
@@ -308,23 +353,30 @@ def check_scaling(
 ) -> ScalingCheck:
     """Fit time ∝ size^p over the `points` largest sizes; check p against the model's.
 
-    The model is a fixed cost per call plus a rate times the count: t(n) = a + r c(n).
-    The fixed cost a (Python, dispatch, launch) is bounded by the time at the smallest
-    size, and the rate r is set by the largest size; the model's exponent over the same
-    sizes is what a cost of this shape predicts. A cost that grows faster or slower than
-    the count between the two ends shows as a different exponent.
+    The model is a fixed cost per call plus a rate times the count: t(n) = a + r c(n),
+    with a (Python, dispatch, launch) and r set by the smallest and the largest size.
+    Its exponent over the same sizes is what a cost of this shape predicts; a cost that
+    grows faster or slower than the count in between shows as a different exponent, and
+    any size whose median is more than 2 times off the model stops the build too.
     """
     if len(sizes) < points + 1:
         raise ValueError(
             f"need {points + 1} sizes (one for the fixed cost), got {len(sizes)}"
         )
     medians = [statistics.median(r) for r in runs]
-    fixed = medians[0]
-    rate = max(medians[-1] - fixed, 0.0) / counts[-1]
+    rate = max(medians[-1] - medians[0], 0.0) / (counts[-1] - counts[0])
+    fixed = max(medians[0] - rate * counts[0], 0.0)
+    model = [fixed + rate * c for c in counts]
     used = list(sizes[-points:])
     fit = fit_scaling(used, runs[-points:])
-    predicted = log_log_slope(used, [fixed + rate * c for c in counts[-points:]])
+    predicted = log_log_slope(used, model[-points:])
     phrase = check_exponent(what, fit, predicted, band, why)
+    off = max(max(m / t, t / m) for m, t in zip(model, medians, strict=True))
+    if off > 2 and not why:
+        raise ModelMismatchError(
+            f"{what}: at one size the median time is {off:.1f} times what a fixed cost "
+            "plus the count predicts (allowed: 2)"
+        )
     return ScalingCheck(
         fit, predicted, tuple(used), f"{phrase} ({used[0]:,} to {used[-1]:,})"
     )
@@ -333,22 +385,66 @@ def check_scaling(
 # --8<-- [end:check]
 
 
-def describe_steps(seconds: Sequence[float], unit: str = "step") -> str:
-    """A training loop's CPU time as a measurement: median per step, middle half, total.
+def _ms(x: float) -> str:
+    """Milliseconds with three significant digits and no exponent: 1,020, 47.3, 0.512."""
+    return f"{x:,.0f}" if x >= 99.5 else f"{x:#.3g}"
+
+
+def step_clock() -> tuple[Callable[[], float], str]:
+    """The clock for a training loop's steps, and its name for the page.
+
+    On the CPU, the process's CPU time: on one thread it is the work done, not inflated
+    by other processes on other cores. On a GPU, whose work runs apart from the CPU,
+    wall-clock time from a synchronised start to a synchronised end.
+    """
+    if device().type == "cpu":
+        return time.process_time, "CPU time"
+
+    def synchronised() -> float:
+        _sync()
+        return time.perf_counter()
+
+    return synchronised, "wall-clock time"
+
+
+def describe_steps(
+    seconds: Sequence[float], unit: str = "step", clock: str = "CPU time"
+) -> str:
+    """A training loop's time as a measurement: median per step, middle half, total.
 
     A loop runs once, so there is nothing to interleave it with; its steps are repeated
-    measurements of the same work. Measured as the process's CPU time
-    (`time.process_time`), on one thread, they are not inflated by other processes on
-    other cores, and their median resists a moment of load.
+    measurements of the same work, and their median resists a moment of load. `clock`
+    names what was measured (`step_clock`).
     """
     if not seconds:
         raise ValueError("seconds must hold at least one step's time")
-    q1, q2, q3 = np.percentile(np.asarray(seconds) * 1e3, [25, 50, 75])
+    q1, q2, q3 = (
+        _ms(x) for x in np.percentile(np.asarray(seconds) * 1e3, [25, 50, 75])
+    )
     return (
-        f"median {q2:.3g} ms of CPU time per {unit} (middle half {q1:.3g}–{q3:.3g} ms) "
+        f"median {q2} ms of {clock} per {unit} (middle half {q1}–{q3} ms) "
         f"over {len(seconds)} {unit}s, {sum(seconds):.1f} s in all, on "
         f"{timing_device(torch.get_num_threads())}"
     )
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _minor_faults() -> int:
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def minor_page_faults(fn: Callable[[], object]) -> int | None:
@@ -367,25 +463,51 @@ def minor_page_faults(fn: Callable[[], object]) -> int | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-def fault_evidence(name: str, faults: int | None, n: int, itemsize: int = 4) -> str:
+@functools.cache
+def fresh_page_seconds() -> float:
+    """Seconds the operating system takes to hand over and zero one fresh page, measured:
+    filling a freshly allocated 64 MiB buffer against refilling one that is reused."""
+    import resource
+
+    n = 16 * 2**20  # float32 numbers: 64 MiB, above glibc's largest mmap threshold
+    reused = torch.empty(n)
+    t = compare(
+        {
+            "fresh": lambda: torch.empty(n).fill_(1.0),
+            "reused": lambda: reused.fill_(1.0),
+        },
+        rounds=6,
+    )
+    pages = 4 * n / resource.getpagesize()
+    return max(t.median("fresh") - t.median("reused"), 0.0) / pages
+
+
+def fault_evidence(
+    name: str, faults: int | None, n: int, seconds: float, itemsize: int = 4
+) -> str:
     """Why a function that builds n x n matrices can be slower than its count predicts.
 
     When one call of it takes at least one n x n matrix's worth of minor page faults,
     its large buffers are fresh memory at every call: the operating system hands them
-    over and zeroes them page by page, a cost of bytes, not of arithmetic. Returns that
-    evidence as a phrase for the page, or '' when the count does not show it.
+    over and zeroes them page by page, a cost of bytes, not of arithmetic. The cost of
+    one fresh page is measured here, so the phrase says how much of the call's
+    `seconds` those faults account for. Returns '' when the count does not show it.
     """
-    if faults is None:
+    if faults is None or device().type != "cpu":
         return ""
     import resource
 
     matrix_pages = itemsize * n * n / resource.getpagesize()
     if faults < matrix_pages:
         return ""
+    cost = faults * fresh_page_seconds()
     return (
-        f"at $N$ = {n:,} one call of {name} took {faults:,} minor page faults, "
-        f"{faults / matrix_pages:.1f} times the pages of one $N \\times N$ matrix: its "
-        "large buffers are fresh memory at every call"
+        f"at $N$ = {n:,} one call of {name} took {faults:,} minor page faults (median "
+        f"over its calls), {faults / matrix_pages:.1f} times the pages of one "
+        "$N \\times N$ matrix: its large buffers are fresh memory at every call, each "
+        "page a fault that the operating system serves by mapping and zeroing it, at "
+        f"{fresh_page_seconds() * 1e6:.2g} µs per page (measured here); that is about "
+        f"{cost * 1e3:,.0f} ms of the call's {seconds * 1e3:,.0f} ms"
     )
 
 

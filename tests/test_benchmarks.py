@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 
 import pytest
 import torch
@@ -31,7 +32,7 @@ EXACT = ["dense (ours)", "PyTorch fused", "tiled, blocks of 16", "sliding window
 def tiny_results() -> list[Measurement]:
     # No budget: on a busy machine even a tiny call can be slow enough to be skipped.
     return sweep(
-        implementations(**TINY), [32, 64], rounds=3, warmup=0, max_seconds=math.inf
+        implementations(**TINY), [32, 64], rounds=6, warmup=0, max_seconds=math.inf
     )
 
 
@@ -45,13 +46,15 @@ def test_sweep_measures_every_implementation_at_every_length(tiny_results):
         assert m.skipped == ""
         assert isinstance(m.seconds, float) and m.seconds > 0
         assert isinstance(m.peak_bytes, int) and m.peak_bytes > 0
-        assert len(m.times) == 3 and m.seconds == sorted(m.times)[1]
+        assert len(m.times) == 6 and m.seconds == pytest.approx(
+            statistics.median(m.times)
+        )
 
 
 @pytest.mark.parametrize("budget", [dict(max_seconds=0.0), dict(max_bytes=0)])
 def test_over_budget_is_skipped_from_then_on(budget):
     impls = implementations(**TINY)[:2]
-    results = sweep(impls, [32, 64, 128], rounds=3, warmup=0, **budget)
+    results = sweep(impls, [32, 64, 128], rounds=6, warmup=0, **budget)
     first, later = results[:2], results[2:]
     assert all(m.seconds is not None for m in first)  # nothing to predict from yet
     assert all(m.seconds is None and m.peak_bytes is None for m in later)
@@ -63,7 +66,7 @@ def test_thread_count_is_restored_after_the_sweep():
     with cpu_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    sweep(implementations(**TINY)[:1], [32], rounds=3, warmup=0, threads=1)
+    sweep(implementations(**TINY)[:1], [32], rounds=6, warmup=0, threads=1)
     assert torch.get_num_threads() == before
 
 
@@ -118,10 +121,13 @@ def test_markdown_table_marks_skipped_cells():
     assert table[3] == "| 256 | — | 1.00 |"
 
 
+JITTER = (0.99, 1.0, 1.01, 1.005, 0.995, 1.0)  # six rounds, within 1%
+
+
 def _timings(times: dict[str, list[float]]) -> list[Measurement]:
     """Measurements whose rounds all took the given time, give or take 1%."""
     return [
-        Measurement(name, n, float(t), 1, times=(t * 0.99, t, t * 1.01))
+        Measurement(name, n, float(t), 1, times=tuple(t * f for f in JITTER))
         for name, ts in times.items()
         for n, t in zip((1, 2, 4, 8), ts, strict=True)
     ]
@@ -139,8 +145,8 @@ def test_crossover_is_the_first_length_of_a_lasting_lead():
 
 def test_a_lead_within_the_noise_is_not_a_crossover():
     """2% faster on average, but the rounds overlap: not distinguishable, no crossover."""
-    slow = Measurement("slow", 8, 1.0, 1, times=(0.9, 1.0, 1.1))
-    fast = Measurement("fast", 8, 0.98, 1, times=(1.05, 0.98, 0.92))
+    slow = Measurement("slow", 8, 1.0, 1, times=(0.9, 1.0, 1.1, 0.95, 1.05, 1.0))
+    fast = Measurement("fast", 8, 0.98, 1, times=(1.05, 0.98, 0.92, 0.9, 1.02, 0.97))
     assert crossover([slow, fast], "fast", "slow") == (None, 8)
 
 

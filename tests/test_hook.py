@@ -94,7 +94,7 @@ def project(tmp_path: Path) -> Path:
         @measured
         def timed():
             t = compare({"a": lambda: sum(range(100)), "b": lambda: sum(range(100))})
-            return {"sentence": t.ratio("a", "b").sentence("a", "b")}
+            return {"sentence": t.verdict("a", "b")}
         """,
     )
     return root

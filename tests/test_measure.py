@@ -8,17 +8,22 @@ are deterministic.
 from __future__ import annotations
 
 import random
+import re
 
+import numpy as np
 import pytest
 import torch
 
 from snippets.measure import (
     ModelMismatchError,
     Ratio,
+    Timings,
     check_exponent,
     check_ratio,
+    check_scaling,
     compare,
     fit_scaling,
+    median_interval,
     peak_memory_bytes,
     recording,
 )
@@ -115,8 +120,8 @@ def test_a_steadily_slowing_machine_does_not_bias_identical_calls():
     assert not r.distinguishable
 
 
-def test_without_rotation_the_slowing_machine_would_bias_the_ratio():
-    """The same drift, timed back to back (all of a, then all of b), favours a: the
+def test_timed_back_to_back_the_slowing_machine_would_bias_the_ratio():
+    """The same drift, timed in two runs (all of a, then all of b), favours a: the
     property the previous test relies on is not trivially true."""
     m = FakeMachine(noise=0.0, drift=0.02)
     a = compare({"a": m.call(0.002)}, rounds=20, clock=m.clock)
@@ -129,13 +134,53 @@ def test_compare_warms_up_then_keeps_every_round():
     t = compare(
         {"x": m.call(0.001), "y": m.call(0.001)}, rounds=7, warmup=3, clock=m.clock
     )
-    assert m.count == 2 * (7 + 3)
-    assert t.rounds == 7 and len(t.seconds["y"]) == 7
+    # 7 rounds are rounded up to 8, so that each call is first in as many rounds
+    assert m.count == 2 * (8 + 3)
+    assert t.rounds == 8 and len(t.seconds["y"]) == 8
 
 
 def test_compare_rejects_too_few_rounds():
     with pytest.raises(ValueError, match="rounds"):
-        compare({"x": lambda: None}, rounds=2)
+        compare({"x": lambda: None}, rounds=5)
+
+
+@pytest.mark.parametrize("rounds", [6, 7, 9, 15])
+def test_the_ratio_interval_covers_the_true_ratio_at_least_95_percent(rounds):
+    """400 measurements with lognormal noise, true ratio 2: the exact median interval
+    covers 2 in at least 92% of them (95% less a margin for 400 trials)."""
+    rng = np.random.default_rng(rounds)
+    covered = 0
+    for _ in range(400):
+        fast = np.exp(rng.normal(0, 0.2, rounds))
+        slow = 2 * np.exp(rng.normal(0, 0.2, rounds))
+        t = Timings({"slow": list(slow), "fast": list(fast)}, "fake", 1, 0.0, 0.0)
+        r = t.ratio("slow", "fast")
+        covered += r.low <= 2 <= r.high
+    assert covered / 400 >= 0.92
+
+
+def test_median_interval_is_the_sign_test_interval():
+    low, high, coverage = median_interval([5, 1, 4, 2, 3, 6, 9, 8, 7])
+    assert (low, high) == (2, 8)  # 9 values: the 2nd smallest and the 2nd largest
+    assert coverage == pytest.approx(1 - 2 * (1 + 9) / 2**9)
+    with pytest.raises(ValueError, match="at least 6"):
+        median_interval([1, 2, 3, 4, 5])
+
+
+def test_six_identical_calls_on_a_drifting_machine_are_never_told_apart():
+    m = FakeMachine(noise=0.0, drift=0.01)
+    names = [f"c{i}" for i in range(6)]
+    t = compare({n: m.call(0.002) for n in names}, rounds=6, clock=m.clock)
+    for a in names:
+        for b in names:
+            if a != b:
+                assert not t.ratio(a, b).distinguishable, (a, b)
+
+
+def test_interval_ends_are_rounded_outwards():
+    r = Ratio(1.05, 1.004, 1.081)
+    assert r.interval() == "1.00–1.09"
+    assert Ratio(43.0, 40.2, 45.1).interval() == "40–46"
 
 
 def test_recording_collects_the_timings_of_its_block():
@@ -146,10 +191,18 @@ def test_recording_collects_the_timings_of_its_block():
     assert log == [t]
 
 
-def test_ratio_sentences_follow_the_interval():
-    assert "faster" in Ratio(3.0, 2.5, 3.5).sentence("A", "B")
-    assert "slower" in Ratio(0.5, 0.4, 0.6).sentence("A", "B")
-    assert "could not be told apart" in Ratio(1.1, 0.9, 1.3).sentence("A", "B")
+@pytest.mark.parametrize(
+    "cost_a, cost_b, words",
+    [
+        (0.002, 0.006, r"A was (2\.9\d|3\.0\d) times faster than B"),
+        (0.006, 0.002, r"A was (2\.9\d|3\.0\d) times slower than B"),
+        (0.002, 0.002, "A and B could not be told apart"),
+    ],
+)
+def test_verdicts_follow_the_interval_and_name_the_subject_first(cost_a, cost_b, words):
+    m = FakeMachine(noise=0.02)
+    t = compare({"a": m.call(cost_a), "b": m.call(cost_b)}, clock=m.clock)
+    assert re.match(words, t.verdict("a", "b", {"a": "A", "b": "B"}))
 
 
 @pytest.mark.parametrize("power", [1.0, 2.0])
@@ -177,6 +230,36 @@ def test_a_measurement_far_from_its_model_stops():
     # within the band, or with the gap explained, it passes and says both numbers
     assert "43" in check_ratio("banded vs fused", Ratio(40.0, 38, 42), 43.0)
     assert check_ratio("banded vs dense", measured, 43.0, why="page faults")
+
+
+def _runs(times: list[float]) -> list[list[float]]:
+    return [[t * f for f in (0.99, 1.0, 1.01, 1.0, 0.995, 1.005)] for t in times]
+
+
+def test_check_scaling_accepts_a_fixed_cost_plus_linear_growth():
+    sizes = [128, 256, 512, 1024, 2048, 4096]
+    times = [0.002 + 1e-6 * n for n in sizes]  # 2 ms fixed, then linear
+    check = check_scaling("linear", sizes, _runs(times), [float(n) for n in sizes])
+    assert check.fit.low <= check.predicted + 0.05 and check.predicted < 1
+
+
+def test_check_scaling_rejects_quadratic_time_against_a_linear_count():
+    sizes = [128, 256, 512, 1024, 2048, 4096]
+    times = [1e-8 * n * n for n in sizes]
+    with pytest.raises(ModelMismatchError, match="quadratic vs linear"):
+        check_scaling(
+            "quadratic vs linear", sizes, _runs(times), [float(n) for n in sizes]
+        )
+
+
+def test_check_scaling_rejects_a_step_unless_explained():
+    """Quadratic, but 2.5 times slower from 2,048 on (fresh pages, say)."""
+    sizes = [128, 256, 512, 1024, 2048, 4096]
+    times = [1e-9 * n * n * (2.5 if n >= 2048 else 1) for n in sizes]
+    counts = [float(n * n) for n in sizes]
+    with pytest.raises(ModelMismatchError, match="step"):
+        check_scaling("step", sizes, _runs(times), counts)
+    assert check_scaling("step", sizes, _runs(times), counts, why="page faults")
 
 
 def test_an_exponent_far_from_its_model_stops():

@@ -1061,19 +1061,23 @@ def timing_note(items: list[Item], here: str) -> str:
     )
     report = posixpath.relpath(REPORT_URI, here or ".")
     n_rounds = f"{rounds[0]}" if len(rounds) == 1 else f"{rounds[0]} to {rounds[-1]}"
+    on_cpu = not any(w in machines for w in ("CUDA", "GPU"))
+    cpu = (
+        f", with {threads} CPU thread{'s' if threads != '1' else ''}" if on_cpu else ""
+    )
     return "\n".join(
         [
             "",
             "",
             '!!! info "How the timings on this page were measured"',
-            f"    Measured {when}, on {machines} "
-            f"({threads} CPU thread{'s' if threads != '1' else ''} when on the CPU). "
-            f"Each comparison calls its functions in {n_rounds} interleaved rounds "
-            "after warm-up, rotating their order, and keeps every time; a ratio is the "
-            "median of same-round ratios, with a 95% bootstrap interval over rounds "
-            f"(`snippets/measure.py`). The 1-minute load average was {min(loads):.2f} "
-            f"to {max(loads):.2f} while they ran, and the middle half of any call's "
-            f"times spanned at most {spread * 100:.0f}% of its median. The "
+            f"    Measured {when}, on {machines}{cpu}. Each comparison calls its "
+            f"functions in {n_rounds} interleaved rounds after warm-up, rotating their "
+            "order, and keeps every time; a ratio is the median of same-round ratios, "
+            "with the exact 95% interval of a median (`snippets/measure.py`). The "
+            "1-minute load average, taken before and after each comparison and counting "
+            f"the measuring process itself, was {min(loads):.2f} to {max(loads):.2f}, "
+            "and the middle half of any call's times spanned at most "
+            f"{spread * 100:.0f}% of its median. The "
             f"[build report]({report}) lists every timed item.",
             "",
         ]

@@ -27,7 +27,7 @@ from snippets.measure import (
 from snippets.plotting import COLORS, Figure, figure
 from snippets.runtime import device, measured
 
-SETTINGS = dict(batch=1, heads=1, d=64, rounds=5, warmup=1, max_seconds=2.0)
+SETTINGS = dict(batch=1, heads=1, d=64, rounds=6, warmup=1, max_seconds=2.0)
 SWEEP_THREADS = 1  # on the CPU: steadier timings when other work shares the cores
 MAX_TOTAL_SECONDS = (
     60.0  # the whole sweep, so that a busy machine cannot stall the build
@@ -160,7 +160,7 @@ def _crossing_phrase(name: str, baseline: str) -> str:
 
 def _fault_evidence(name: str) -> str:
     last = _done(name)[-1]
-    return fault_evidence(name, last.page_faults, last.n)
+    return fault_evidence(name, last.page_faults, last.n, last.seconds)
 
 
 @functools.cache
@@ -223,6 +223,17 @@ def summary_table() -> str:
     return "\n".join(lines)
 
 
+def _exact_fits() -> str:
+    """The fused function's and the tiled loop's exponents beside their model's."""
+    fits = _fits()
+    fused, tiled = _name("PyTorch fused"), _name("tiled")
+    return (
+        f"Measured, the fused function's exponent was {fits[fused][0]} against "
+        f"{fits[fused][1]} for its model, and the tiled loop's {fits[tiled][0]} against "
+        f"{fits[tiled][1]}."
+    )
+
+
 def _dense_growth() -> str:
     """What the dense function's exponent says against its count, with the evidence."""
     dense = _name("dense")
@@ -273,6 +284,7 @@ def headline() -> dict[str, str]:
         "fit_points": str(FIT_POINTS),
         "sigma_small": f"{SCALES[0]:g}",
         "dense_growth": _dense_growth(),
+        "exact_fits": _exact_fits(),
         "fused_faults": f"{_done(fused)[-1].page_faults:,}"
         if _done(fused)[-1].page_faults is not None
         else "not counted",

@@ -360,30 +360,37 @@ def teacher_forcing_timing() -> dict[str, str]:
             {
                 "one pass": lambda: layer(x, mask),
                 "loop": lambda: prefix_by_prefix(layer, x),
-                "one position": lambda: layer(x[:, :1]),
+                # n calls that do almost no arithmetic: the loop's fixed cost
+                "n single positions": lambda: [
+                    layer(x[:, i : i + 1]) for i in range(n)
+                ],
             },
             rounds=15,
         )
     ratio = t.ratio("loop", "one pass")
     predicted = sum(_attention_multiply_adds(i, d) for i in range(1, n + 1))
     predicted /= _attention_multiply_adds(n, d)
-    fixed = n * t.median("one position")  # n calls that do almost no arithmetic
-    share = fixed / t.median("loop")
+    share = t.ratio("n single positions", "loop")
     calls = (
-        f"{n} calls on a single position take {fixed * 1e3:.1f} ms, "
-        f"{share:.0%} of the loop's time"
+        f"{n} calls of the layer on a single position each took "
+        f"{share.estimate:.0%} of the loop's time (95% interval "
+        f"{share.low:.0%}–{share.high:.0%})"
     )
-    if share >= 0.7:
+    if share.low >= 0.7:
         calls += (
             ": at this size the loop's cost is the fixed cost of its calls, not their "
-            "arithmetic, and the match with the count is one of sizes, not of causes"
+            "arithmetic, and its match with the count is one of sizes, not of causes"
         )
+    check_ratio("chapter 4, loop vs one causal pass", ratio, predicted)
     return {
         "n": str(n),
         "parallel_ms": f"{t.median('one pass') * 1e3:.2f}",
         "loop_ms": f"{t.median('loop') * 1e3:.1f}",
-        "sentence": ratio.sentence("the single causal pass", "the loop"),
-        "model": check_ratio("chapter 4, loop vs one causal pass", ratio, predicted),
+        "sentence": t.verdict(
+            "one pass",
+            "loop",
+            {"one pass": "the single causal pass", "loop": "the loop"},
+        ),
         "predicted": fmt_ratio(predicted),
         "calls": calls,
         "device": timing_device(),

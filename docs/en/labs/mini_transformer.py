@@ -185,7 +185,9 @@ history = lab.train(
     lr=LR,
     on_eval=lambda: held_out_loss(model),
 )
-print(f"trained on batches of {BATCH_SIZE}: {describe_steps(history.step_seconds)}")
+print(
+    f"trained on batches of {BATCH_SIZE}: {describe_steps(history.step_seconds, clock=history.clock)}"
+)
 print(
     f"final training loss {history.loss[-1]:.4f}, "
     f"held-out loss {history.eval_loss[-1]:.4f}"
