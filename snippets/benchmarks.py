@@ -267,7 +267,10 @@ def differences(
             diff = impl.fn(q, k, v).double() - ref
             out[impl.name] = (
                 diff.abs().max().item(),
-                (diff.norm() / (v.double() - v.double().mean(-2, keepdim=True)).norm()).item(),
+                (
+                    diff.norm()
+                    / (v.double() - v.double().mean(-2, keepdim=True)).norm()
+                ).item(),
             )
     return out
 

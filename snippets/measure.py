@@ -357,7 +357,7 @@ def check_scaling(
     with a (Python, dispatch, launch) and r set by the smallest and the largest size.
     Its exponent over the same sizes is what a cost of this shape predicts; a cost that
     grows faster or slower than the count in between shows as a different exponent, and
-    any size whose median is more than 2 times off the model stops the build too.
+    any size whose median is more than 3 times off the model stops the build too.
     """
     if len(sizes) < points + 1:
         raise ValueError(
@@ -372,10 +372,10 @@ def check_scaling(
     predicted = log_log_slope(used, model[-points:])
     phrase = check_exponent(what, fit, predicted, band, why)
     off = max(max(m / t, t / m) for m, t in zip(model, medians, strict=True))
-    if off > 2 and not why:
+    if off > 3 and not why:
         raise ModelMismatchError(
             f"{what}: at one size the median time is {off:.1f} times what a fixed cost "
-            "plus the count predicts (allowed: 2)"
+            "plus the count predicts (allowed: 3, as for a ratio)"
         )
     return ScalingCheck(
         fit, predicted, tuple(used), f"{phrase} ({used[0]:,} to {used[-1]:,})"

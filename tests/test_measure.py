@@ -253,9 +253,9 @@ def test_check_scaling_rejects_quadratic_time_against_a_linear_count():
 
 
 def test_check_scaling_rejects_a_step_unless_explained():
-    """Quadratic, but 2.5 times slower from 2,048 on (fresh pages, say)."""
+    """Quadratic, but 4 times slower from 2,048 on (fresh pages, say)."""
     sizes = [128, 256, 512, 1024, 2048, 4096]
-    times = [1e-9 * n * n * (2.5 if n >= 2048 else 1) for n in sizes]
+    times = [1e-9 * n * n * (4 if n >= 2048 else 1) for n in sizes]
     counts = [float(n * n) for n in sizes]
     with pytest.raises(ModelMismatchError, match="step"):
         check_scaling("step", sizes, _runs(times), counts)

@@ -50,6 +50,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 
+def info(message: str) -> None:
+    print(f"INFO    -  [executed] {message}", file=sys.stderr)
+
+
 def warn(message: str) -> None:
     """A warning that does not fail a strict build: the build repairs what it reports."""
     print(f"WARNING -  [executed] {message}", file=sys.stderr)
@@ -319,18 +323,24 @@ class _DemoRun(_Run):
         return f"{_describe(self.items[ref])} ran for more than {limit:g} s ({TIMEOUT_ENV}) and was stopped"
 
     def collect(self) -> None:
+        """Take every result; raise one error that names every demo that failed."""
+        failures = []
         for item in self.items.values():
             if not item.cache_path.exists():
-                raise ExecutionError(
+                failures.append(
                     f"{_describe(item)} produced no result; the worker exited with "
                     f"{self.proc.returncode}"
                 )
+                continue
             result = _read_json(item.cache_path)
             if result is None or "error" in result:
                 item.cache_path.unlink(missing_ok=True)
                 detail = result["error"] if result else "an unreadable result"
-                raise ExecutionError(f"{_describe(item)} failed:\n{detail}")
+                failures.append(f"{_describe(item)} failed:\n{detail}")
+                continue
             item.result, item.status = result, "executed"
+        if failures:
+            raise ExecutionError("\n\n".join(failures))
 
 
 class _LabRun(_Run):
@@ -404,9 +414,18 @@ def execute(stale: list[Item], root: Path = ROOT) -> None:
     first: list[Any] = [_LabRun(i, root) for i in stale if i.is_lab]
     if untimed:
         first.insert(0, _DemoRun(untimed, root, "untimed"))
-    run_together(first)
+    started = time.perf_counter()
+    if first:
+        run_together(first)
+        info(
+            f"{len(untimed)} untimed demos and {len(first) - bool(untimed)} labs in {time.perf_counter() - started:.1f} s"
+        )
+    started = time.perf_counter()
     if timed:
         run_together([_DemoRun(timed, root, "timed")])
+        info(
+            f"{len(timed)} timed demos, alone, in {time.perf_counter() - started:.1f} s"
+        )
 
 
 def execute_demos(items: list[Item], root: Path = ROOT) -> None:
@@ -546,6 +565,11 @@ def worker(jobs_file: str, progress_file: str = "") -> int:
     install_data_guards()
     jobs = json.loads(Path(jobs_file).read_text())
     jobs.sort(key=lambda job: bool(getattr(resolve(job["ref"]), "measured", False)))
+    if "untimed" in Path(jobs_file).name:
+        # Beside the labs, one thread: more threads than cores only wait for each other.
+        import torch
+
+        torch.set_num_threads(1)
     isolation = _Isolation(Path(os.getcwd()))
     failed = 0
     for job in jobs:

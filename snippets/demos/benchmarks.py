@@ -27,7 +27,7 @@ from snippets.measure import (
 from snippets.plotting import COLORS, Figure, figure
 from snippets.runtime import device, measured
 
-SETTINGS = dict(batch=1, heads=1, d=64, rounds=6, warmup=1, max_seconds=2.0)
+SETTINGS = dict(batch=1, heads=1, d=64, rounds=6, warmup=1, max_seconds=0.5)
 SWEEP_THREADS = 1  # on the CPU: steadier timings when other work shares the cores
 MAX_TOTAL_SECONDS = (
     60.0  # the whole sweep, so that a busy machine cannot stall the build

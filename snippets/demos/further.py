@@ -268,7 +268,7 @@ def ssm_matrix_figure():
     return fig
 
 
-COST_LENGTHS = [128, 256, 512, 1024, 2048, 4096]
+COST_LENGTHS = [64, 128, 256, 512, 1024, 2048]
 COST_ROUNDS = 8
 COST_D, COST_STATE = (
     16,

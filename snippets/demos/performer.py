@@ -322,7 +322,7 @@ def unbiased_table() -> str:
 SIGMAS_TABLE = [0.25, 0.5, 0.75]
 
 
-TIME_N = [128, 256, 512, 1024, 2048, 4096]
+TIME_N = [64, 128, 256, 512, 1024, 2048]
 TIME_M = 256
 TIME_ROUNDS = 8
 TIME_LABELS = {  # in sentences
