@@ -326,7 +326,7 @@ def check_exponent(
             f"{what}: measured exponent {measured}, but the count predicts "
             f"{predicted:.2f} (allowed difference: {band:g})"
         )
-    return f"measured {measured}; the count predicts {predicted:.2f}"
+    return f"measured {measured}; the model predicts {predicted:.2f}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -367,6 +367,7 @@ class _LabRun(_Run):
                 or f"lab {self.item.name} failed"
             )
         self.item.result = {
+            "name": self.item.name,
             "kind": "lab",
             "value": self.relative.as_posix(),  # relative to the cache: nothing absolute
             "seconds": time.perf_counter() - self.started,
@@ -597,6 +598,7 @@ def worker(jobs_file: str, progress_file: str = "") -> int:
                 )
             seconds = time.perf_counter() - start
             result = {
+                "name": job["ref"],
                 "seconds": seconds,
                 "produced": _now(),
                 "measured": bool(getattr(func, "measured", False)),
@@ -911,15 +913,25 @@ def on_files(files: Any, config: Any) -> Any:
 
 
 def on_post_build(config: Any) -> None:
-    """After a successful build, remove cache entries that no item of this build used."""
-    used = {i.key for i in [*_state.get("demos", {}).values(), *_state.get("labs", [])]}
-    if not used or not CACHE_DIR.is_dir():
+    """After a successful build, remove the cache entries this build made stale: older
+    results of the items it used. Entries of items it did not plan (another edition's,
+    say) are kept, and so are the labs' notebooks that a kept entry points to."""
+    items = [*_state.get("demos", {}).values(), *_state.get("labs", [])]
+    keys = {i.name: i.key for i in items}
+    if not keys or not CACHE_DIR.is_dir():
         return
+    kept_labs = set()
     for path in CACHE_DIR.glob("*.json"):
-        if path.stem not in used and path.name != "last-build.json":
+        if path.name == "last-build.json":
+            continue
+        record = _read_json(path) or {}
+        name = record.get("name")
+        if name in keys and keys[name] != path.stem:
             path.unlink(missing_ok=True)
+        elif record.get("kind") == "lab":
+            kept_labs.add(Path(record["value"]).parts[1])
     for folder in (CACHE_DIR / "labs").glob("*"):
-        if folder.name not in used:
+        if folder.name not in kept_labs:
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -252,7 +252,6 @@ def speed_numbers() -> dict[str, str]:
             fused,
             {dense: "the dense function of chapter 3", fused: "the fused function"},
         ),
-        "model_tiles": checks[tiles],
         "dense_gap": (
             f"a gap of memory, not arithmetic ({why})"
             if why
