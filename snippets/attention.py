@@ -17,8 +17,8 @@ def scaled_dot_product_attention(
     q: Tensor,  # (..., n_q, d_k)
     k: Tensor,  # (..., n_k, d_k)
     v: Tensor,  # (..., n_k, d_v)
-    mask: Tensor
-    | None = None,  # bool, broadcastable to (..., n_q, n_k); True = may attend
+    # bool, broadcastable to (..., n_q, n_k); True = may attend
+    mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """softmax(q k^T / sqrt(d_k)) v, returning the output (..., n_q, d_v) and the weights.
 
@@ -33,9 +33,8 @@ def scaled_dot_product_attention(
     row_max = scores.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).min)
     exp = torch.exp(scores - row_max)  # exp(-inf) = 0 for masked entries
     total = exp.sum(dim=-1, keepdim=True)
-    weights = exp / total.clamp_min(
-        torch.finfo(scores.dtype).tiny
-    )  # 0/tiny = 0 when empty
+    # 0/tiny = 0 when empty
+    weights = exp / total.clamp_min(torch.finfo(scores.dtype).tiny)
     return weights @ v, weights
 
 

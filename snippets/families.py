@@ -113,13 +113,11 @@ def topk_attention(
     top, idx = scores.topk(top_k, dim=-1)  # (..., n_q, top_k)
     w = torch.softmax(top, dim=-1)  # (..., n_q, top_k), sums to 1
     # 3. Sum: the only cheaper step, top_k * d_v multiply-adds per query.
-    rows = v.unsqueeze(-3).expand(
-        *idx.shape[:-1], *v.shape[-2:]
-    )  # (..., n_q, n_k, d_v)
+    # (..., n_q, n_k, d_v)
+    rows = v.unsqueeze(-3).expand(*idx.shape[:-1], *v.shape[-2:])
     chosen = rows.gather(-2, idx.unsqueeze(-1).expand(*idx.shape, v.size(-1)))
-    out = (w.unsqueeze(-2) @ chosen).squeeze(
-        -2
-    )  # (..., n_q, 1, top_k) @ (..., top_k, d_v)
+    # (..., n_q, 1, top_k) @ (..., top_k, d_v)
+    out = (w.unsqueeze(-2) @ chosen).squeeze(-2)
     weights = torch.zeros_like(scores).scatter(-1, idx, w)  # (..., n_q, n_k)
     return out, weights
 

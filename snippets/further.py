@@ -215,9 +215,8 @@ def ssm_matrix(delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
     """
     log_a = delta.unsqueeze(-1) * A  # (batch, n, D, N)
     cum = log_a.cumsum(dim=1)
-    decay = (
-        cum[:, :, None] - cum[:, None, :]
-    )  # (B, t, s, D, N): sum of log a over s < r <= t
+    # (B, t, s, D, N): sum of log a over s < r <= t
+    decay = cum[:, :, None] - cum[:, None, :]
     n = delta.size(1)
     causal = torch.ones(n, n, dtype=torch.bool, device=delta.device).tril()
     decay = decay.masked_fill(~causal[None, :, :, None, None], float("-inf"))

@@ -84,9 +84,8 @@ class MiniTransformer(nn.Module):
     ) -> None:
         super().__init__()
         self.config, self.use_positions, self.causal = config, use_positions, causal
-        self.embed = nn.Embedding(
-            config.vocab_size, config.d_model
-        )  # entries ~ N(0, 1)
+        # entries ~ N(0, 1)
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
         pe = sinusoidal_encoding(config.max_len, config.d_model)  # entries in [-1, 1]
         self.register_buffer("pe", pe, persistent=False)  # (max_len, d)
         self.encoder = Encoder(config)  # num_layers EncoderLayers + a final LayerNorm

@@ -40,9 +40,8 @@ def orthogonal_random_features(
     n_blocks = math.ceil(m / d)
     g = torch.randn(n_blocks, d, d, generator=generator, dtype=torch.float64)
     q, r = torch.linalg.qr(g)  # q: (n_blocks, d, d), orthogonal matrices
-    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(
-        -2
-    )  # Haar-uniform
+    # Haar-uniform
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
     directions = q.transpose(-2, -1).reshape(n_blocks * d, d)[:m]  # (m, d), rows of Q^T
     norms = torch.randn(m, d, generator=generator, dtype=torch.float64).norm(dim=-1)
     return directions * norms.unsqueeze(-1)  # (m, d), row norms ~ chi(d)
@@ -97,9 +96,8 @@ def causal_linear_attention_prefix(q_feat: Tensor, k_feat: Tensor, v: Tensor) ->
     Written for clarity: the running sums are kept for every position, (..., N, m, d_v) in
     memory. `causal_linear_attention` computes the same in chunks.
     """
-    kv = torch.cumsum(
-        k_feat.unsqueeze(-1) * v.unsqueeze(-2), dim=-3
-    )  # (..., N, m, d_v)
+    # (..., N, m, d_v)
+    kv = torch.cumsum(k_feat.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)
     k_sum = torch.cumsum(k_feat, dim=-2)  # (..., N, m)
     numerator = (q_feat.unsqueeze(-2) @ kv).squeeze(-2)  # (..., N, d_v)
     denominator = (q_feat * k_sum).sum(dim=-1, keepdim=True)  # (..., N, 1)
@@ -123,9 +121,8 @@ def causal_linear_attention(
     """
     n = q_feat.size(-2)
     batch, m = q_feat.shape[:-2], q_feat.size(-1)
-    state = q_feat.new_zeros(
-        *batch, m, v.size(-1)
-    )  # (..., m, d_v), scaled by exp(-top)
+    # (..., m, d_v), scaled by exp(-top)
+    state = q_feat.new_zeros(*batch, m, v.size(-1))
     k_total = q_feat.new_zeros(*batch, m, 1)  # (..., m, 1), same scale
     top = q_feat.new_full((*batch, 1, 1), float("-inf"))  # running max of k_log
     outputs = []
@@ -223,9 +220,8 @@ def orthogonal_pair_moment(z_sq: float, d: int) -> float:
         raise ValueError(f"z_sq must be >= 0, got {z_sq}")
     if z_sq == 0:
         return 1.0
-    n_max = int(
-        z_sq + 12 * math.sqrt(z_sq) + 40
-    )  # far past the peak of (z_sq/2)^n / n!
+    # far past the peak of (z_sq/2)^n / n!
+    n_max = int(z_sq + 12 * math.sqrt(z_sq) + 40)
     h = d / 2
     # log of term (p, q) = a[p] + a[q] - c[p + q], with n = p + q up to 2 n_max
     c = np.array([math.lgamma(h + n) for n in range(2 * n_max + 1)])

@@ -115,9 +115,8 @@ class EncoderLayer(nn.Module):
         self.ff = FeedForward(c.d_model, c.d_ff, c.activation, c.dropout)
         self.norm1 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
         self.norm2 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
-        self.dropout = nn.Dropout(
-            c.dropout
-        )  # on each sublayer's output, before the sum
+        # on each sublayer's output, before the sum
+        self.dropout = nn.Dropout(c.dropout)
         self.attn_weights: Tensor | None = None
 
     def _self_attention(self, x: Tensor, mask: Tensor | None) -> Tensor:
@@ -171,9 +170,8 @@ class DecoderLayer(nn.Module):
     def _cross_attention(
         self, x: Tensor, memory: Tensor, mask: Tensor | None
     ) -> Tensor:
-        out, weights = self.cross_attn(
-            x, memory, memory, mask
-        )  # (B, H, N_t, N_s) weights
+        # (B, H, N_t, N_s) weights
+        out, weights = self.cross_attn(x, memory, memory, mask)
         self.cross_weights = weights.detach()
         return self.dropout(out)
 
@@ -327,9 +325,8 @@ class Transformer(nn.Module):
             # std 1/sqrt(d): scaled by sqrt(d), entries are of size 1, like PE
             nn.init.normal_(emb.weight, std=c.d_model**-0.5)
         if c.tie_embeddings:
-            self.output.weight = (
-                self.tgt_embed.weight
-            )  # the same Parameter, counted once
+            # the same Parameter, counted once
+            self.output.weight = self.tgt_embed.weight
         self.register_buffer(
             "pe", sinusoidal_encoding(c.max_len, c.d_model), persistent=False
         )

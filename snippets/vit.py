@@ -138,9 +138,8 @@ class VisionTransformer(nn.Module):
     def tokens(self, images: Tensor) -> Tensor:
         """(B, C, H, W) -> the encoder's input (B, 1 + N, d)."""
         x = self.patch_embed(images)  # (B, N, d)
-        cls = self.cls_token.expand(
-            x.size(0), -1, -1
-        )  # (B, 1, d): same for every image
+        # (B, 1, d): same for every image
+        cls = self.cls_token.expand(x.size(0), -1, -1)
         return self.dropout(torch.cat([cls, x], dim=1) + self.pos_embed)
 
     def forward(self, images: Tensor) -> Tensor:  # (B, C, H, W) -> logits (B, classes)

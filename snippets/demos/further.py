@@ -270,10 +270,8 @@ def ssm_matrix_figure():
 
 COST_LENGTHS = [64, 128, 256, 512, 1024, 2048]
 COST_ROUNDS = 8
-COST_D, COST_STATE = (
-    16,
-    16,
-)  # channels and state size of the SSM; head width of attention
+# channels and state size of the SSM; head width of attention
+COST_D, COST_STATE = 16, 16
 COST_LABELS = {
     "loop": "SSM, recurrent loop",
     "scan": "SSM, parallel scan",

@@ -211,9 +211,8 @@ def _empty_row_results() -> list[dict[str, str]]:
     # nn.MultiheadAttention, with its default need_weights=True, and its own mask convention.
     torch.manual_seed(0)
     mha = nn.MultiheadAttention(D, H, batch_first=True).to(dev)
-    attn_mask = (
-        (~mask[:, None]).expand(B, H, 4, 4).reshape(B * H, 4, 4)
-    )  # True = NOT allowed
+    # True = NOT allowed
+    attn_mask = (~mask[:, None]).expand(B, H, 4, 4).reshape(B * H, 4, 4)
     x_in = x.clone().requires_grad_(True)
     first = x_in + mha(x_in, x_in, x_in, attn_mask=attn_mask)[0]
     second = first + mha(first, first, first, attn_mask=attn_mask)[0]

@@ -353,9 +353,8 @@ def _timings() -> dict[int, Timings]:
     out = {}
     for n in TIME_N:
         q, k, v = (torch.randn(1, n, D, generator=g).to(device()) for _ in range(3))
-        w = orthogonal_random_features(TIME_M, D, g).to(
-            q
-        )  # drawn once, as between redraws
+        # drawn once, as between redraws
+        w = orthogonal_random_features(TIME_M, D, g).to(q)
         calls = {
             "exact": lambda q=q, k=k, v=v: scaled_dot_product_attention(q, k, v),
             "fused": lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v),

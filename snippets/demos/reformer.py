@@ -82,9 +82,8 @@ def _collisions() -> dict[int, list[float]]:
     pairs = [_pair_at_angle(math.radians(a), 64, g) for a in ANGLES_DEG]
     x = torch.stack(pairs)  # (angles, 2, d)
     for nb in COLLISION_BUCKETS:
-        b = hash_with(
-            x, random_rotations(64, nb, COLLISION_ROUNDS, g)
-        )  # (R, angles, 2)
+        # (R, angles, 2)
+        b = hash_with(x, random_rotations(64, nb, COLLISION_ROUNDS, g))
         out[nb] = (b[..., 0] == b[..., 1]).double().mean(0).tolist()
     return out
 

@@ -217,9 +217,8 @@ def cost_table() -> str:
 
 
 def _reach_models(seed: int) -> dict[str, torch.nn.Module]:
-    torch.manual_seed(
-        seed
-    )  # PyTorch's default initialisation draws from the global RNG
+    # PyTorch's default initialisation draws from the global RNG
+    torch.manual_seed(seed)
     d = REACH_D
     return {
         "tanh RNN, PyTorch default init": Recurrent(d),

@@ -92,9 +92,8 @@ def patch_figure():
     # the end of one row of patches runs straight into the start of the next.
     first, shown, gap = 5 * n_side + 6, 18, 4
     strip = np.zeros((PATCH, shown * (PATCH + gap), 4))
-    patches = image.unfold(1, PATCH, PATCH).unfold(
-        2, PATCH, PATCH
-    )  # (3, 14, 14, 16, 16)
+    # (3, 14, 14, 16, 16)
+    patches = image.unfold(1, PATCH, PATCH).unfold(2, PATCH, PATCH)
     for k in range(shown):
         r, c = divmod(first + k, n_side)
         x0 = k * (PATCH + gap)
