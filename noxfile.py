@@ -1,12 +1,15 @@
 """Developer commands. `nox -s docs` previews the site, `nox -s tests` runs every check.
 
-Dependencies are declared once, in pyproject.toml; each session installs the group it needs.
+Dependencies are declared once, in pyproject.toml. `docs`, `build` and `tests` share one
+virtual environment, `.nox/course`, so that the second command installs nothing: it is
+created by whichever runs first and reinstalled only when pyproject.toml changes.
 The browser assets (KaTeX, Mermaid) come from the npm registry, pinned in docs/package-lock.json.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import nox
@@ -15,55 +18,76 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
 
 ROOT = Path(__file__).parent
-PYTHON = None  # the interpreter nox runs on: any Python >= 3.11 (pyproject.toml)
+COURSE_ENV = ROOT / ".nox" / "course"  # shared by docs, build and tests
 
 
-def _install(session: nox.Session, extra: str) -> None:
-    session.install("-e", f".[{extra}]")
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _course_env(session: nox.Session) -> Path:
+    """The shared environment's bin/, (re)installed only if pyproject.toml changed."""
+    stamp = COURSE_ENV / ".pyproject-sha256"
+    digest = _digest(ROOT / "pyproject.toml")
+    python = COURSE_ENV / "bin" / "python"
+    if not (stamp.exists() and stamp.read_text() == digest):
+        if not python.exists():
+            session.run_install(sys.executable, "-m", "venv", str(COURSE_ENV))
+        session.run_install(
+            str(python), "-m", "pip", "install", "--quiet",
+            "--disable-pip-version-check", "-e", ".[test]",
+        )  # fmt: skip
+        stamp.write_text(digest)
+    _vendor_assets(session)
     # mkdocs-material prints a banner about its end of life on every build; it is known.
     session.env["NO_MKDOCS_2_WARNING"] = "1"
+    session.env["VIRTUAL_ENV"] = str(COURSE_ENV)
+    return COURSE_ENV / "bin"
 
 
 def _vendor_assets(session: nox.Session) -> None:
     """`npm ci` the pinned KaTeX and Mermaid, unless the lock file is unchanged since last time."""
     lock = ROOT / "docs" / "package-lock.json"
     stamp = ROOT / "docs" / "node_modules" / ".lock-sha256"
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    digest = _digest(lock)
     if stamp.exists() and stamp.read_text() == digest:
         return
-    session.run(
+    session.run_install(
         "npm", "ci", "--prefix", "docs", "--no-audit", "--no-fund", external=True
     )
-    if stamp.parent.is_dir():  # not under --install-only, which skips npm
+    if stamp.parent.is_dir():
         stamp.write_text(digest)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=False)
 def docs(session: nox.Session) -> None:
     """Build the site and serve it with live reload on http://127.0.0.1:8000."""
-    _install(session, "docs")
-    _vendor_assets(session)
-    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs)
+    bin_dir = _course_env(session)
+    session.run(
+        str(bin_dir / "mkdocs"),
+        "serve",
+        "--dev-addr",
+        "127.0.0.1:8000",
+        *session.posargs,
+    )
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=False)
 def build(session: nox.Session) -> None:
     """Strict build of the site into site/ (every warning is an error)."""
-    _install(session, "docs")
-    _vendor_assets(session)
-    session.run("mkdocs", "build", "--strict", *session.posargs)
+    bin_dir = _course_env(session)
+    session.run(str(bin_dir / "mkdocs"), "build", "--strict", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """Unit tests, code blocks in the Markdown, a strict build with checks, and the browser test."""
-    _install(session, "test")
-    _vendor_assets(session)
+    bin_dir = _course_env(session)
     args = session.posargs or ["tests", "--codeblocks", "README.md", "docs/en"]
-    session.run("pytest", *args)
+    session.run(str(bin_dir / "pytest"), *args)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("ruff")
@@ -76,6 +100,5 @@ def new_chapter(session: nox.Session) -> None:
     """Scaffold a chapter: `nox -s new_chapter -- "Title"` (see CONTRIBUTING.md)."""
     if len(session.posargs) != 1:
         session.error('usage: nox -s new_chapter -- "Chapter title"')
-    session.run(
-        "python3", "docs/hooks/new_chapter.py", session.posargs[0], external=True
-    )
+    bin_dir = _course_env(session)
+    session.run(str(bin_dir / "python"), "-m", "executed.scaffold", session.posargs[0])

@@ -1,13 +1,11 @@
 """The build machinery's checks as pure functions: NaN in any artist, leftover typos,
-leaks of process state, corrupt cache entries. No build runs here (tests/test_hook.py
+leaks of process state, corrupt cache entries. No build runs here (tests/test_machinery.py
 builds fixture sites)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -18,16 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location(
-    "executed_hook", REPO / "docs" / "hooks" / "executed.py"
-)
-hook = importlib.util.module_from_spec(_spec)
-sys.modules["executed_hook"] = hook  # dataclasses look their module up there
-_spec.loader.exec_module(hook)
+from executed import checks, plan
+from executed.errors import ExecutionError
+from executed.worker import Isolation
 
+REPO = Path(__file__).resolve().parents[1]
 NAN = float("nan")
-hook.install_data_guards()  # as the build's worker does
+checks.install_data_guards()  # as the build's worker does
 
 
 def _imshow(ax):
@@ -66,7 +61,7 @@ def test_nan_in_any_artist_is_found(draw):
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match="NaN"):
         draw(ax)  # fill_between refuses at once; the others are found in the figure
-        hook._check_figure_finite(fig)
+        checks.check_figure_finite(fig)
     plt.close(fig)
 
 
@@ -76,7 +71,7 @@ def test_a_finite_figure_passes():
     ax.fill_between([0, 1], [0, 1], [1, 2])
     ax.errorbar([0, 1], [1, 2], yerr=[0.1, 0.2])
     ax.set_title("finite, 'nanoGPT' is a word")
-    hook._check_figure_finite(fig)
+    checks.check_figure_finite(fig)
     plt.close(fig)
 
 
@@ -89,12 +84,12 @@ def test_a_finite_figure_passes():
     ],
 )
 def test_a_declaration_typo_left_on_the_page_stops_the_build(typo):
-    with pytest.raises(hook.ExecutionError, match=r"chapters/04-masks\.md, line 3"):
-        hook.check_leftovers(f"# Masks\n\n{typo}\n", "chapters/04-masks.md")
+    with pytest.raises(ExecutionError, match=r"chapters/04-masks\.md, line 3"):
+        checks.check_leftovers(f"# Masks\n\n{typo}\n", "chapters/04-masks.md")
 
 
 def test_a_page_without_leftovers_passes():
-    hook.check_leftovers("# Title\n\nA value: 42. Code: `x = {1: 2}`.\n", "index.md")
+    checks.check_leftovers("# Title\n\nA value: 42. Code: `x = {1: 2}`.\n", "index.md")
 
 
 @pytest.mark.parametrize(
@@ -110,12 +105,12 @@ def test_a_page_without_leftovers_passes():
 def test_a_leaked_state_is_found_and_restored(tmp_path, monkeypatch, leak, words):
     monkeypatch.chdir(tmp_path)
     threads = torch.get_num_threads()
-    iso = hook._Isolation(tmp_path)
+    iso = Isolation(tmp_path)
     if (
         words is None
     ):  # threads: only detectable with more than one thread to start from
         torch.set_num_threads(2)
-        iso = hook._Isolation(tmp_path)
+        iso = Isolation(tmp_path)
         words = "threads"
     leak()
     found = iso.leaks()
@@ -130,7 +125,7 @@ def test_a_leaked_state_is_found_and_restored(tmp_path, monkeypatch, leak, words
 def test_a_file_written_into_the_repository_is_found(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "snippets").mkdir()
-    iso = hook._Isolation(tmp_path)
+    iso = Isolation(tmp_path)
     (tmp_path / "snippets" / "stray.txt").write_text("oops")
     (tmp_path / ".cache").mkdir()
     (tmp_path / ".cache" / "allowed.json").write_text("{}")  # the cache is not the repo
@@ -144,19 +139,19 @@ def test_a_file_written_into_the_repository_is_found(tmp_path, monkeypatch):
 def test_a_corrupt_cache_entry_is_discarded_with_a_warning(tmp_path, capsys, content):
     entry = tmp_path / "0123abcd.json"
     entry.write_text(content)
-    assert hook._read_json(entry) is None
+    assert plan.read_record(entry) is None
     assert "0123abcd.json" in capsys.readouterr().err
 
 
 def test_a_valid_cache_entry_is_read(tmp_path):
     entry = tmp_path / "k.json"
     entry.write_text(json.dumps({"kind": "text", "value": "x"}))
-    assert hook._read_json(entry) == {"kind": "text", "value": "x"}
+    assert plan.read_record(entry) == {"kind": "text", "value": "x"}
 
 
 def test_the_machinery_is_part_of_every_key(tmp_path, monkeypatch):
-    item = hook.Item("beta.numbers", REPO / "snippets" / "demos" / "masks.py", ["p.md"])
-    before = hook.item_key(item, {"device": "cpu"}, REPO)
-    monkeypatch.setattr(hook, "__file__", str(tmp_path / "other_hook.py"))
-    (tmp_path / "other_hook.py").write_text("# a changed build machinery\n")
-    assert hook.item_key(item, {"device": "cpu"}, REPO) != before
+    item = plan.Item("beta.numbers", REPO / "snippets" / "demos" / "masks.py", ["p.md"])
+    before = plan.item_key(item, {"device": "cpu"}, REPO)
+    (tmp_path / "render.py").write_text("# a changed build machinery\n")
+    monkeypatch.setattr(plan, "MACHINERY", tmp_path)
+    assert plan.item_key(item, {"device": "cpu"}, REPO) != before

@@ -7,12 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "docs" / "hooks"))
-import executed  # noqa: E402
-import new_chapter  # noqa: E402
+from executed.plan import scan_page
+from executed.scaffold import scaffold
 
-sys.path.remove(str(REPO / "docs" / "hooks"))
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_scaffolded_chapter_is_wired_tested_and_runs(tmp_path):
@@ -25,7 +23,7 @@ def test_scaffolded_chapter_is_wired_tested_and_runs(tmp_path):
     (root / "tests").mkdir()
     shutil.copy(REPO / "tests" / "conftest.py", root / "tests" / "conftest.py")
 
-    written = new_chapter.scaffold(root, "Attention Temperature")
+    written = scaffold(root, "Attention Temperature")
 
     page = next(p for p in written if p.suffix == ".md")
     assert page.name.endswith("-attention-temperature.md")
@@ -33,7 +31,7 @@ def test_scaffolded_chapter_is_wired_tested_and_runs(tmp_path):
     entry = f"chapters/{page.name}"
     assert entry in nav and nav.index(entry) < nav.index("  - Appendix:")
     # The page declares a figure and a value that its demo module provides.
-    refs = executed.scan_page(page.read_text())
+    refs = scan_page(page.read_text())
     assert refs == {
         "attention_temperature.temperature_figure",
         "attention_temperature.numbers",

@@ -1,4 +1,4 @@
-"""Scaffold a chapter: `nox -s new_chapter -- "Title"` (or run this file with the title).
+"""Scaffold a chapter: `nox -s new_chapter -- "Title"` (`python -m executed.scaffold "Title"`).
 
 Creates, from the recipe in CONTRIBUTING.md:
 - `snippets/<module>.py`, the concept, with one section the page includes;
@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 SNIPPET = '''\
 """{title}: the concept this chapter teaches."""
@@ -47,10 +45,10 @@ from __future__ import annotations
 import torch
 
 from snippets.{module} import row_softmax
-from snippets.plotting import figure
+from snippets.plotting import Figure, figure
 
 
-def temperature_figure():
+def temperature_figure() -> Figure:
     scores = torch.linspace(-2, 2, 9)
     fig, ax = figure(width=5.6, height=3.2)
     for t in (0.5, 1.0, 2.0):
@@ -147,6 +145,7 @@ def scaffold(root: Path, title: str) -> list[Path]:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit('usage: python docs/hooks/new_chapter.py "Chapter title"')
-    for written in scaffold(ROOT, sys.argv[1].strip()):
-        print(f"wrote {written.relative_to(ROOT)}")
+        sys.exit('usage: python -m executed.scaffold "Chapter title"')
+    root = Path.cwd()  # nox runs it in the repository
+    for written in scaffold(root, sys.argv[1].strip()):
+        print(f"wrote {written.relative_to(root)}")

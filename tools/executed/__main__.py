@@ -1,0 +1,45 @@
+"""`python -m executed check PAGE...`: execute the demos of pages, ignoring the cache,
+and print what each returned, without building the site."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .errors import ExecutionError
+from .plan import (
+    Item,
+    Project,
+    demo_source,
+    environment_fingerprint,
+    item_key,
+    scan_page,
+)
+from .run import execute
+
+
+def check(pages: list[str], project: Project) -> int:
+    fingerprint = environment_fingerprint(project.root)
+    items = []
+    for page in pages:
+        for ref in sorted(scan_page(Path(page).read_text(encoding="utf-8"))):
+            item = Item(ref, demo_source(ref, project.root), [page])
+            item.key = "check-" + item_key(item, fingerprint, project.root)
+            items.append(item)
+    try:
+        execute(items, project)
+    except ExecutionError as err:
+        print(err, file=sys.stderr)
+        return 1
+    for item in items:
+        r = item.result
+        print(f"{item.name}: {r['kind']} in {r['seconds']:.2f} s")
+        item.record(project).unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "check":
+        sys.exit(check(sys.argv[2:], Project.at(Path.cwd())))
+    print(__doc__, file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,220 @@
+"""Planning: the items a site declares, what each depends on, and its cache key."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import warn
+
+FIGURE_RE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(exec:(?P<ref>[a-z_][\w]*\.[a-z_]\w*)\)")
+VALUE_RE = re.compile(r"\{\{\s*(?P<ref>[a-z_]\w*\.[a-z_]\w*)(?:\.(?P<key>\w+))?\s*\}\}")
+SNIPPET_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+snippets(?:\.(\w+))?", re.M)
+MACHINERY = Path(__file__).resolve().parent  # its own source is part of every key
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    """Where a site's code, pages and cache are: the folder holding `snippets/`."""
+
+    root: Path
+    cache_dir: Path
+
+    @classmethod
+    def at(cls, root: Path) -> Project:
+        cache = os.environ.get("AE_CACHE_DIR") or root / ".cache" / "executed"
+        return cls(root.resolve(), Path(cache).resolve())
+
+
+@dataclasses.dataclass
+class Item:
+    """One thing to execute: a demo function (`attention.variance_figure`) or a lab."""
+
+    name: str  # "attention.variance_figure" or "labs/mini_transformer.py"
+    source: Path  # the demo module or the lab script
+    pages: list[str]
+    key: str = ""
+    # {"name", "kind", "value", "seconds", "produced", "measured", "timings"}
+    result: dict[str, Any] | None = None
+    status: str = ""  # "executed", "cached" or "failed or not run"
+
+    @property
+    def is_lab(self) -> bool:
+        return self.source.suffix == ".py" and "/labs/" in self.source.as_posix()
+
+    def record(self, project: Project) -> Path:
+        """Where this item's result is cached."""
+        return project.cache_dir / f"{self.key}.json"
+
+    def describe(self) -> str:
+        """The item in an error message: page, module and function (or lab)."""
+        if self.is_lab:
+            return f"lab {self.name}"
+        module, func = self.name.split(".")
+        return (
+            f"page {', '.join(self.pages)}: demo {self.name} "
+            f"(snippets/demos/{module}.py, function {func})"
+        )
+
+
+def scan_page(markdown: str) -> set[str]:
+    """The demo references (`module.function`) that a page's Markdown declares."""
+    refs = {m["ref"] for m in FIGURE_RE.finditer(markdown)}
+    refs |= {m["ref"] for m in VALUE_RE.finditer(markdown)}
+    return refs
+
+
+def demo_source(ref: str, root: Path) -> Path:
+    module, _ = ref.split(".")
+    return root / "snippets" / "demos" / f"{module}.py"
+
+
+def snippet_deps(source: Path, root: Path) -> list[Path]:
+    """`source` and every module of `snippets/` it imports, directly or not, in a stable order."""
+    seen: dict[Path, None] = {}
+    todo = [source]
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.exists():
+            continue
+        seen[path] = None
+        names = _imports_of(path, root, *_stamp(path))
+        todo.extend(root / "snippets" / f"{n.replace('.', '/')}.py" for n in names)
+        todo.append(root / "snippets" / "__init__.py")
+    return sorted(seen, key=lambda p: p.as_posix())
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """What identifies a file's version for the memos below: mtime and size."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=4096)
+def _imports_of(path: Path, root: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    """`_imported_snippet_modules` of a file, parsed once per version of it."""
+    text = path.read_text(encoding="utf-8")
+    return frozenset(_imported_snippet_modules(text, path, root))
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(path: Path, mtime_ns: int, size: int) -> bytes:
+    """The SHA-256 of a file, read once per version of it."""
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
+def _imported_snippet_modules(text: str, path: Path, root: Path) -> set[str]:
+    """Names (relative to `snippets`) of the modules that `text` imports from the package."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:  # a lab cell with magics: fall back to a regex
+        return {m or "__init__" for m in SNIPPET_IMPORT_RE.findall(text)}
+    found: set[str] = set()
+    package = None
+    if (root / "snippets") in path.parents:
+        package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level and package:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base]) if base else ".".join(parent)
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name == "snippets" or name.startswith("snippets."):
+                rel = name.removeprefix("snippets").lstrip(".")
+                if rel and (root / "snippets" / f"{rel.replace('.', '/')}.py").exists():
+                    found.add(rel)
+    return found
+
+
+def environment_fingerprint(root: Path) -> dict[str, str]:
+    """What besides our own code changes a result: versions and the device."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from snippets.runtime import device
+
+    fingerprint = {"python": platform.python_version(), "device": str(device())}
+    for dist in ("torch", "numpy", "matplotlib", "scikit-learn"):
+        try:
+            fingerprint[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            fingerprint[dist] = "absent"
+    return fingerprint
+
+
+def machinery_digest() -> bytes:
+    """The machinery's own source: a change of how results are made, checked or
+    formatted makes every result stale."""
+    h = hashlib.sha256()
+    for path in sorted(MACHINERY.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(_digest(path, *_stamp(path)))
+    return h.digest()
+
+
+def item_key(item: Item, fingerprint: dict[str, str], root: Path) -> str:
+    """The cache key: the item, the versions and device, the machinery's source, and
+    every `snippets` module the item depends on."""
+    h = hashlib.sha256()
+    h.update(item.name.encode())
+    h.update(machinery_digest())
+    h.update(json.dumps(fingerprint, sort_keys=True).encode())
+    for dep in snippet_deps(item.source, root):
+        h.update(dep.relative_to(root).as_posix().encode())
+        h.update(_digest(dep, *_stamp(dep)))
+    return h.hexdigest()[:24]
+
+
+def is_timed(item: Item) -> bool:
+    """A lab (it prints training times) or a demo decorated @measured, read from its source."""
+    if item.is_lab:
+        return True
+    func = item.name.split(".")[1]
+    try:
+        tree = ast.parse(item.source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == func:
+            return any(
+                (isinstance(d, ast.Name) and d.id == "measured")
+                or (isinstance(d, ast.Attribute) and d.attr == "measured")
+                for d in node.decorator_list
+            )
+    return False
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A cached record, or None (with a warning naming it) when it is empty or corrupt."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        warn(f"discarding the corrupt cache entry {path.name}: {err}")
+        return None
+    if not isinstance(data, dict):
+        warn(f"discarding the cache entry {path.name}: not a JSON object")
+        return None
+    return data
+
+
+def write_record(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: a build stopped half-way leaves no half-written entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)

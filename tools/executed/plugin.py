@@ -1,0 +1,172 @@
+"""The MkDocs plugin (`executed` in mkdocs.yml): wires planning, execution, rendering,
+the report and the vendored assets into a build. It holds the state of one build."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from mkdocs.plugins import BasePlugin, event_priority
+from mkdocs.structure.files import File, Files
+
+from .errors import ExecutionError
+from .plan import (
+    Item,
+    Project,
+    demo_source,
+    environment_fingerprint,
+    item_key,
+    read_record,
+    scan_page,
+    write_record,
+)
+from .render import FIGURE_DIR, REPORT_URI, render_page
+from .report import build_report
+from .run import execute
+from .vendor import add_vendored_assets
+
+LAB_DIR = "labs/"
+TIMINGS_ENV = "AE_TIMINGS"  # "fresh": re-measure every timed item (the Pages workflow)
+
+
+def fresh_timings() -> bool:
+    """Whether this build measures every timed item again instead of reusing the cache.
+
+    Preview builds reuse cached timings and say so on the page; the publishing build
+    (`AE_TIMINGS=fresh nox -s build` in the Pages workflow) measures them all again.
+    """
+    return os.environ.get(TIMINGS_ENV, "") == "fresh"
+
+
+def plan(files: Files, project: Project) -> tuple[dict[str, Item], list[Item]]:
+    """The demos the pages declare (by name) and the labs, with their cache keys."""
+    demos: dict[str, Item] = {}
+    labs: list[Item] = []
+    for file in files:
+        if file.src_uri.endswith(".md") and file.abs_src_path:
+            text = Path(file.abs_src_path).read_text(encoding="utf-8")
+            for ref in sorted(scan_page(text)):
+                source = demo_source(ref, project.root)
+                if not source.exists():
+                    raise ExecutionError(
+                        f"page {file.src_uri} declares demo {ref}, but "
+                        f"{source.relative_to(project.root)} does not exist"
+                    )
+                item = demos.setdefault(ref, Item(ref, source, []))
+                item.pages.append(file.src_uri)
+        elif file.src_uri.startswith(LAB_DIR) and file.src_uri.endswith(".py"):
+            page = file.src_uri.removesuffix(".py") + ".ipynb"  # what the site shows
+            labs.append(Item(file.src_uri, Path(file.abs_src_path), [page]))
+    return demos, labs
+
+
+def load_cached(item: Item, project: Project) -> None:
+    """Fill `item.result` from the cache when a usable entry exists."""
+    path = item.record(project)
+    if not path.exists():
+        return
+    item.result, item.status = read_record(path), "cached"
+    if item.result is None:
+        path.unlink(missing_ok=True)  # corrupt: executed again
+    elif item.is_lab and not (project.cache_dir / item.result["value"]).exists():
+        item.result = None
+    elif item.result.get("measured") and fresh_timings():
+        item.result = None  # the publishing build measures again
+
+
+def prune(items: list[Item], project: Project) -> None:
+    """Remove the cache entries a successful build made stale: older results of the items
+    it used. Entries of items it did not plan (another edition's, say) are kept, and so
+    are the labs' notebooks that a kept entry points to."""
+    keys = {i.name: i.key for i in items}
+    if not keys or not project.cache_dir.is_dir():
+        return
+    kept_labs = set()
+    for path in project.cache_dir.glob("*.json"):
+        if path.name == "last-build.json":
+            continue
+        record = read_record(path) or {}
+        name = record.get("name")
+        if name in keys and keys[name] != path.stem:
+            path.unlink(missing_ok=True)
+        elif record.get("kind") == "lab":
+            kept_labs.add(Path(record["value"]).parts[1])
+    for folder in (project.cache_dir / "labs").glob("*"):
+        if folder.name not in kept_labs:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class ExecutedPlugin(BasePlugin):
+    """Run what the pages declare, cache it, and embed the results."""
+
+    def __init__(self) -> None:
+        self.project: Project | None = None
+        self.demos: dict[str, Item] = {}
+        self.labs: list[Item] = []
+
+    @event_priority(100)  # before mkdocs-jupyter wraps the notebooks
+    def on_files(self, files: Files, config: Any) -> Files:
+        """Plan, execute what is stale, and add figures, labs, assets and the report."""
+        self.project = project = Project.at(Path(config["config_file_path"]).parent)
+        started = time.perf_counter()
+        self.demos, self.labs = demos, labs = plan(files, project)
+        fingerprint = environment_fingerprint(project.root)
+        everything = [*demos.values(), *labs]
+        stale = []
+        for item in everything:
+            item.key = item_key(item, fingerprint, project.root)
+            load_cached(item, project)
+            if item.result is None:
+                stale.append(item)
+        try:
+            execute(stale, project)
+        except BaseException:
+            for item in stale:
+                if item.result is None:
+                    item.status = "failed or not run"
+            raise
+        finally:
+            statuses = {i.name: i.status for i in everything}
+            write_record(project.cache_dir / "last-build.json", statuses)
+
+        for item in demos.values():
+            if item.result["kind"] == "figure":
+                for palette in ("light", "dark"):
+                    uri = f"{FIGURE_DIR}/{item.name}.{palette}.svg"
+                    content = item.result["value"][palette]
+                    files.append(File.generated(config, uri, content=content))
+        # mkdocs-jupyter renders each executed notebook in place of its lab script.
+        for item in labs:
+            script = files.get_file_from_path(item.name)
+            files.remove(script)
+            files.append(
+                File(
+                    item.pages[0],
+                    src_dir=str(project.cache_dir / "labs" / item.key),
+                    dest_dir=config["site_dir"],
+                    use_directory_urls=config["use_directory_urls"],
+                )
+            )
+        add_vendored_assets(files, config, project.root)
+        if files.get_file_from_path(REPORT_URI) is None:
+            seconds = time.perf_counter() - started
+            report = build_report(list(demos.values()), labs, fingerprint, seconds)
+            files.append(File.generated(config, REPORT_URI, content=report))
+        return files
+
+    def on_page_markdown(self, markdown: str, page: Any, **kwargs: Any) -> str:
+        """Replace each declaration with its result: figures (light and dark) and values."""
+        return render_page(markdown, page.file.src_uri, self.demos)
+
+    def on_page_context(self, context: Any, page: Any, **kwargs: Any) -> Any:
+        """A lab page's "edit" link opens its jupytext script, not the generated notebook."""
+        if page.edit_url and page.file.src_uri.startswith(LAB_DIR):
+            page.edit_url = page.edit_url.removesuffix(".ipynb") + ".py"
+        return context
+
+    def on_post_build(self, config: Any) -> None:
+        if self.project is not None:
+            prune([*self.demos.values(), *self.labs], self.project)
