@@ -84,9 +84,8 @@ def implementations(
         b = min(max(window, 32), n)  # as sliding_window_attention chooses it
         return 2 * n * (b + 2 * window) * d
 
-    def features(
-        n: int, d: int
-    ) -> float:  # project q and k, then K'^T V and Q'(K'^T V)
+    def features(n: int, d: int) -> float:
+        # project q and k, then K'^T V and Q'(K'^T V)
         return 4 * n * num_features * d
 
     def hashed(n: int, d: int) -> float:  # per round: rotate, sort, attend to 2 chunks
@@ -153,7 +152,7 @@ class Measurement:
 def random_qkv(
     n: int, batch: int, heads: int, d: int, seed: int, scale: float = 1.0
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """q, k with N(0, scale^2) components and v with N(0, 1), each (batch, heads, n, d)."""
+    """q, k with N(0, scale^2) components, v with N(0, 1); each (batch, heads, n, d)."""
     g = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(batch, heads, n, d, generator=g) for _ in range(3))
     return q.mul(scale).to(device()), k.mul(scale).to(device()), v.to(device())
@@ -162,7 +161,7 @@ def random_qkv(
 def _over_budget(
     previous: tuple[int, float, int], n: int, max_seconds: float, max_bytes: int
 ) -> str:
-    """Why length n would exceed a budget, predicted from (n_prev, seconds, bytes); or ''."""
+    """Why length n would exceed a budget, from (n_prev, seconds, bytes); or ''."""
     n0, t0, b0 = previous
     growth = (n / n0) ** 2  # quadratic: exact for dense, pessimistic otherwise
     if t0 * growth > max_seconds:
@@ -182,8 +181,10 @@ def sweep(
     warmup: int = 1,
     max_seconds: float = 1.0,  # per call, predicted; over it the length is skipped
     max_bytes: int = 2**30,  # peak memory, predicted
-    max_total_seconds: float = math.inf,  # for the whole sweep; then the rest is skipped
-    always_up_to: int = 0,  # ... except lengths up to this one, measured whatever the total
+    # for the whole sweep; then the rest is skipped ...
+    max_total_seconds: float = math.inf,
+    # ... except lengths up to this one, measured whatever they cost in time
+    always_up_to: int = 0,
     threads: int | None = None,  # CPU threads during the sweep; None: leave as is
     seed: int = 0,
 ) -> list[Measurement]:
@@ -192,6 +193,7 @@ def sweep(
     At each length the implementations still within budget are timed together by
     `compare`, in interleaved rounds. The prediction for the next length is the fastest
     call at this one times (n / n_prev)^2; a skipped implementation stays skipped.
+    Up to `always_up_to`, only the memory budget can skip a length.
     """
     start = time.perf_counter()
     results: list[Measurement] = []
@@ -205,8 +207,9 @@ def sweep(
             spent = time.perf_counter() - start
             if not reason and n > always_up_to and spent > max_total_seconds:
                 reason = f"sweep's {max_total_seconds:g} s spent"
+            limit = max_seconds if n > always_up_to else math.inf
             if not reason and impl.name in last:
-                reason = _over_budget(last[impl.name], n, max_seconds, max_bytes)
+                reason = _over_budget(last[impl.name], n, limit, max_bytes)
             if reason:
                 stopped[impl.name] = reason
                 continue

@@ -54,7 +54,7 @@ def max_abs(a: Tensor, b: Tensor) -> float:
 
 # --8<-- [start:worked-example-check]
 def worked_example_discrepancies() -> dict[str, float]:
-    """How far each claimed matrix is from what the example's own earlier numbers give."""
+    """How far each claimed matrix is from what the example's earlier numbers give."""
     steps = worked_example(X, W_Q, W_K, W_V)  # chapter 2's computation, step by step
     claimed_scores = CLAIMED_Q @ CLAIMED_K.T / math.sqrt(X.size(-1))
     return {
@@ -74,8 +74,9 @@ def worked_example_discrepancies() -> dict[str, float]:
 def multihead_without_output_projection(
     d_model: int = 64, num_heads: int = 8, n: int = 10, seed: int = 0
 ) -> dict[str, float]:
-    """Relative distance to PyTorch's nn.MultiheadAttention, with the same weights, of the
-    heads concatenated and then projected by W_O, and of the heads only concatenated."""
+    """Relative distance to PyTorch's nn.MultiheadAttention, with the same weights,
+    of the heads concatenated and then projected by W_O, and of the heads only
+    concatenated."""
     torch.manual_seed(seed)
     reference = nn.MultiheadAttention(d_model, num_heads, batch_first=True).eval()
     ours = MultiHeadAttention.from_torch(reference)

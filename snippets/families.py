@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from snippets import checks
 from snippets.attention import scaled_dot_product_attention
 
 
@@ -24,6 +25,7 @@ def softmax_attend(
     """The step every soft attention shares, whatever its score: softmax over the keys,
     then the weighted average of the values. Returns the output (..., n_q, d_v) and the
     weights (..., n_q, n_k)."""
+    checks.bool_mask(mask, scores.shape)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # empty row: 0
@@ -41,6 +43,7 @@ class AdditiveAttention(nn.Module):
 
     def __init__(self, d_query: int, d_key: int, d_hidden: int) -> None:
         super().__init__()
+        checks.positive_ints(d_query=d_query, d_key=d_key, d_hidden=d_hidden)
         self.W_q = nn.Linear(d_query, d_hidden, bias=False)
         self.W_k = nn.Linear(d_key, d_hidden, bias=False)
         self.v = nn.Linear(d_hidden, 1, bias=False)
@@ -76,6 +79,7 @@ class DotProductAttention(nn.Module):
 
     def __init__(self, d_query: int, d_key: int, d_hidden: int) -> None:
         super().__init__()
+        checks.positive_ints(d_query=d_query, d_key=d_key, d_hidden=d_hidden)
         self.W_q = nn.Linear(d_query, d_hidden, bias=False)
         self.W_k = nn.Linear(d_key, d_hidden, bias=False)
 
@@ -107,6 +111,8 @@ def topk_attention(
     with exactly top_k non-zeros per row, summing to 1. If top_k = n_k, this is
     soft attention.
     """
+    checks.attention_inputs(q, k, v)
+    checks.int_between("top_k", top_k, 1, k.size(-2))
     # 1. Score: every key is still scored, n_k * d multiply-adds per query.
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., n_q, n_k)
     # 2. Select: finding the k largest means looking at all n_k scores.
@@ -146,12 +152,9 @@ def local_attention(
     Returns the output (..., n_q, d_v) and the weights spread back over all keys
     (..., n_q, n_k), zero outside the window.
     """
-    if not isinstance(window, int):
-        raise TypeError(f"window must be an int, got {type(window).__name__}")
-    if window < 0 or (gaussian and window == 0):  # sigma = window / 2 must be > 0
-        raise ValueError(f"window must be >= {int(gaussian)}, got {window}")
-    if centres.shape != q.shape[:-1]:
-        raise ValueError(f"centres must have shape {tuple(q.shape[:-1])}")
+    checks.attention_inputs(q, k, v)
+    checks.int_between("window", window, int(gaussian))  # sigma = window / 2 > 0
+    checks.shape("centres", centres, q.shape[:-1], "(..., n_q)")
     n_k = k.size(-2)
     offsets = torch.arange(-window, window + 1, device=q.device)
     pos = centres.round().long().unsqueeze(-1) + offsets  # (..., n_q, 2w + 1)
@@ -180,6 +183,7 @@ class PredictiveAlignment(nn.Module):
 
     def __init__(self, d_model: int, d_hidden: int) -> None:
         super().__init__()
+        checks.positive_ints(d_model=d_model, d_hidden=d_hidden)
         self.W_p = nn.Linear(d_model, d_hidden, bias=False)
         self.v_p = nn.Linear(d_hidden, 1, bias=False)
 

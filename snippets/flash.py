@@ -22,6 +22,8 @@ import math
 import torch
 from torch import Tensor
 
+from snippets import checks
+
 
 # --8<-- [start:online_lse]
 def online_logsumexp(x: Tensor, block_size: int) -> Tensor:
@@ -32,14 +34,14 @@ def online_logsumexp(x: Tensor, block_size: int) -> Tensor:
     stays a sum of exponentials relative to the current maximum. One pass, O(1) state
     per row, and no exponential ever exceeds 1.
     """
+    checks.positive_ints(block_size=block_size)
     m = x.new_full(x.shape[:-1], float("-inf"))  # (...,) running maximum
     ell = x.new_zeros(x.shape[:-1])  # (...,) running sum of exp(x - m)
     for start in range(0, x.size(-1), block_size):
         block = x[..., start : start + block_size]  # (..., B)
         m_new = torch.maximum(m, block.amax(dim=-1))
-        ell = ell * torch.exp(m - m_new) + torch.exp(block - m_new.unsqueeze(-1)).sum(
-            -1
-        )
+        block_sum = torch.exp(block - m_new.unsqueeze(-1)).sum(-1)  # (...,)
+        ell = ell * torch.exp(m - m_new) + block_sum
         m = m_new
     return m + torch.log(ell)
 
@@ -56,11 +58,13 @@ def tiled_attention(
     causal: bool = False,  # query i may attend to keys j <= i (as torch's is_causal)
     query_block_size: int | None = None,  # queries per tile; None = all at once
 ) -> Tensor:
-    """softmax(q k^T / sqrt(d)) v by the online-softmax recurrence: output (..., n_q, d_v).
+    """softmax(q k^T / sqrt(d)) v by the online-softmax recurrence: (..., n_q, d_v).
 
     The largest score tensor ever held is one tile, (..., query_block_size, block_size).
     A query that may attend to nothing gets a zero output, as in snippets.attention.
     """
+    checks.attention_inputs(q, k, v)
+    checks.positive_ints(block_size=block_size, query_block_size=query_block_size)
     n_q, n_k, d = q.size(-2), k.size(-2), q.size(-1)
     bq = query_block_size or n_q
     lowest = torch.finfo(q.dtype).min  # a finite stand-in for -inf in the running max
@@ -71,7 +75,7 @@ def tiled_attention(
         m = q.new_full((*q_i.shape[:-1], 1), lowest)  # (..., Bq, 1) running max
         ell = q.new_zeros((*q_i.shape[:-1], 1))  # (..., Bq, 1) running sum of exp
         acc = q.new_zeros((*q_i.shape[:-1], v.size(-1)))  # (..., Bq, d_v)
-        # With a causal mask, key blocks that start after the block's last query are skipped.
+        # With a causal mask, key blocks after the block's last query are skipped.
         n_keys = min(n_k, i + q_i.size(-2)) if causal else n_k
         for j in range(0, n_keys, block_size):
             k_j = k[..., j : j + block_size, :]  # (..., Bk, d)
@@ -86,7 +90,7 @@ def tiled_attention(
             ell = alpha * ell + p.sum(dim=-1, keepdim=True)
             acc = alpha * acc + p @ v_j
             m = m_new
-        # ell = 0 only for a query with no visible key; its acc is 0 too, so 0 / tiny = 0.
+        # ell = 0 only for a query with no visible key; its acc is 0 too: 0 / tiny = 0.
         out[..., i : i + bq, :] = acc / ell.clamp_min(torch.finfo(q.dtype).tiny)
     return out
 

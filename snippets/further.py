@@ -19,6 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snippets import checks
+from snippets.masks import causal_mask
+
 
 # --8<-- [start:relative]
 def relative_logits_direct(q: Tensor, e_rel: Tensor) -> Tensor:
@@ -29,6 +32,7 @@ def relative_logits_direct(q: Tensor, e_rel: Tensor) -> Tensor:
     set to 0: a decoder masks it. The gathered tensor has n * n * d entries:
     this is what skewing avoids.
     """
+    checks.shape("e_rel", e_rel, q.shape[-2:], "(n, d), as q's last two")
     n = q.size(-2)
     i = torch.arange(n, device=q.device)[:, None]  # (n, 1)
     j = torch.arange(n, device=q.device)[None, :]  # (1, n)
@@ -52,10 +56,10 @@ def skew(qe: Tensor) -> Tensor:
 
 
 def relative_logits_skewed(q: Tensor, e_rel: Tensor) -> Tensor:
-    """The same S_rel as `relative_logits_direct`, from one (n, n) product and a reshape."""
-    n = q.size(-2)
+    """The S_rel of `relative_logits_direct`, from one (n, n) product and a reshape."""
+    checks.shape("e_rel", e_rel, q.shape[-2:], "(n, d), as q's last two")
     s_rel = skew(q @ e_rel.T)  # (..., n, n); q @ e_rel.T is indexed by distance
-    future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+    future = ~causal_mask(q.size(-2), q.device)  # j > i
     return s_rel.masked_fill(future, 0.0)
 
 
@@ -71,9 +75,10 @@ def relative_attention(
     dot product of q_i with one vector per key: chapter 3's function cannot take
     it, and the softmax is written out here.
     """
+    checks.attention_inputs(q, k, v)
     n, d = q.shape[-2:]
     logits = (q @ k.transpose(-2, -1) + relative_logits_skewed(q, e_rel)) / math.sqrt(d)
-    future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+    future = ~causal_mask(n, q.device)  # j > i
     weights = torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)
     return weights @ v, weights  # (..., n, d_v), (..., n, n)
 
@@ -90,6 +95,8 @@ def linear_sample(values: Tensor, positions: Tensor) -> Tensor:
     in p: this is how offsets are learned. Indices outside 0 .. N - 1 read
     zeros, as grid_sample's zero padding does. Returns (B, M, d).
     """
+    checks.floating("(B, N, d)", values=values)
+    checks.floating("(B, M)", positions=positions)
     n, d = values.shape[1:]
     p0 = positions.floor()
     t = (positions - p0).unsqueeze(-1)  # (B, M, 1), in [0, 1)
@@ -117,6 +124,8 @@ class DeformableAttention1d(nn.Module):
 
     def __init__(self, d_model: int, num_heads: int, num_points: int) -> None:
         super().__init__()
+        checks.divisible_by("num_heads", num_heads, d_model=d_model)
+        checks.positive_ints(num_points=num_points)
         self.h, self.k, self.d_head = num_heads, num_points, d_model // num_heads
         self.offsets = nn.Linear(d_model, num_heads * num_points)  # where to look
         self.weights = nn.Linear(d_model, num_heads * num_points)  # how much to take
@@ -138,6 +147,8 @@ class DeformableAttention1d(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Returns the output (B, n_q, d_model), the sampled positions and their weights
         (both (B, n_q, H, K))."""
+        checks.floating("(B, N, d)", query=query, values=values, d=self.out.in_features)
+        checks.shape("reference", reference, query.shape[:-1], "(B, n_q)")
         (b, n_q, d_model), n = query.shape, values.size(1)
         offsets = self.offsets(query).view(b, n_q, self.h, self.k)
         weights = self.weights(query).view(b, n_q, self.h, self.k).softmax(dim=-1)
@@ -162,19 +173,20 @@ def ssm_coefficients(
     A: Tensor,  # (D, N) negative: each state decays
     B: Tensor,  # (batch, n, N) input -> state, per token
 ) -> tuple[Tensor, Tensor]:
-    """Discretise: h_t = a_t * h_(t-1) + b_t with a_t = exp(delta_t A), b_t = delta_t B_t x_t.
+    """Discretise: h_t = a_t h_(t-1) + b_t, a_t = exp(delta_t A), b_t = delta_t B_t x_t.
 
     a = exp(delta A) is the zero-order hold of Mamba's eq. (4); b uses the
     simpler Euler step delta * B, as Mamba's reference code does. Both are
     (batch, n, D, N); 0 < a < 1.
     """
+    checks.shape("delta", delta, x.shape, "(batch, n, D), as x")
     a = torch.exp(delta.unsqueeze(-1) * A)  # (batch, n, D, N)
     b = (delta * x).unsqueeze(-1) * B.unsqueeze(-2)  # (batch, n, D, N)
     return a, b
 
 
 def scan_recurrent(a: Tensor, b: Tensor) -> Tensor:
-    """h_t = a_t h_(t-1) + b_t from h_(-1) = 0, one step at a time: n sequential steps."""
+    """h_t = a_t h_(t-1) + b_t from h_(-1) = 0, one step at a time: n steps in a row."""
     h, states = torch.zeros_like(b[:, 0]), []
     for t in range(b.size(1)):
         h = a[:, t] * h + b[:, t]  # (batch, D, N)
@@ -217,8 +229,7 @@ def ssm_matrix(delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
     cum = log_a.cumsum(dim=1)
     # (B, t, s, D, N): sum of log a over s < r <= t
     decay = cum[:, :, None] - cum[:, None, :]
-    n = delta.size(1)
-    causal = torch.ones(n, n, dtype=torch.bool, device=delta.device).tril()
+    causal = causal_mask(delta.size(1), delta.device)  # s <= t
     decay = decay.masked_fill(~causal[None, :, :, None, None], float("-inf"))
     m = torch.einsum("btn,btsdn,bsn->bdts", C, decay.exp(), B)  # (B, D, t, s)
     return m * delta.transpose(1, 2)[:, :, None, :]  # times delta_s
@@ -229,7 +240,7 @@ def ssm_matrix(delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
 
 # --8<-- [start:selective]
 class SelectiveSSM(nn.Module):
-    """The selective SSM at the heart of a Mamba block (without its gate and convolution).
+    """The selective SSM of a Mamba block, without the block's gate and convolution.
 
     delta, B and C are computed from the input token, so the model can choose,
     token by token, what to keep in its state (delta small: a ~ 1, remember) and
@@ -239,6 +250,7 @@ class SelectiveSSM(nn.Module):
 
     def __init__(self, d_model: int, d_state: int) -> None:
         super().__init__()
+        checks.positive_ints(d_model=d_model, d_state=d_state)
         self.to_delta = nn.Linear(d_model, d_model)
         self.to_b = nn.Linear(d_model, d_state, bias=False)
         self.to_c = nn.Linear(d_model, d_state, bias=False)
@@ -246,13 +258,13 @@ class SelectiveSSM(nn.Module):
         self.log_neg_a = nn.Parameter(torch.log(a))  # A = -exp(.) stays negative
 
     def parts(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """delta (B, n, D), A (D, N), B (B, n, N) and C (B, n, N) for the input x (B, n, D)."""
+        """delta (B, n, D), A (D, N), B (B, n, N) and C (B, n, N) for x (B, n, D)."""
         delta = F.softplus(self.to_delta(x))
         return delta, -torch.exp(self.log_neg_a), self.to_b(x), self.to_c(x)
 
-    def forward(
-        self, x: Tensor, scan=scan_parallel
-    ) -> Tensor:  # (B, n, D) -> (B, n, D)
+    def forward(self, x: Tensor, scan=scan_parallel) -> Tensor:
+        """(B, n, D) -> (B, n, D)."""
+        checks.floating("(B, n, D)", x=x, D=self.to_delta.in_features)
         delta, A, B, C = self.parts(x)
         return selective_scan(x, delta, A, B, C, scan=scan)
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snippets import checks
 from snippets.masks import causal_mask, to_torch_attn_mask
 from snippets.measure import step_clock
 from snippets.positional import sinusoidal_encoding
@@ -44,13 +45,13 @@ def random_digits(n: int, length: int, generator: torch.Generator) -> Tensor:
 
 
 def reversal_examples(digits: Tensor) -> Tensor:
-    """(n, L) digits -> (n, 2L + 1) token ids: the digits, SEP, then the digits reversed."""
+    """(n, L) digits -> (n, 2L + 1) token ids: the digits, SEP, the digits reversed."""
     sep = torch.full((digits.size(0), 1), SEP, dtype=digits.dtype)
     return torch.cat([digits, sep, digits.flip(1)], dim=1)
 
 
 def sequence_ids(digits: Tensor) -> Tensor:
-    """(n, L) digits -> (n,) int64: each row read as a base-10 number, a unique id per row."""
+    """(n, L) digits -> (n,) int64: each row read as a base-10 number, a unique id."""
     powers = NUM_DIGITS ** torch.arange(digits.size(1) - 1, -1, -1)  # (L,)
     return (digits * powers).sum(dim=1)
 
@@ -58,11 +59,12 @@ def sequence_ids(digits: Tensor) -> Tensor:
 def training_batch(
     batch_size: int, length: int, held_out: Tensor, generator: torch.Generator
 ) -> Tensor:
-    """(<= batch_size, 2L + 1) fresh examples, none of whose prompts is among `held_out` ids.
+    """(<= batch_size, 2L + 1) fresh examples, no prompt among the `held_out` ids.
 
-    There are 10^L possible prompts, so a clash is rare; removing clashes makes "held out"
-    a guarantee rather than a likelihood.
+    There are 10^L possible prompts, so a clash is rare; removing clashes makes
+    "held out" a guarantee rather than a likelihood.
     """
+    checks.positive_ints(batch_size=batch_size, length=length)
     digits = random_digits(batch_size, length, generator)
     keep = ~torch.isin(sequence_ids(digits), held_out)  # (batch_size,)
     return reversal_examples(digits[keep])
@@ -73,7 +75,7 @@ def training_batch(
 
 # --8<-- [start:model]
 class MiniTransformer(nn.Module):
-    """Decoder-only Transformer: embeddings + positions, causal encoder layers, read-out.
+    """Decoder-only Transformer: embeddings + positions, causal encoder layers, readout.
 
     The two switches exist for the lab's ablations: `use_positions=False` drops the
     sinusoidal encoding, `causal=False` drops the causal mask.
@@ -92,6 +94,7 @@ class MiniTransformer(nn.Module):
         self.readout = nn.Linear(config.d_model, config.vocab_size)
 
     def forward(self, tokens: Tensor) -> Tensor:  # (B, N) -> logits (B, N, V)
+        checks.integer("(B, N)", tokens=tokens)
         n = tokens.size(1)
         x = self.embed(tokens)  # (B, N, d)
         if self.use_positions:
@@ -100,7 +103,7 @@ class MiniTransformer(nn.Module):
         return self.readout(self.encoder(x, mask))  # row t predicts token t + 1
 
     def attention_maps(self) -> Tensor:
-        """(num_layers, B, H, N, N): every layer's weights from the last forward pass."""
+        """(num_layers, B, H, N, N): each layer's weights from the last forward pass."""
         return torch.stack([layer.attn_weights for layer in self.encoder.layers])
 
 
@@ -123,9 +126,10 @@ class History:
 def answer_loss(model: nn.Module, examples: Tensor) -> Tensor:
     """Mean cross-entropy of the answer tokens, predicted with teacher forcing.
 
-    examples (B, 2L + 1): the input is every token but the last, the target every token but
-    the first (each position predicts the next token). Only the L answer tokens are scored:
-    the prompt digits are random, so predicting them teaches nothing.
+    examples (B, 2L + 1): the input is every token but the last, the target every
+    token but the first (each position predicts the next token). Only the L answer
+    tokens are scored: the prompt digits are random, so predicting them teaches
+    nothing.
     """
     length = (examples.size(1) - 1) // 2
     logits = model(examples[:, :-1])  # (B, 2L, V)
@@ -162,6 +166,7 @@ def train(
 
     Every step draws a fresh batch, so the model never sees the same example twice.
     """
+    checks.positive_ints(steps=steps, batch_size=batch_size, eval_every=eval_every)
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -190,7 +195,9 @@ def train(
 # --8<-- [start:evaluate]
 @torch.no_grad()
 def generate(model: nn.Module, prompt: Tensor, n_new: int) -> Tensor:
-    """Greedy decoding: append the most likely next token n_new times. (B, P) -> (B, n_new).
+    """Greedy decoding: append the most likely next token n_new times.
+
+    (B, P) -> (B, n_new).
 
     The model never sees the answer: every token after the prompt is one it produced.
     """
@@ -203,12 +210,17 @@ def generate(model: nn.Module, prompt: Tensor, n_new: int) -> Tensor:
 
 
 def exact_match(predicted: Tensor, target: Tensor) -> float:
-    """Fraction of rows in which every token of `predicted` equals `target`'s; (B, L) each."""
+    """Fraction of rows in which every token of `predicted` equals `target`'s.
+
+    Both are (B, L).
+    """
+    checks.shape("predicted", predicted, target.shape, "(B, L), as target")
     return (predicted == target).all(dim=1).float().mean().item()
 
 
 def token_accuracy(predicted: Tensor, target: Tensor) -> float:
     """Fraction of single tokens that are right, whatever the rest of their row."""
+    checks.shape("predicted", predicted, target.shape, "(B, L), as target")
     return (predicted == target).float().mean().item()
 
 
@@ -218,11 +230,12 @@ def token_accuracy(predicted: Tensor, target: Tensor) -> float:
 # --8<-- [start:analysis]
 def position_accuracy(predicted: Tensor, target: Tensor) -> Tensor:
     """(L,): the fraction of rows whose token at each position is right; (B, L) each."""
+    checks.shape("predicted", predicted, target.shape, "(B, L), as target")
     return (predicted == target).float().mean(dim=0)
 
 
 def share_in_prompt(predicted: Tensor, digits: Tensor) -> float:
-    """Fraction of predicted tokens that occur somewhere in their row's prompt digits."""
+    """Fraction of predicted tokens that occur anywhere in their row's prompt digits."""
     found = predicted.unsqueeze(-1) == digits.unsqueeze(1)  # (B, L_pred, L)
     return found.any(dim=-1).float().mean().item()
 
@@ -232,8 +245,9 @@ def copying_accuracy(digits: Tensor) -> float:
     random: for each answer digit, the fraction of prompt positions holding that digit.
 
     The answer holds the prompt's digits in another order, so this is the mean of
-    [d_i == d_j] over all pairs of positions i, j. For uniform digits its expectation is
-    1/L + (1 - 1/L)/10: the right position, or another that holds the same digit by chance.
+    [d_i == d_j] over all pairs of positions i, j. For uniform digits its expectation
+    is 1/L + (1 - 1/L)/10: the right position, or another that holds the same digit by
+    chance.
     """
     same = digits.unsqueeze(2) == digits.unsqueeze(1)  # (n, L, L)
     return same.float().mean().item()
@@ -242,7 +256,7 @@ def copying_accuracy(digits: Tensor) -> float:
 def shuffle_span(
     tokens: Tensor, start: int, stop: int, generator: torch.Generator
 ) -> Tensor:
-    """A copy of tokens (B, N) in which each row's tokens[start:stop] are permuted at random."""
+    """A copy of tokens (B, N) with each row's tokens[start:stop] permuted at random."""
     if not 0 <= start < stop <= tokens.size(1):
         raise ValueError(
             f"need 0 <= start < stop <= {tokens.size(1)}, got {start}, {stop}"
@@ -260,13 +274,15 @@ def shuffle_span(
 class NanoTransformer(nn.Module):
     """A one-layer next-token model: embedding, one multi-head self-attention, read-out.
 
-    The three switches are the three faults of the popular version, each fixed by default:
+    The three switches are the popular version's three faults, each fixed by default:
 
-    - batch_first: `nn.MultiheadAttention` expects (N, B, d) unless told batch_first=True;
-      given (B, N, d) without it, it attends across the batch instead of along the sequence.
-    - positions: without a positional encoding, attention sees the prompt as a bag of tokens.
-    - causal: a next-token model trained without the causal mask can read the token it is
-      asked to predict.
+    - batch_first: `nn.MultiheadAttention` expects (N, B, d) unless told
+      batch_first=True; given (B, N, d) without it, it attends across the batch
+      instead of along the sequence.
+    - positions: without a positional encoding, attention sees the prompt as a bag
+      of tokens.
+    - causal: a next-token model trained without the causal mask can read the token
+      it is asked to predict.
     """
 
     def __init__(

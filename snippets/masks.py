@@ -18,6 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from snippets import checks
+
 
 # --8<-- [start:causal]
 def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
@@ -25,6 +27,7 @@ def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
 
     Broadcasts against scores (B, H, n, n): one mask for every sequence and head.
     """
+    checks.non_negative_ints(n=n)
     return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
@@ -38,6 +41,7 @@ def padding_mask(lengths: Tensor, n: int) -> Tensor:
     `lengths` is (B,) integer. The singleton dimensions broadcast over the heads
     and the queries: every query of sequence b ignores the same padded keys.
     """
+    checks.integer("(B,)", lengths=lengths)
     positions = torch.arange(n, device=lengths.device)  # (n,)
     keep = positions < lengths.unsqueeze(-1)  # (B, 1) vs (n,) -> (B, n)
     return keep[:, None, None, :]  # (B, 1, 1, n)
@@ -61,6 +65,7 @@ def combine(*masks: Tensor | None) -> Tensor | None:
 def to_key_padding_mask(mask: Tensor) -> Tensor:
     """Our padding mask (B, 1, 1, n), True = real token, as the (B, n)
     `key_padding_mask` of `nn.MultiheadAttention`, where True = IGNORE."""
+    checks.bool_mask(mask)  # ~ on an int mask would flip bits, not meanings
     return ~mask[:, 0, 0, :]  # (B, n)
 
 
@@ -68,6 +73,7 @@ def to_torch_attn_mask(mask: Tensor) -> Tensor:
     """Our (n_q, n_k) mask, True = may attend, as the boolean `attn_mask` of
     `nn.MultiheadAttention`, where True = NOT allowed.
     (`F.scaled_dot_product_attention` takes ours unchanged.)"""
+    checks.bool_mask(mask)
     return ~mask
 
 
@@ -87,6 +93,7 @@ def naive_attention(
     masked row is all -inf, and its softmax is exp(-inf) / sum(exp(-inf)),
     that is 0 / 0: NaN weights and a NaN output.
     """
+    checks.attention_inputs(q, k, v, mask)
     scores = q @ k.transpose(-2, -1) / q.size(-1) ** 0.5  # (..., n_q, n_k)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -105,6 +112,7 @@ def prefix_by_prefix(layer: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     need without a causal mask: n calls for a sequence of length n. x is
     (B, n, d); row i of the result (B, n, d_out) saw only positions 0..i.
     """
+    checks.floating("(B, n, d)", x=x)
     n = x.size(1)
     return torch.stack([layer(x[:, : i + 1])[:, -1] for i in range(n)], dim=1)
 

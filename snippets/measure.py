@@ -95,7 +95,7 @@ class Ratio:
         return self.low > 1 or self.high < 1
 
     def interval(self) -> str:
-        """The interval, its ends rounded outwards: it never looks narrower than it is."""
+        """The interval, its ends rounded outwards: never narrower than it is."""
         return f"{fmt_ratio(self.low, 'down')}–{fmt_ratio(self.high, 'up')}"
 
     def inverse(self) -> Ratio:
@@ -277,10 +277,11 @@ def fit_scaling(sizes: Sequence[int], runs: Sequence[Sequence[float]]) -> Scalin
         raise ValueError(f"runs has {len(runs)} entries for {len(sizes)} sizes")
     medians = [statistics.median(r) for r in runs]
     rng = np.random.default_rng(0)
+    # (BOOTSTRAP, sizes)
     resampled = np.stack(
         [np.median(rng.choice(np.asarray(r), (BOOTSTRAP, len(r))), 1) for r in runs],
         axis=1,
-    )  # (BOOTSTRAP, sizes)
+    )
     x = np.log(np.asarray(sizes, float))
     x = x - x.mean()
     y = np.log(resampled)
@@ -299,7 +300,7 @@ class ModelMismatchError(AssertionError):
 def check_ratio(
     what: str, measured: Ratio, predicted: float, band: float = 3.0, why: str = ""
 ) -> str:
-    """Set a measured ratio beside its prediction; stop unless within `band` or explained.
+    """A measured ratio beside its prediction; stop unless within `band` or explained.
 
     `why` is the evidence, computed by the build, that accounts for a gap; the caller
     shows it on the page. Returns 'measured ...; the count predicts ...' for the page.
@@ -312,7 +313,8 @@ def check_ratio(
             f"{fmt_ratio(predicted)}×, {off:.1f} times off (allowed: {band:g})"
         )
     return (
-        f"measured {fmt_ratio(measured.estimate)}× (95% interval {measured.interval()}); "
+        f"measured {fmt_ratio(measured.estimate)}× "
+        f"(95% interval {measured.interval()}); "
         f"the count predicts {fmt_ratio(predicted)}×"
     )
 

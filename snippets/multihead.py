@@ -7,9 +7,12 @@ attend, broadcastable to the per-head scores (B, H, n_q, n_k); see
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
+from snippets import checks
 from snippets.attention import scaled_dot_product_attention
 
 
@@ -20,8 +23,7 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, num_heads: int, bias: bool = True) -> None:
         super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by {num_heads}")
+        checks.divisible_by("num_heads", num_heads, d_model=d_model)
         self.d_model, self.num_heads = d_model, num_heads
         self.d_head = d_model // num_heads
         # One (d_model, d_model) matrix per role holds all H heads' slices.
@@ -49,6 +51,7 @@ class MultiHeadAttention(nn.Module):
         mask: Tensor | None = None,  # bool, broadcastable to (B, H, n_q, n_k)
     ) -> tuple[Tensor, Tensor]:
         """Output (B, n_q, d_model) and every head's weights (B, H, n_q, n_k)."""
+        checks.floating("(B, N, d)", query=query, key=key, value=value, d=self.d_model)
         q = self.split_heads(self.w_q(query))  # (B, H, n_q, d_head)
         k = self.split_heads(self.w_k(key))  # (B, H, n_k, d_head)
         v = self.split_heads(self.w_v(value))  # (B, H, n_k, d_head)
@@ -100,3 +103,49 @@ def expected_parameters(d_model: int, bias: bool = True) -> int:
 
 
 # --8<-- [end:count]
+
+
+# A module with hand-set projections, for chapter 5's per-head attention maps.
+WORDS = ["the", "cat", "saw", "a", "dog", "and", "the", "cat"]
+
+
+def hand_built_heads() -> tuple[MultiHeadAttention, Tensor]:
+    """A 4-head module whose W_Q, W_K are set by hand so that each head looks for one thing.
+
+    Token i is x_i = [one-hot of its position (8) | one-hot of its word (8) | zeros (16)].
+    Head h owns rows 8h..8h+7 of the stored weights of w_q and w_k (nn.Linear's
+    (out, in) layout: columns 8h..8h+7 of W_Q and W_K in the page's x @ W); a match
+    scores s^2 / sqrt(8) = 6 and gets almost all the weight. W_V and W_O keep their
+    random initialisation.
+    """
+    n, d_model, heads = len(WORDS), 32, 4
+    vocab = sorted(set(WORDS))
+    x = torch.zeros(1, n, d_model)
+    for i, word in enumerate(WORDS):
+        x[0, i, i] = 1.0  # position
+        x[0, i, 8 + vocab.index(word)] = 1.0  # word
+    torch.manual_seed(12)
+    mha = MultiHeadAttention(d_model, heads)
+    s = math.sqrt(6 * math.sqrt(8))
+    wq = torch.zeros(d_model, d_model)  # (out, in): row = head feature, column = input
+    wk = torch.zeros(d_model, d_model)
+    bq = torch.zeros(d_model)
+    for i in range(n):
+        wq[0 + i, i] = s  # head 0, previous token: query i looks for key i - 1
+        wq[8 + i, i] = s  # head 1, next token: query i looks for key i + 1
+    for j in range(n - 1):
+        wk[0 + j + 1, j] = s  # key j answers query j + 1 in head 0
+        wk[8 + j, j + 1] = s  # key j + 1 answers query j in head 1
+    wk[0 + 0, 0] = s  # the first token has no predecessor: it attends to itself
+    wk[8 + n - 1, n - 1] = s  # the last has no successor: itself
+    for w in range(8):
+        wq[16 + w, 8 + w] = s  # head 2, same word: query and key are the word
+        wk[16 + w, 8 + w] = s
+    bq[24] = s  # head 3, first token: every query (a bias) looks for position 0
+    wk[24, 0] = s
+    with torch.no_grad():
+        mha.w_q.weight.copy_(wq)
+        mha.w_k.weight.copy_(wk)
+        mha.w_q.bias.copy_(bq)
+        mha.w_k.bias.zero_()
+    return mha, x

@@ -17,26 +17,31 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from snippets import checks
+from snippets.masks import causal_mask
+
 
 # --8<-- [start:projections]
 def gaussian_random_features(
     m: int, d: int, generator: torch.Generator | None = None
 ) -> Tensor:
-    """m independent N(0, I_d) rows, shape (m, d), float64: the plain Monte Carlo draw."""
+    """m independent N(0, I_d) rows, shape (m, d), float64: plain Monte Carlo."""
+    checks.positive_ints(m=m, d=d)
     return torch.randn(m, d, generator=generator, dtype=torch.float64)
 
 
 def orthogonal_random_features(
     m: int, d: int, generator: torch.Generator | None = None
 ) -> Tensor:
-    """m rows, shape (m, d), float64, that are exactly orthogonal within each block of d.
+    """m rows, shape (m, d), float64, exactly orthogonal within each block of d.
 
     Each block is the Q factor of a Gaussian matrix (signs fixed so that it is uniformly
     distributed over rotations); its rows are unit vectors, so each one is rescaled by
-    the norm of a fresh N(0, I_d) vector, a chi(d) variable. Every row on its own is then
-    distributed exactly like a Gaussian row, so the estimator stays unbiased; only the
-    dependence between rows changes, and that is what lowers the variance.
+    the norm of a fresh N(0, I_d) vector, a chi(d) variable. Every row on its own is
+    then distributed exactly like a Gaussian row, so the estimator stays unbiased; only
+    the dependence between rows changes, and that is what lowers the variance.
     """
+    checks.positive_ints(m=m, d=d)
     n_blocks = math.ceil(m / d)
     g = torch.randn(n_blocks, d, d, generator=generator, dtype=torch.float64)
     q, r = torch.linalg.qr(g)  # q: (n_blocks, d, d), orthogonal matrices
@@ -52,19 +57,20 @@ def orthogonal_random_features(
 
 # --8<-- [start:features]
 def _log_features(x: Tensor, projection: Tensor) -> Tensor:
-    """log of the positive features without the 1/sqrt(m): w.x - |x|^2/2, shape (..., N, m)."""
+    """log of the positive features, less the 1/sqrt(m): w.x - |x|^2/2, (..., N, m)."""
     x = x / x.size(-1) ** 0.25  # q.k / sqrt(d) = (q / d^(1/4)) . (k / d^(1/4))
     w = projection.to(x)  # (m, d), or (..., m, d) for several draws at once
     return x @ w.transpose(-2, -1) - 0.5 * (x * x).sum(dim=-1, keepdim=True)
 
 
 def softmax_features(x: Tensor, projection: Tensor) -> Tensor:
-    """Positive random features phi(x) = exp(w.x - |x|^2/2) / sqrt(m), shape (..., N, m).
+    """Positive random features phi(x) = exp(w.x - |x|^2/2) / sqrt(m): (..., N, m).
 
     x is a query or key of width d; it is divided by d^(1/4) here, so that
     phi(q) . phi(k) estimates exp(q.k / sqrt(d)), the unnormalised softmax weight.
     projection may carry leading dimensions (..., m, d) that broadcast with x's.
     """
+    checks.floating("(..., m, d)", projection=projection, d=x.size(-1))
     m = projection.size(-2)
     return torch.exp(_log_features(x, projection)) / math.sqrt(m)
 
@@ -79,6 +85,7 @@ def linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor) -> Tensor:
     The brackets are the whole trick: K'^T V is (m, d_v), whatever N is, so the cost is
     O(N m d_v) in time and O(m d_v) in extra memory instead of O(N^2).
     """
+    checks.attention_inputs(q_feat, k_feat, v)
     kv = k_feat.transpose(-2, -1) @ v  # (..., m, d_v)
     k_sum = k_feat.sum(dim=-2)  # (..., m): K'^T 1
     numerator = q_feat @ kv  # (..., N, d_v)
@@ -91,11 +98,13 @@ def linear_attention(q_feat: Tensor, k_feat: Tensor, v: Tensor) -> Tensor:
 
 # --8<-- [start:causal_prefix]
 def causal_linear_attention_prefix(q_feat: Tensor, k_feat: Tensor, v: Tensor) -> Tensor:
-    """The causal form as prefix sums: query i uses sum_{j <= i} k'_j v_j^T and sum_{j <= i} k'_j.
+    """The causal form as prefix sums.
 
-    Written for clarity: the running sums are kept for every position, (..., N, m, d_v) in
-    memory. `causal_linear_attention` computes the same in chunks.
+    Query i uses sum_{j <= i} k'_j v_j^T and sum_{j <= i} k'_j. Written for clarity:
+    the running sums are kept for every position, (..., N, m, d_v) in memory.
+    `causal_linear_attention` computes the same in chunks.
     """
+    checks.attention_inputs(q_feat, k_feat, v)
     # (..., N, m, d_v)
     kv = torch.cumsum(k_feat.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)
     k_sum = torch.cumsum(k_feat, dim=-2)  # (..., N, m)
@@ -119,6 +128,8 @@ def causal_linear_attention(
     scaled by its own running maximum: a later, larger key then rescales the state
     instead of pushing earlier keys below the smallest float.
     """
+    checks.attention_inputs(q_feat, k_log, v)
+    checks.positive_ints(chunk_size=chunk_size)
     n = q_feat.size(-2)
     batch, m = q_feat.shape[:-2], q_feat.size(-1)
     # (..., m, d_v), scaled by exp(-top)
@@ -133,7 +144,7 @@ def causal_linear_attention(
         state, k_total, top = state * rescale, k_total * rescale, new_top
         kc = torch.exp(lc - top)  # (..., c, m), this chunk's keys at the running scale
         c = qc.size(-2)
-        causal = torch.ones(c, c, dtype=torch.bool, device=qc.device).tril()
+        causal = causal_mask(c, qc.device)
         local = (qc @ kc.transpose(-2, -1)) * causal  # (..., c, c), j <= i only
         numerator = qc @ state + local @ vc  # (..., c, d_v)
         denominator = qc @ k_total + local.sum(dim=-1, keepdim=True)  # (..., c, 1)
@@ -159,10 +170,13 @@ def favor_attention(
 ) -> Tensor:
     """FAVOR+ estimate of softmax(q k^T / sqrt(d)) v with num_features random features.
 
-    One projection (m, d) is drawn on the CPU from `generator` and shared by all batch and
-    head dimensions; pass `projection` to reuse one instead, as a trained model does between
-    redraws. Causal attention (query i sees keys j <= i) uses the chunked prefix sums.
+    One projection (m, d) is drawn on the CPU from `generator` and shared by all batch
+    and head dimensions; pass `projection` to reuse one instead, as a trained model
+    does between redraws. Causal attention (query i sees keys j <= i) uses the chunked
+    prefix sums.
     """
+    checks.attention_inputs(q, k, v)
+    checks.positive_ints(num_features=num_features)
     if projection is None:
         draw = orthogonal_random_features if orthogonal else gaussian_random_features
         projection = draw(num_features, q.size(-1), generator)
@@ -171,7 +185,7 @@ def favor_attention(
     log_k = _log_features(k, projection)  # (..., N, m)
     # Constant factors cancel between numerator and denominator, so exp() is taken after
     # subtracting a maximum: one per query row, and one shared by the keys (for causal
-    # attention, one per prefix of the keys), which keeps the features from underflowing.
+    # attention, one per prefix of the keys), which keeps features from underflowing.
     q_feat = torch.exp(log_q - log_q.amax(dim=-1, keepdim=True))
     if causal:  # the keys' scale follows the running maximum, chunk by chunk
         return causal_linear_attention(q_feat, log_k, v)
@@ -195,6 +209,7 @@ def kernel_estimates(
 
     Each entry is one FAVOR+ estimate of exp(q.k / sqrt(d)) with num_features features.
     """
+    checks.positive_ints(num_features=num_features, draws=draws)
     draw = orthogonal_random_features if orthogonal else gaussian_random_features
     w = torch.stack([draw(num_features, q.size(-1), generator) for _ in range(draws)])
     phi_q = softmax_features(q.reshape(1, 1, -1), w)  # (draws, 1, m)
@@ -207,7 +222,8 @@ def kernel_estimates(
 
 # --8<-- [start:mse]
 def orthogonal_pair_moment(z_sq: float, d: int) -> float:
-    """exp(-|z|^2) E[exp((w_1 + w_2).z)] for two orthogonal rows of `orthogonal_random_features`.
+    """exp(-|z|^2) E[exp((w_1 + w_2).z)], w_1 and w_2 orthogonal rows of
+    `orthogonal_random_features`.
 
     Independent rows would give exactly 1. Orthogonal rows are r_1 u_1 and r_2 u_2, with
     r_1, r_2 ~ chi(d) and (u_1.z, u_2.z) / |z| two coordinates of a uniform unit vector;

@@ -1,8 +1,9 @@
-"""The house style of every figure: one look, readable in the light and the dark palette.
+"""The house style of every figure and table: one look, readable in both palettes.
 
 Figures are drawn once with INK for text and axes and GRID for grid lines. The build writes
 the SVG twice: as drawn for the light palette, and with INK and GRID swapped for their dark
 counterparts for the dark palette. Data colours are chosen to read on both backgrounds.
+Tables are Markdown, written by `markdown_table` alone.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Iterable, Sequence
 
 import matplotlib
 
@@ -127,6 +129,39 @@ def show_figure(fig: Figure, alt: str, caption: str) -> None:
     display({"text/html": markup, "text/plain": caption}, raw=True)
 
 
+# A column's alignment, as the rule under a Markdown table's header writes it.
+_RULES = {"l": "---", "r": "---:", "c": ":---:"}
+
+
+def markdown_table(
+    header: Sequence[object], rows: Iterable[Sequence[object]], align: str = ""
+) -> str:
+    """A Markdown table: the header, the rule under it, then one line per row.
+
+    `align` gives one letter per column: "l" (left, Markdown's default), "r" (right, for
+    numbers) or "c" (centred); empty: every column left. Cells are written with str(), as
+    they are: a cell is Markdown, so a "|" it holds must be escaped by the caller. An empty
+    cell stays empty. Every row must have as many cells as the header.
+    """
+    align = align or "l" * len(header)
+    if len(align) != len(header) or set(align) - set(_RULES):
+        raise ValueError(
+            f"align must give one of l, r, c for each of the {len(header)} columns, "
+            f"got {align!r}"
+        )
+
+    def line(cells: Sequence[object]) -> str:
+        if len(cells) != len(header):
+            raise ValueError(
+                f"a row has {len(cells)} cells for {len(header)} columns: {cells!r}"
+            )
+        return "|" + "|".join(f" {c} " if str(c) else " " for c in cells) + "|"
+
+    return "\n".join(
+        [line(header), line([_RULES[a] for a in align]), *(line(r) for r in rows)]
+    )
+
+
 __all__ = [
     "COLORS",
     "GRID",
@@ -135,6 +170,7 @@ __all__ = [
     "dark_variant",
     "figure",
     "figure_html",
+    "markdown_table",
     "notebook_style",
     "show_figure",
 ]

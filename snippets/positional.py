@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from snippets import checks
 from snippets.attention import scaled_dot_product_attention
 
 
@@ -27,6 +28,7 @@ def self_attention(x: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor) -> Tensor:
     Nothing here knows where a token sits: each output row depends on its own
     input row and on the *set* of all rows.
     """
+    checks.floating("(..., N, d)", x=x)
     q, k, v = x @ w_q, x @ w_k, x @ w_v  # (..., N, d_k) each, d_v for v
     out, _ = scaled_dot_product_attention(q, k, v)  # (..., N, d_v)
     return out
@@ -42,6 +44,7 @@ def inverse_frequencies(d_model: int, base: float = 10000.0) -> Tensor:
     A geometric sequence from 1 down to almost 1/base: wavelengths from 2π to
     almost 2π · base positions. Computed in float64; callers cast.
     """
+    checks.positive_ints(d_model=d_model)
     if d_model % 2:
         raise ValueError(f"d_model must be even, got {d_model}")
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (d/2,): 0, 2, 4, ...
@@ -56,6 +59,7 @@ def sinusoidal_encoding(
     Returns the (n_positions, d_model) table that the Transformer adds to its
     embeddings. Computed in float64 and cast to `dtype`.
     """
+    checks.non_negative_ints(n_positions=n_positions)
     pos = torch.arange(n_positions, dtype=torch.float64).unsqueeze(1)  # (N, 1)
     angle = pos * inverse_frequencies(d_model)  # (N, d/2)
     pe = torch.empty(n_positions, d_model, dtype=torch.float64)
@@ -95,11 +99,13 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_len: int, d_model: int) -> None:
         super().__init__()
+        checks.positive_ints(max_len=max_len, d_model=d_model)
         self.max_len = max_len
         self.table = nn.Embedding(max_len, d_model)  # (max_len, d)
         nn.init.normal_(self.table.weight, std=0.02)  # small, like token embeddings
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, N, d)
+        checks.floating("(..., N, d)", x=x, d=self.table.embedding_dim)
         n = x.size(-2)
         if n > self.max_len:
             raise ValueError(f"{n} positions, but max_len is {self.max_len}")
@@ -118,6 +124,7 @@ def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
     (not values) before attention, it makes q_m . k_n a function of the offset:
     rotating by m·w, then undoing a rotation by n·w, rotates by (m - n)·w.
     """
+    checks.shape("positions", positions, x.shape[-2:-1], "(N,), as x's N")
     w = inverse_frequencies(x.size(-1), base).to(x.device)  # (d/2,)
     angle = positions.to(x.device, torch.float64)[:, None] * w  # (N, d/2)
     cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from snippets import checks
 from snippets.attention import scaled_dot_product_attention
 
 
@@ -54,6 +55,7 @@ def project(
     w_v: Tensor,  # (d_model, d_v)
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Q = X W_Q, K = X W_K, V = X W_V: three roles for the same tokens."""
+    checks.floating("(d_model, d)", w_q=w_q, w_k=w_k, w_v=w_v, d_model=x.size(-1))
     return x @ w_q, x @ w_k, x @ w_v  # (..., N, d_k), twice, and (..., N, d_v)
 
 

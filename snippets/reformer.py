@@ -17,6 +17,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from snippets import checks
+
 # A position may attend to itself only when no other key is available (paper, section 2.2):
 # its score is replaced by this large negative number, finite so that the row never empties.
 SELF_SCORE = -1e5
@@ -26,10 +28,12 @@ SELF_SCORE = -1e5
 def random_rotations(
     d: int, num_buckets: int, num_rounds: int, generator: torch.Generator | None = None
 ) -> Tensor:
-    """num_rounds independent Gaussian matrices (d, num_buckets/2): shape (rounds, d, n_b/2).
+    """num_rounds independent Gaussian matrices (d, num_buckets/2): (rounds, d, n_b/2).
 
-    Drawn one round at a time, so that the first r rounds are the same whatever num_rounds is.
+    Drawn one round at a time, so that the first r rounds are the same whatever
+    num_rounds is.
     """
+    checks.positive_ints(d=d, num_buckets=num_buckets, num_rounds=num_rounds)
     if num_buckets % 2:
         raise ValueError(f"num_buckets must be even, got {num_buckets}")
     return torch.stack(
@@ -41,7 +45,11 @@ def random_rotations(
 
 
 def hash_with(x: Tensor, rotations: Tensor) -> Tensor:
-    """Bucket of each vector: argmax over [xR, -xR]; x (..., N, d) -> long (rounds, ..., N)."""
+    """Bucket of each vector: argmax over [xR, -xR].
+
+    x (..., N, d) -> long (rounds, ..., N).
+    """
+    checks.floating("(rounds, d, half)", rotations=rotations, d=x.size(-1))
     r = rotations.to(x).reshape(
         rotations.size(0), *([1] * (x.dim() - 2)), *rotations.shape[1:]
     )
@@ -60,6 +68,7 @@ def lsh_hash(
     The buckets depend only on the direction of x (a positive factor does not change the
     argmax). One bucket (num_buckets=1) puts every position in bucket 0.
     """
+    checks.positive_ints(num_buckets=num_buckets, num_rounds=num_rounds)
     if num_buckets == 1:
         return torch.zeros(num_rounds, *x.shape[:-1], dtype=torch.long, device=x.device)
     return hash_with(
@@ -72,20 +81,21 @@ def lsh_hash(
 
 # --8<-- [start:sort_chunk]
 def _chunked(t: Tensor, chunk_size: int) -> Tensor:
-    """(..., N, e) -> (..., N / C, C, e): the sequence cut into chunks of C positions."""
+    """(..., N, e) -> (..., N / C, C, e): the sequence cut into chunks of C each."""
     return t.reshape(*t.shape[:-2], t.size(-2) // chunk_size, chunk_size, t.size(-1))
 
 
 def _look_one_back(x: Tensor) -> Tensor:
-    """(..., n_c, C, e) -> (..., n_c, 2C, e): each chunk preceded by the chunk before it.
+    """(..., n_c, C, e) -> (..., n_c, 2C, e): each chunk, preceded by the previous one.
 
-    Chunk 0 gets the last chunk in front (a wrap-around); the caller masks those entries.
+    Chunk 0 gets the last chunk in front (a wrap-around); the caller masks those
+    entries.
     """
     return torch.cat([torch.roll(x, 1, dims=-3), x], dim=-2)
 
 
 def _read(t: Tensor, pos: Tensor) -> Tensor:
-    """Per-position values t (n_r, ..., N) read at positions pos (n_r, ..., n_c, a, b)."""
+    """Values t (n_r, ..., N), one per position, read at pos (n_r, ..., n_c, a, b)."""
     flat = pos.reshape(*t.shape[:-1], -1)  # (n_r, ..., n_c * a * b)
     return t.gather(-1, flat).reshape(pos.shape)
 
@@ -97,21 +107,21 @@ def lsh_attention_with_buckets(
     chunk_size: int,
     causal: bool = False,
 ) -> Tensor:
-    """Shared-QK attention restricted, in each round, to keys of the same bucket in the own
-    and the previous chunk of the sorted sequence; rounds combined by log-sum-exp.
+    """Shared-QK attention restricted, in each round, to keys of the same bucket in the
+    own and the previous chunk of the sorted sequence; rounds combined by log-sum-exp.
 
-    Queries are qk, keys are qk scaled to unit length, scores are q.k / sqrt(d). A key that
-    several rounds reach is counted once: its score in each round is lowered by
-    log(number of rounds that reach it), so the result is exact softmax attention over the
-    union of the rounds' key sets.
+    Queries are qk, keys are qk scaled to unit length, scores are q.k / sqrt(d). A key
+    that several rounds reach is counted once: its score in each round is lowered by
+    log(number of rounds that reach it), so the result is exact softmax attention over
+    the union of the rounds' key sets.
     """
+    checks.attention_inputs(qk, qk, v)  # qk plays q and k
     n, d = qk.shape[-2:]
+    checks.divisible_by("chunk_size", chunk_size, N=n)
     rounds = buckets.size(0)
-    if n % chunk_size:
-        raise ValueError(f"length {n} is not a multiple of chunk_size {chunk_size}")
     batch = qk.shape[:-2]
     positions = torch.arange(n, device=qk.device)
-    # Sort by bucket, then by position (the combined key has no ties, so the order is stable).
+    # Sort by bucket, then by position (no ties in the combined key: a stable order).
     order = (buckets * n + positions).argsort(dim=-1)  # (n_r, ..., N), sorted
     rank = order.argsort(dim=-1)  # (n_r, ..., N): sorted index of each position
     chunk_of = rank // chunk_size  # (n_r, ..., N): chunk of each position, per round
@@ -130,7 +140,8 @@ def lsh_attention_with_buckets(
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (n_r, ..., n_c, C, 2C)
 
     def reached(b: Tensor, c: Tensor) -> Tensor:  # bool (n_r, ..., n_c, C, 2C)
-        """Is key j in query i's window, for buckets b and chunks c (n_r, ..., N) of a round?"""
+        """Is key j in query i's window, for the buckets b and chunks c (n_r, ..., N)
+        of a round?"""
         same_bucket = _read(b, q_pos) == _read(b, k_pos)
         cq, ck = _read(c, q_pos), _read(c, k_pos)
         ok = same_bucket & ((ck == cq) | (ck == cq - 1))
@@ -171,7 +182,9 @@ def lsh_attention(
     causal: bool = False,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Reformer's LSH attention: hash, sort, attend in chunks, combine rounds. (..., N, d_v).
+    """Reformer's LSH attention: hash, sort, attend in chunks, combine rounds.
+
+    Returns (..., N, d_v).
 
     The rotations are drawn on the CPU from `generator` and shared by every batch and
     head dimension. N must be a multiple of chunk_size.
@@ -185,10 +198,12 @@ def lsh_attention(
 
 # --8<-- [start:dense]
 def shared_qk_attention(qk: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
-    """The dense O(N^2) counterpart: the same scores and self rule, over all keys (or `mask`).
+    """The dense O(N^2) counterpart: the same scores and self rule, over all keys (or
+    those of `mask`).
 
     mask: bool (..., N, N), True = may attend; the diagonal is always allowed.
     """
+    checks.attention_inputs(qk, qk, v, mask)  # qk plays q and k
     keys = nn.functional.normalize(qk, dim=-1)
     scores = qk @ keys.transpose(-2, -1) / math.sqrt(qk.size(-1))  # (..., N, N)
     eye = torch.eye(qk.size(-2), dtype=torch.bool, device=qk.device)
@@ -199,15 +214,15 @@ def shared_qk_attention(qk: Tensor, v: Tensor, mask: Tensor | None = None) -> Te
 
 
 def lsh_key_sets(buckets: Tensor, chunk_size: int, causal: bool = False) -> Tensor:
-    """Which keys each query reaches in at least one round: bool (..., N, N), built densely.
+    """Which keys each query reaches in at least one round: bool (..., N, N), dense.
 
     For figures and checks only: it spends the N^2 memory that LSH attention avoids.
     """
+    checks.positive_ints(chunk_size=chunk_size)
     n = buckets.size(-1)
     positions = torch.arange(n, device=buckets.device)
-    chunk = (buckets * n + positions).argsort(-1).argsort(
-        -1
-    ) // chunk_size  # (n_r, ..., N)
+    order = (buckets * n + positions).argsort(-1)  # by bucket, then by position
+    chunk = order.argsort(-1) // chunk_size  # (n_r, ..., N): chunk of each position
     same_bucket = buckets.unsqueeze(-1) == buckets.unsqueeze(-2)  # (n_r, ..., N, N)
     c_q, c_k = chunk.unsqueeze(-1), chunk.unsqueeze(-2)
     reach = same_bucket & ((c_k == c_q) | (c_k == c_q - 1))
@@ -221,10 +236,10 @@ def lsh_key_sets(buckets: Tensor, chunk_size: int, causal: bool = False) -> Tens
 
 # --8<-- [start:reversible]
 class ReversibleBlock(nn.Module):
-    """y1 = x1 + f(x2), y2 = x2 + g(y1): a residual block whose inputs follow from its outputs.
+    """y1 = x1 + f(x2), y2 = x2 + g(y1): a residual block whose outputs give its inputs.
 
-    `inverse` undoes `forward` by subtracting the same terms in reverse order, so a stack
-    of such blocks need not keep its activations for the backward pass: they are
+    `inverse` undoes `forward` by subtracting the same terms in reverse order, so a
+    stack of such blocks need not keep its activations for the backward pass: they are
     recomputed, one block at a time, from the outputs of the block above.
     """
 
@@ -280,7 +295,7 @@ class _ReversibleStack(torch.autograd.Function):
 def reversible_stack(
     blocks: list[ReversibleBlock], x1: Tensor, x2: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Apply the blocks in order; backward memory does not grow with the number of blocks."""
+    """Apply the blocks in order; backward memory does not grow with their number."""
     params = [p for block in blocks for p in block.parameters()]
     return _ReversibleStack.apply(x1, x2, blocks, *params)
 

@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snippets import checks
 from snippets.attention import scaled_dot_product_attention
+from snippets.masks import causal_mask
 
 Kind = Literal["recurrent", "convolution", "self-attention"]
 KINDS: tuple[Kind, ...] = ("recurrent", "convolution", "self-attention")
@@ -38,6 +40,7 @@ def tanh_rnn(
     another however many processors there are. `torch.nn.RNN` runs the same
     loop in compiled code. The state starts at h_{-1} = 0.
     """
+    checks.floating("(B, N, d_in)", x=x)
     h = x.new_zeros(x.size(0), w_hh.size(0))  # (B, d)
     states = []
     for t in range(x.size(1)):  # N sequential steps
@@ -80,6 +83,7 @@ class Convolution(nn.Module):
 
     def __init__(self, d: int, kernel_size: int = 3) -> None:
         super().__init__()
+        checks.positive_ints(d=d, kernel_size=kernel_size)
         self.k = kernel_size
         self.conv = nn.Conv1d(d, d, kernel_size)
 
@@ -94,12 +98,12 @@ class SelfAttention(nn.Module):
 
     def __init__(self, d: int) -> None:
         super().__init__()
+        checks.positive_ints(d=d)
         self.w_q, self.w_k = nn.Linear(d, d), nn.Linear(d, d)
         self.w_v, self.w_o = nn.Linear(d, d), nn.Linear(d, d)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, N, d) -> (B, N, d)
-        n = x.size(1)
-        causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+        causal = causal_mask(x.size(1), x.device)  # (N, N)
         q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)  # (B, N, d) each
         # one step: every position attends to all earlier ones at once
         out, _ = scaled_dot_product_attention(q, k, v, causal)  # (B, N, d)
@@ -111,6 +115,7 @@ class SelfAttention(nn.Module):
 
 def make_layer(kind: Kind, d: int, kernel_size: int = 3) -> nn.Module:
     """The layer of this kind and width d, PyTorch's default initialisation."""
+    checks.one_of("kind", kind, KINDS)
     if kind == "recurrent":
         return Recurrent(d)
     if kind == "convolution":
@@ -148,6 +153,7 @@ def layers_to_connect(kind: Kind, n: int, kernel_size: int = 3) -> int:
     convolutions that the paper's Table 1 assumes). One recurrent or one
     attention layer already connects every pair of positions.
     """
+    checks.int_between("kernel_size", kernel_size, 2)  # it widens by k - 1
     if kind == "convolution":
         return math.ceil((n - 1) / (kernel_size - 1))
     return 1
@@ -178,6 +184,7 @@ def gradient_reach(layer: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     copied d_out times and copy i backpropagates output component i, so one
     pass gives the whole Jacobian (d_out, N, d_in).
     """
+    checks.floating("(N, d_in)", x=x)
     n, d_in = x.shape
     d_out = layer(x[None, :1]).size(-1)
     copies = x.expand(d_out, n, d_in).clone().requires_grad_(True)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from snippets import checks
 from snippets.attention import scaled_dot_product_attention
 
 
@@ -28,6 +29,7 @@ def sliding_window_mask(
     Row i has min(i, w) + 1 + min(n - 1 - i, w) True entries: about n (2w + 1)
     of the n^2 pairs in all.
     """
+    checks.non_negative_ints(n=n, window=window)
     i = torch.arange(n, device=device)
     return (i[:, None] - i[None, :]).abs() <= window  # (n, n)
 
@@ -69,6 +71,7 @@ def bigbird_mask(
       the blocks it does not already see (drawn once: a fixed graph).
     Returns a bool (n, n) mask, True = may attend.
     """
+    checks.positive_ints(n=n, block=block, window_blocks=window_blocks)
     if window_blocks % 2 != 1:
         raise ValueError("window_blocks must be odd: a block and its neighbours")
     nb = math.ceil(n / block)
@@ -100,6 +103,7 @@ def strided_mask(n: int, stride: int) -> Tensor:
     any position reach any earlier one in two steps. With stride ~ sqrt(n), each
     row has O(sqrt(n)) entries.
     """
+    checks.positive_ints(n=n, stride=stride)
     i = torch.arange(n)
     diff = i[:, None] - i[None, :]  # (n, n): i - j
     causal = diff >= 0
@@ -113,6 +117,7 @@ def fixed_mask(n: int, stride: int, c: int = 1) -> Tensor:
     own block of `stride` positions, and the last `c` positions of every block
     (the "summary" cells) that are not in its future. Suited to text, which has
     no period for the strided pattern to follow."""
+    checks.positive_ints(n=n, stride=stride)
     i = torch.arange(n)
     causal = i[:, None] >= i[None, :]  # (n, n)
     same_block = (i[:, None] // stride) == (i[None, :] // stride)
@@ -140,6 +145,8 @@ def sliding_window_attention(
     each block does one small (b, b + 2w) attention. `unfold` gives the spans as
     overlapping views of the padded keys: nothing is copied until the product.
     """
+    checks.attention_inputs(q, k, v)
+    checks.non_negative_ints(window=window)
     N = q.size(-2)
     w = min(window, N - 1)  # a wider window is the whole sequence
     b = min(max(w, 32), N)  # query block; if b = w, 2w + 1 of 3w keys are used

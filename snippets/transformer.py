@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snippets import checks
 from snippets.masks import causal_mask
 from snippets.multihead import MultiHeadAttention, count_parameters
 from snippets.positional import sinusoidal_encoding
@@ -59,14 +60,8 @@ class TransformerConfig:
     layer_norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        if self.activation not in ("relu", "gelu"):
-            raise ValueError(
-                f"activation must be 'relu' or 'gelu', not {self.activation!r}"
-            )
-        if self.d_model % self.num_heads:
-            raise ValueError(
-                f"d_model={self.d_model} is not divisible by {self.num_heads} heads"
-            )
+        checks.one_of("activation", self.activation, ("relu", "gelu"))
+        checks.divisible_by("num_heads", self.num_heads, d_model=self.d_model)
 
 
 # --8<-- [end:config]
@@ -85,6 +80,7 @@ class FeedForward(nn.Module):
         self, d_model: int, d_ff: int, activation: str = "relu", dropout: float = 0.0
     ) -> None:
         super().__init__()
+        checks.one_of("activation", activation, ("relu", "gelu"))
         self.linear1 = nn.Linear(d_model, d_ff)  # W1 and b1
         self.linear2 = nn.Linear(d_ff, d_model)  # W2 and b2
         self.activation = F.relu if activation == "relu" else F.gelu
@@ -309,22 +305,20 @@ class Transformer(nn.Module):
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         c = self.config = config
+        tied = c.tie_embeddings
         self.src_embed = nn.Embedding(c.vocab_size, c.d_model)
-        self.tgt_embed = (
-            self.src_embed
-            if c.tie_embeddings
-            else nn.Embedding(c.vocab_size, c.d_model)
-        )
+        if tied:  # one table for source and target tokens
+            self.tgt_embed = self.src_embed
+        else:
+            self.tgt_embed = nn.Embedding(c.vocab_size, c.d_model)
         self.output = nn.Linear(c.d_model, c.vocab_size, bias=False)
         # A tuple, not a set: a set's order follows memory addresses, and the weights
         # must depend on the seed alone. A tied table is initialised once.
-        tables = (
-            (self.src_embed,) if c.tie_embeddings else (self.src_embed, self.tgt_embed)
-        )
+        tables = (self.src_embed,) if tied else (self.src_embed, self.tgt_embed)
         for emb in tables:
             # std 1/sqrt(d): scaled by sqrt(d), entries are of size 1, like PE
             nn.init.normal_(emb.weight, std=c.d_model**-0.5)
-        if c.tie_embeddings:
+        if tied:
             # the same Parameter, counted once
             self.output.weight = self.tgt_embed.weight
         self.register_buffer(
@@ -334,14 +328,12 @@ class Transformer(nn.Module):
         self.encoder = Encoder(c)
         self.decoder = Decoder(c)
 
-    def embed(
-        self, tokens: Tensor, table: nn.Embedding
-    ) -> Tensor:  # (B, N) -> (B, N, d)
-        n = tokens.size(1)
-        if n > self.config.max_len:
-            raise ValueError(
-                f"sequence of {n} tokens, but max_len is {self.config.max_len}"
-            )
+    def embed(self, tokens: Tensor, table: nn.Embedding) -> Tensor:
+        """(B, N) token ids -> (B, N, d)."""
+        checks.integer("(B, N)", tokens=tokens)
+        n, max_len = tokens.size(1), self.config.max_len
+        if n > max_len:
+            raise ValueError(f"sequence of {n} tokens, but max_len is {max_len}")
         x = table(tokens) * math.sqrt(self.config.d_model) + self.pe[:n]
         return self.dropout(x)
 
@@ -355,8 +347,7 @@ class Transformer(nn.Module):
         self,
         tgt: Tensor,  # (B, N_t) token ids
         memory: Tensor,  # (B, N_s, d)
-        src_mask: Tensor
-        | None = None,  # hides padded source tokens from cross-attention
+        src_mask: Tensor | None = None,  # hides source padding from cross-attention
         tgt_mask: Tensor | None = None,  # None means causal
     ) -> Tensor:
         """Logits (B, N_t, vocab): row t scores the token after tgt[:, :t+1]."""
@@ -391,9 +382,7 @@ def warmup_lr(step: int, d_model: int = 512, warmup: int = 4000) -> float:
     It grows linearly for `warmup` steps, then decays as 1/sqrt(step); the two branches
     meet at step = warmup, the peak, where the rate is (d_model * warmup)^-0.5.
     """
-    for name, value in (("step", step), ("d_model", d_model), ("warmup", warmup)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+    checks.positive_ints(step=step, d_model=d_model, warmup=warmup)
     return d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
 
 
@@ -427,6 +416,7 @@ def label_smoothed_loss(logits: Tensor, target: Tensor, eps: float = 0.1) -> Ten
     """
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"eps must be in [0, 1], got {eps}")
+    checks.shape("target", target, logits.shape[:-1], "(...), as logits (..., V)")
     log_p = F.log_softmax(logits, dim=-1)  # (..., V)
     true = -log_p.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (...)
     uniform = -log_p.mean(dim=-1)  # (...)

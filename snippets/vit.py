@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from snippets import checks
 from snippets.attention import scaled_dot_product_attention
 from snippets.transformer import Encoder, TransformerConfig, count_parameters
 
@@ -42,6 +43,7 @@ def patchify(images: Tensor, patch_size: int) -> Tensor:
     vector lists channel 0's p x p pixels row by row, then channel 1's, and so
     on.
     """
+    checks.positive_ints(patch_size=patch_size)
     b, c, h, w = images.shape
     p = patch_size
     if h % p or w % p:
@@ -86,7 +88,7 @@ class PatchEmbedding(nn.Module):
 # --8<-- [start:config]
 @dataclass
 class ViTConfig:
-    """Hyperparameters. The defaults are ViT-Base/16 on 224 x 224 images (paper, Table 1)."""
+    """Hyperparameters. The defaults are ViT-Base/16 on 224 x 224 images (Table 1)."""
 
     image_size: int = 224
     patch_size: int = 16
@@ -98,6 +100,9 @@ class ViTConfig:
     mlp_dim: int = 3072  # inner width of each layer's MLP
     dropout: float = 0.0
     layer_norm_eps: float = 1e-6  # the paper's code; PyTorch's default is 1e-5
+
+    def __post_init__(self) -> None:
+        checks.divisible_by("patch_size", self.patch_size, image_size=self.image_size)
 
     @property
     def num_patches(self) -> int:
@@ -122,7 +127,10 @@ class ViTConfig:
 
 # --8<-- [start:model]
 class VisionTransformer(nn.Module):
-    """Patches -> [class token; patch tokens] + positions -> encoder -> head on the class token."""
+    """Patches -> [class token; patch tokens] + positions -> encoder -> head.
+
+    The head reads the class token only.
+    """
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
@@ -137,6 +145,7 @@ class VisionTransformer(nn.Module):
 
     def tokens(self, images: Tensor) -> Tensor:
         """(B, C, H, W) -> the encoder's input (B, 1 + N, d)."""
+        checks.floating("(B, C, S, S)", images=images, S=self.config.image_size)
         x = self.patch_embed(images)  # (B, N, d)
         # (B, 1, d): same for every image
         cls = self.cls_token.expand(x.size(0), -1, -1)
@@ -147,8 +156,9 @@ class VisionTransformer(nn.Module):
         return self.head(x[:, 0])  # only the class token is classified
 
     def cls_attention(self) -> Tensor:
-        """After a forward pass: each layer's attention from the class token to the patches,
-        (depth, B, H, N). Row sums are below 1: the rest goes to the class token itself.
+        """After a forward pass: each layer's attention from the class token to the
+        patches, (depth, B, H, N). Row sums are below 1: the rest goes to the class
+        token itself.
         """
         return torch.stack(
             [layer.attn_weights[:, :, 0, 1:] for layer in self.encoder.layers]
@@ -214,19 +224,22 @@ def attention_rollout(weights: Sequence[Tensor]) -> Tensor:
 
 # --8<-- [start:windows]
 def window_groups(height: int, width: int, window: int, shift: int = 0) -> Tensor:
-    """The window of each token of a height x width grid, in reading order: (height * width,).
+    """The window of each token of a height x width grid, in reading order.
+
+    Returns shape (height * width,).
 
     Window boundaries fall on rows and columns shift, shift + window, ...; with
     shift > 0 the windows at the edges are smaller (Swin's shifted windows,
     without any wrap-around).
     """
+    checks.positive_ints(height=height, width=width, window=window)
     rows = torch.div(torch.arange(height) - shift, window, rounding_mode="floor") + 1
     cols = torch.div(torch.arange(width) - shift, window, rounding_mode="floor") + 1
     return (rows[:, None] * (width + 1) + cols[None, :]).flatten()
 
 
 def window_mask(height: int, width: int, window: int, shift: int = 0) -> Tensor:
-    """(N, N) bool, True = may attend: the two tokens are in the same (shifted) window."""
+    """(N, N) bool, True = may attend: both tokens are in the same (shifted) window."""
     groups = window_groups(height, width, window, shift)
     return groups[:, None] == groups[None, :]
 
@@ -249,8 +262,10 @@ def shifted_window_attention(
     from opposite sides of the image, and a mask keeps those regions apart. The
     result is rolled back. (B, H, W, d).
     """
+    checks.floating("(B, H, W, d)", q=q, k=k, v=v)
     b, h, w, d = q.shape
     m = window
+    checks.divisible_by("window", m, H=h, W=w)
 
     def partition(x: Tensor) -> Tensor:  # (B, H, W, c) -> (B, nW, M*M, c)
         x = x.reshape(x.size(0), h // m, m, w // m, m, -1).permute(0, 1, 3, 2, 4, 5)
@@ -276,3 +291,43 @@ def shifted_window_attention(
 
 
 # --8<-- [end:swin]
+
+
+# (name, config, torchvision's documented num_params or None, the paper's Table 1 count)
+# torchvision: https://pytorch.org/vision/stable/models/vision_transformer.html; its ViT-H/14
+# weights are for 518 x 518 images. Paper: Dosovitskiy et al. (2020), Table 1.
+VARIANTS = [
+    ("ViT-B/16", ViTConfig(), 86_567_656, "86M"),
+    ("ViT-B/32", ViTConfig(patch_size=32), 88_224_232, "86M"),
+    (
+        "ViT-L/16",
+        ViTConfig(d_model=1024, depth=24, num_heads=16, mlp_dim=4096),
+        304_326_632,
+        "307M",
+    ),
+    (
+        "ViT-L/32",
+        ViTConfig(patch_size=32, d_model=1024, depth=24, num_heads=16, mlp_dim=4096),
+        306_535_400,
+        "307M",
+    ),
+    (
+        "ViT-H/14",
+        ViTConfig(patch_size=14, d_model=1280, depth=32, num_heads=16, mlp_dim=5120),
+        None,
+        "632M",
+    ),
+    (
+        "ViT-H/14, 518 × 518",
+        ViTConfig(
+            image_size=518,
+            patch_size=14,
+            d_model=1280,
+            depth=32,
+            num_heads=16,
+            mlp_dim=5120,
+        ),
+        633_470_440,
+        "632M",
+    ),
+]

@@ -148,7 +148,7 @@ def test_gradients_flow_to_every_projection(gen):
 
 def test_hand_built_heads_attend_where_the_page_says():
     """The figure's caption: previous token, next token, same word, first token."""
-    from snippets.demos.multihead import WORDS, hand_built_heads
+    from snippets.multihead import WORDS, hand_built_heads
 
     mha, x = hand_built_heads()
     with torch.no_grad():

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snippets.demos.vit import VARIANTS
 from snippets.vit import (
+    VARIANTS,
     PatchEmbedding,
     VisionTransformer,
     ViTConfig,
