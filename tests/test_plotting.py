@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import matplotlib.pyplot as plt
 import pytest
 
-from snippets.plotting import figure, figure_html, show_figure
+from snippets.plotting import figure, figure_html, markdown_table, show_figure
 
 
 class _Tags(HTMLParser):
@@ -58,3 +58,25 @@ def test_show_figure_closes_the_figure_and_refuses_an_empty_description(capsys):
     with pytest.raises(ValueError, match="caption"):
         figure_html(fig, "An empty plot", "")
     plt.close(fig)
+
+
+def test_markdown_table_writes_the_header_the_rule_and_one_line_per_row():
+    table = markdown_table(
+        ["", "time", "verdict"], [["dense", 1.5, "slow"], ["**total**", "", "—"]], "lrc"
+    )
+    assert table.splitlines() == [
+        "| | time | verdict |",
+        "| --- | ---: | :---: |",
+        "| dense | 1.5 | slow |",
+        "| **total** | | — |",
+    ]
+    assert markdown_table(["a", "b"], []).splitlines()[1] == "| --- | --- |"
+
+
+@pytest.mark.parametrize(
+    ("rows", "align"),
+    [([["only one cell"]], "ll"), ([["a", "b"]], "lx"), ([["a", "b"]], "l")],
+)
+def test_markdown_table_refuses_a_row_or_an_alignment_of_the_wrong_width(rows, align):
+    with pytest.raises(ValueError):
+        markdown_table(["a", "b"], rows, align)

@@ -11,29 +11,34 @@ from snippets.attention import (
     scaled_dot_product_attention,
     softmax_statistics,
 )
-from snippets.plotting import COLORS, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device
 
-D_KS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
-N_SAMPLES = 20_000
-N_KEYS = 64
-N_QUERIES = 2048  # the median of a norm spread over orders of magnitude
+_D_KS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+_N_SAMPLES = 20_000
+_N_KEYS = 64
+_N_QUERIES = 2048  # the median of a norm spread over orders of magnitude
 
 
 @functools.cache
-def _variances() -> list[tuple[int, float, float, float]]:
+def _variances() -> dict[int, dict[str, float]]:
+    """d_k -> mean and variance of q.k, and variance of q.k / sqrt(d_k), over the samples."""
     g = torch.Generator().manual_seed(0)
-    rows = []
-    for d_k in D_KS:
-        s = dot_product_samples(d_k, N_SAMPLES, g)
-        rows.append((d_k, s.mean().item(), s.var().item(), (s / d_k**0.5).var().item()))
-    return rows
+    moments = {}
+    for d_k in _D_KS:
+        s = dot_product_samples(d_k, _N_SAMPLES, g)
+        moments[d_k] = {
+            "mean": s.mean().item(),
+            "var": s.var().item(),
+            "scaled_var": (s / d_k**0.5).var().item(),
+        }
+    return moments
 
 
-def variance_figure():
-    rows = _variances()
+def variance_figure() -> Figure:
+    moments = _variances()
     fig, ax = figure(width=5.6, height=3.6)
-    d = [r[0] for r in rows]
+    d = list(moments)
     ax.plot(
         d,
         d,
@@ -43,14 +48,14 @@ def variance_figure():
     )
     ax.plot(
         d,
-        [r[2] for r in rows],
+        [m["var"] for m in moments.values()],
         "o",
         color=COLORS[0],
         label=r"measured $\mathrm{Var}(q\cdot k)$",
     )
     ax.plot(
         d,
-        [r[3] for r in rows],
+        [m["scaled_var"] for m in moments.values()],
         "s",
         color=COLORS[2],
         label=r"measured $\mathrm{Var}(q\cdot k/\sqrt{d_k})$",
@@ -60,38 +65,43 @@ def variance_figure():
         yscale="log",
         xlabel=r"$d_k$",
         ylabel="variance",
-        title=f"{N_SAMPLES:,} random pairs per point",
+        title=f"{_N_SAMPLES:,} random pairs per point",
     )
     ax.legend()
     return fig
 
 
 def variance_table() -> str:
-    lines = [
-        "| $d_k$ | mean of $q\\cdot k$ | variance of $q\\cdot k$ "
-        "| variance of $q\\cdot k/\\sqrt{d_k}$ |",
-        "| ---: | ---: | ---: | ---: |",
-    ]
-    for d_k, mean, var, scaled in _variances():
-        lines.append(f"| {d_k} | {mean:+.3f} | {var:.2f} | {scaled:.3f} |")
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "$d_k$",
+            "mean of $q\\cdot k$",
+            "variance of $q\\cdot k$",
+            "variance of $q\\cdot k/\\sqrt{d_k}$",
+        ],
+        [
+            [d_k, f"{m['mean']:+.3f}", f"{m['var']:.2f}", f"{m['scaled_var']:.3f}"]
+            for d_k, m in _variances().items()
+        ],
+        "rrrr",
+    )
 
 
 @functools.cache
-def _saturation() -> dict[bool, list[dict[str, float]]]:
-    """Softmax statistics per d_k; scaled and unscaled use the same queries and keys."""
+def _saturation() -> dict[bool, dict[int, dict[str, float]]]:
+    """scaled -> d_k -> softmax statistics; scaled and unscaled use the same queries and keys."""
     return {
-        scaled: [
-            softmax_statistics(
-                d, N_KEYS, N_QUERIES, scaled, torch.Generator().manual_seed(d)
+        scaled: {
+            d: softmax_statistics(
+                d, _N_KEYS, _N_QUERIES, scaled, torch.Generator().manual_seed(d)
             )
-            for d in D_KS
-        ]
+            for d in _D_KS
+        }
         for scaled in (False, True)
     }
 
 
-def saturation_figure():
+def saturation_figure() -> Figure:
     stats = _saturation()
     fig, axes = figure(ncols=2, nrows=2, width=8.0, height=6.0)
     keys = ("max_weight", "entropy", "jacobian_norm", "query_gradient_norm")
@@ -101,11 +111,15 @@ def saturation_figure():
     ):
         for ax, key in zip(axes.flat, keys, strict=True):
             ax.plot(
-                D_KS, [s[key] for s in stats[scaled]], "o-", color=color, label=name
+                _D_KS,
+                [stats[scaled][d][key] for d in _D_KS],
+                "o-",
+                color=color,
+                label=name,
             )
     axes[0, 0].set(ylabel="mean largest weight", ylim=(0, 1.05))
     axes[0, 1].axhline(
-        torch.log(torch.tensor(float(N_KEYS))).item(),
+        torch.log(torch.tensor(float(_N_KEYS))).item(),
         color=COLORS[1],
         linestyle=":",
         label="uniform",
@@ -119,62 +133,65 @@ def saturation_figure():
     return fig
 
 
-GRADIENT_D_KS = [16, 64, 256, 512]  # the widths the page's table shows
+_GRADIENT_D_KS = [16, 64, 256, 512]  # the widths the page's table shows
 
 
 def gradient_table() -> str:
     """Median Jacobian norms, dp/ds and dp/dq, with and without scaling, as measured."""
     stats = _saturation()
     dp_ds, dp_dq = r"$\|\partial p/\partial s\|_F$", r"$\|\partial p/\partial q\|_F$"
-    lines = [
-        "| $d_k$ | largest weight, unscaled | largest weight, scaled "
-        f"| {dp_ds}, unscaled | {dp_ds}, scaled | {dp_dq}, unscaled | {dp_dq}, scaled |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for d_k in GRADIENT_D_KS:
-        off, on = stats[False][D_KS.index(d_k)], stats[True][D_KS.index(d_k)]
-        lines.append(
-            f"| {d_k} | {off['max_weight']:.2f} | {on['max_weight']:.2f} "
-            f"| {off['jacobian_norm']:.3g} | {on['jacobian_norm']:.3g} "
-            f"| {off['query_gradient_norm']:.3g} | {on['query_gradient_norm']:.3g} |"
+    header = ["$d_k$", "largest weight, unscaled", "largest weight, scaled"]
+    header += [f"{dp_ds}, unscaled", f"{dp_ds}, scaled"]
+    header += [f"{dp_dq}, unscaled", f"{dp_dq}, scaled"]
+    rows = []
+    for d_k in _GRADIENT_D_KS:
+        off, on = stats[False][d_k], stats[True][d_k]
+        rows.append(
+            [
+                d_k,
+                f"{off['max_weight']:.2f}",
+                f"{on['max_weight']:.2f}",
+                f"{off['jacobian_norm']:.3g}",
+                f"{on['jacobian_norm']:.3g}",
+                f"{off['query_gradient_norm']:.3g}",
+                f"{on['query_gradient_norm']:.3g}",
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(header, rows, "r" * len(header))
 
 
 def headline_numbers() -> dict[str, str]:
     stats = _saturation()
-    var = {d: v for d, _, v, _ in _variances()}
-    i512, i16 = D_KS.index(512), D_KS.index(16)
+    var = {d: m["var"] for d, m in _variances().items()}
 
-    def unscaled_over_scaled(key: str, i: int) -> float:
-        return stats[False][i][key] / stats[True][i][key]
+    def unscaled_over_scaled(key: str, d_k: int) -> float:
+        return stats[False][d_k][key] / stats[True][d_k][key]
+
+    def below(d_k: int) -> bool:
+        """The unscaled gradient to the query is below the scaled one at d_k."""
+        key = "query_gradient_norm"
+        return stats[False][d_k][key] < stats[True][d_k][key]
 
     # The d_k from which on the unscaled gradient to the query is below the scaled one.
-    not_below = [
-        i
-        for i in range(len(D_KS))
-        if stats[False][i]["query_gradient_norm"]
-        >= stats[True][i]["query_gradient_norm"]
-    ]
-    crossover = not_below[-1] + 1 if not_below else 0
-    scaled_q = [s["query_gradient_norm"] for s in stats[True]]
-    unscaled_q = [s["query_gradient_norm"] for s in stats[False]]
+    crossover = next((d for d in _D_KS if all(below(e) for e in _D_KS if e >= d)), None)
+    scaled_q = [s["query_gradient_norm"] for s in stats[True].values()]
+    unscaled_q = [s["query_gradient_norm"] for s in stats[False].values()]
     return {
-        "jac_ratio_16": f"{unscaled_over_scaled('jacobian_norm', i16):.1f}",
-        "q_ratio_16": f"{unscaled_over_scaled('query_gradient_norm', i16):.1f}",
-        "q_ratio_512": f"{1 / unscaled_over_scaled('query_gradient_norm', i512):.1f}",
-        "q_crossover": str(D_KS[crossover]) if crossover < len(D_KS) else "never",
+        "jac_ratio_16": f"{unscaled_over_scaled('jacobian_norm', 16):.1f}",
+        "q_ratio_16": f"{unscaled_over_scaled('query_gradient_norm', 16):.1f}",
+        "q_ratio_512": f"{1 / unscaled_over_scaled('query_gradient_norm', 512):.1f}",
+        "q_crossover": "never" if crossover is None else str(crossover),
         "q_scaled_min": f"{min(scaled_q):.2f}",
         "q_scaled_max": f"{max(scaled_q):.2f}",
         "q_unscaled_spread": f"{max(unscaled_q) / min(unscaled_q):.0f}",
-        "n_queries": str(N_QUERIES),
+        "n_queries": str(_N_QUERIES),
         "var_64": f"{var[64]:.1f}",
         "var_512": f"{var[512]:.0f}",
-        "max_unscaled_512": f"{stats[False][i512]['max_weight']:.2f}",
-        "max_scaled_512": f"{stats[True][i512]['max_weight']:.2f}",
-        "jac_ratio_512": f"{1 / unscaled_over_scaled('jacobian_norm', i512):.0f}",
-        "n_keys": str(N_KEYS),
-        "n_samples": f"{N_SAMPLES:,}",
+        "max_unscaled_512": f"{stats[False][512]['max_weight']:.2f}",
+        "max_scaled_512": f"{stats[True][512]['max_weight']:.2f}",
+        "jac_ratio_512": f"{1 / unscaled_over_scaled('jacobian_norm', 512):.0f}",
+        "n_keys": str(_N_KEYS),
+        "n_samples": f"{_N_SAMPLES:,}",
     }
 
 

@@ -14,9 +14,9 @@ from snippets.benchmarks import (
     default_lengths,
     differences,
     implementations,
-    markdown_table,
     sweep,
 )
+from snippets.benchmarks import markdown_table as sweep_table
 from snippets.measure import (
     check_scaling,
     fault_evidence,
@@ -24,19 +24,21 @@ from snippets.measure import (
     log_log_slope,
     timing_device,
 )
-from snippets.plotting import COLORS, Figure, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device, measured
 
-SETTINGS = dict(batch=1, heads=1, d=64, rounds=6, warmup=1, max_seconds=0.5)
-SWEEP_THREADS = 1  # on the CPU: steadier timings when other work shares the cores
-MAX_TOTAL_SECONDS = (
-    60.0  # the whole sweep, so that a busy machine cannot stall the build
-)
-ALWAYS_UP_TO = 8192  # ... but the lengths up to this one are measured whatever it costs
-FIT_POINTS = 5  # growth exponents are fitted over each line's longest 5 lengths
-N_ERROR = 1024  # sequence length of the accuracy columns
-SCALES = (0.25, 1.0)  # standard deviations of q and k for the accuracy columns
-MARKERS = "osDv^P"
+_SETTINGS = dict(batch=1, heads=1, d=64, rounds=6, warmup=1, max_seconds=0.25)
+_SWEEP_THREADS = 1  # on the CPU: steadier timings when other work shares the cores
+# The whole sweep's limit, so that a busy machine cannot stall the build ...
+_MAX_TOTAL_SECONDS = 60.0
+# ... but the lengths up to this one are measured whatever it costs.
+_ALWAYS_UP_TO = 4096
+_FIT_POINTS = 5  # growth exponents are fitted over each line's longest 5 lengths
+_N_ERROR = 1024  # sequence length of the accuracy columns
+# standard deviations of q and k for the accuracy columns
+_SIGMA_SMALL, _SIGMA_LARGE = 0.25, 1.0
+_SCALES = (_SIGMA_SMALL, _SIGMA_LARGE)
+_MARKERS = "osDv^P"
 
 
 def _max_bytes() -> int:
@@ -47,23 +49,28 @@ def _max_bytes() -> int:
 
 
 @functools.cache
-def results() -> tuple[Measurement, ...]:
+def _results() -> tuple[Measurement, ...]:
     """The benchmark, run once per build process; every demo below reads it."""
     return tuple(
         sweep(
             implementations(),
             default_lengths(),
             max_bytes=_max_bytes(),
-            max_total_seconds=MAX_TOTAL_SECONDS,
-            always_up_to=ALWAYS_UP_TO,
-            threads=SWEEP_THREADS if device().type == "cpu" else None,
-            **SETTINGS,
+            max_total_seconds=_MAX_TOTAL_SECONDS,
+            always_up_to=_ALWAYS_UP_TO,
+            threads=_SWEEP_THREADS if device().type == "cpu" else None,
+            **_SETTINGS,
         )
     )
 
 
 def _done(name: str) -> list[Measurement]:
-    return [m for m in results() if m.name == name and m.seconds is not None]
+    return [m for m in _results() if m.name == name and m.seconds is not None]
+
+
+def _longest(name: str) -> Measurement:
+    """`name`'s measurement at the longest length it ran."""
+    return max(_done(name), key=lambda m: m.n)
 
 
 def _impls() -> dict[str, Implementation]:
@@ -78,7 +85,7 @@ def _name(key: str) -> str:
 
 def _plot(field: str, scale: float, ylabel: str) -> Figure:
     fig, ax = figure(width=6.4, height=4.0)
-    for name, color, marker in zip(_impls(), COLORS, MARKERS, strict=False):
+    for name, color, marker in zip(_impls(), COLORS, _MARKERS, strict=False):
         points = [(m.n, getattr(m, field)) for m in _done(name)]
         ax.plot(
             [n for n, _ in points],
@@ -115,19 +122,19 @@ def _number(x: float) -> str:
 
 @measured
 def time_table() -> str:
-    return markdown_table(list(results()), "seconds", lambda s: _number(s * 1e3))
+    return sweep_table(list(_results()), "seconds", lambda s: _number(s * 1e3))
 
 
 @measured
 def memory_table() -> str:
-    return markdown_table(list(results()), "peak_bytes", lambda b: _number(b / 2**20))
+    return sweep_table(list(_results()), "peak_bytes", lambda b: _number(b / 2**20))
 
 
 @measured
 def environment() -> str:
-    s = SETTINGS
+    s = _SETTINGS
     return (
-        f"**Measured on** {timing_device(SWEEP_THREADS)} · PyTorch {torch.__version__} · "
+        f"**Measured on** {timing_device(_SWEEP_THREADS)} · PyTorch {torch.__version__} · "
         f"Python {platform.python_version()} · batch {s['batch']}, {s['heads']} head, "
         f"$d_k = {s['d']}$, float32, forward pass without gradients · at each length the "
         f"implementations run in {s['rounds']} interleaved rounds after {s['warmup']} "
@@ -138,7 +145,7 @@ def environment() -> str:
 
 def _crossing(name: str, baseline: str) -> str:
     """Table form: '1,024', 'not up to 16,384' or '—' (never measured together)."""
-    first, top = crossover(list(results()), name, baseline)
+    first, top = crossover(list(_results()), name, baseline)
     if top is None:
         return "—"
     if first is None:
@@ -148,7 +155,7 @@ def _crossing(name: str, baseline: str) -> str:
 
 def _crossing_phrase(name: str, baseline: str) -> str:
     """Prose form, true whatever the machine measured."""
-    first, top = crossover(list(results()), name, baseline)
+    first, top = crossover(list(_results()), name, baseline)
     if top is None:
         return "at no length where both were measured"
     if first is None:
@@ -159,19 +166,20 @@ def _crossing_phrase(name: str, baseline: str) -> str:
 
 
 def _fault_evidence(name: str) -> str:
-    last = _done(name)[-1]
+    last = _longest(name)
     return fault_evidence(name, last.page_faults, last.n, last.seconds)
 
 
 @functools.cache
-def _fits() -> dict[str, tuple[str, str, str]]:
-    """name -> (measured time exponent, counted exponent, memory exponent), as text.
+def _fits() -> dict[str, dict[str, str]]:
+    """name -> its measured time exponent ("time"), the exponent of its count ("model")
+    and its memory exponent ("memory"), as text.
 
     The build stops if a measured exponent is more than 0.5 from the count's, unless the
     page-fault count explains it.
     """
     out = {}
-    d = SETTINGS["d"]
+    d = _SETTINGS["d"]
     for name, impl in _impls().items():
         done = _done(name)
         sizes = [m.n for m in done]
@@ -182,45 +190,43 @@ def _fits() -> dict[str, tuple[str, str, str]]:
             [impl.multiply_adds(n, d) for n in sizes],
             why=_fault_evidence(name),
         )
-        tail = done[-FIT_POINTS:]
+        tail = done[-_FIT_POINTS:]
         memory = log_log_slope([m.n for m in tail], [float(m.peak_bytes) for m in tail])
         fit = check.fit
-        out[name] = (
-            f"{fit.exponent:.2f} [{fit.low:.2f}, {fit.high:.2f}] "
-            f"({check.sizes[0]:,}–{check.sizes[-1]:,})",
-            f"{check.predicted:.2f}",
-            f"{memory:.2f}",
-        )
+        out[name] = {
+            "time": f"{fit.exponent:.2f} [{fit.low:.2f}, {fit.high:.2f}] "
+            f"({min(check.sizes):,}–{max(check.sizes):,})",
+            "model": f"{check.predicted:.2f}",
+            "memory": f"{memory:.2f}",
+        }
     return out
 
 
 @measured
 def summary_table() -> str:
-    errors = [
-        {
+    errors = {  # scale -> implementation -> relative error
+        s: {
             k: rel
-            for k, (_, rel) in differences(implementations(), N_ERROR, scale=s).items()
+            for k, (_, rel) in differences(implementations(), _N_ERROR, scale=s).items()
         }
-        for s in SCALES
-    ]
+        for s in _SCALES
+    }
     dense, fused = _name("dense"), _name("PyTorch fused")
-    lines = [
-        "| implementation | computes "
-        + "".join(f"| error, $\\sigma = {s:g}$ " for s in SCALES)
-        + "| time $\\propto N^p$: $p$ measured [95%] | $p$ of the model | memory $p$ "
-        "| longest $N$ | faster than dense from $N =$ | faster than fused from $N =$ |",
-        "| --- | --- |" + " ---: |" * (len(SCALES) + 6),
-    ]
+    header = ["implementation", "computes"]
+    header += [f"error, $\\sigma = {s:g}$" for s in _SCALES]
+    header += ["time $\\propto N^p$: $p$ measured [95%]", "$p$ of the model"]
+    header += ["memory $p$", "longest $N$"]
+    header += ["faster than dense from $N =$", "faster than fused from $N =$"]
+    rows = []
     for name, impl in _impls().items():
-        p_time, p_count, p_mem = _fits()[name]
+        fit = _fits()[name]
         vs_dense = "—" if name == dense else _crossing(name, dense)
         vs_fused = "—" if name == fused else _crossing(name, fused)
-        errs = "".join(f"| {e[name]:.1e} " for e in errors)
-        lines.append(
-            f"| {name} | {impl.computes} {errs}| {p_time} | {p_count} | {p_mem} "
-            f"| {_done(name)[-1].n:,} | {vs_dense} | {vs_fused} |"
-        )
-    return "\n".join(lines)
+        errs = [f"{errors[s][name]:.1e}" for s in _SCALES]
+        longest = f"{_longest(name).n:,}"
+        fits = [fit["time"], fit["model"], fit["memory"]]
+        rows.append([name, impl.computes, *errs, *fits, longest, vs_dense, vs_fused])
+    return markdown_table(header, rows, "ll" + "r" * (len(header) - 2))
 
 
 def _exact_fits() -> str:
@@ -228,9 +234,9 @@ def _exact_fits() -> str:
     fits = _fits()
     fused, tiled = _name("PyTorch fused"), _name("tiled")
     return (
-        f"Measured, the fused function's exponent was {fits[fused][0]} against "
-        f"{fits[fused][1]} for its model, and the tiled loop's {fits[tiled][0]} against "
-        f"{fits[tiled][1]}."
+        f"Measured, the fused function's exponent was {fits[fused]['time']} against "
+        f"{fits[fused]['model']} for its model, and the tiled loop's "
+        f"{fits[tiled]['time']} against {fits[tiled]['model']}."
     )
 
 
@@ -243,7 +249,7 @@ def _dense_growth() -> str:
         "chapter 14, dense",
         sizes,
         [m.times for m in done],
-        [_impls()[dense].multiply_adds(n, SETTINGS["d"]) for n in sizes],
+        [_impls()[dense].multiply_adds(n, _SETTINGS["d"]) for n in sizes],
         why=_fault_evidence(dense),
     )
     evidence = _fault_evidence(dense)
@@ -267,36 +273,39 @@ def _dense_growth() -> str:
 def headline() -> dict[str, str]:
     """Numbers and phrases the prose quotes: lengths, crossovers and memory ratios."""
     dense, fused = _name("dense"), _name("PyTorch fused")
-    n_dense = _done(dense)[-1].n
-    at = {m.name: m for m in results() if m.n == n_dense}
-    skipped = [m for m in results() if m.name == dense and m.skipped]
+    n_dense = _longest(dense).n
+    at = {m.name: m for m in _results() if m.n == n_dense}
+    skipped = [m for m in _results() if m.name == dense and m.skipped]
+    first_skipped = min(skipped, key=lambda m: m.n) if skipped else None
+    faults = _longest(fused).page_faults
     values: dict[str, str] = {
-        "n_min": f"{default_lengths()[0]:,}",
-        "always_up_to": f"{ALWAYS_UP_TO:,}",
-        "n_max": f"{default_lengths()[-1]:,}",
+        "n_min": f"{min(default_lengths()):,}",
+        "always_up_to": f"{_ALWAYS_UP_TO:,}",
+        "n_max": f"{max(default_lengths()):,}",
         "n_dense": f"{n_dense:,}",
         "dense_mib": f"{at[dense].peak_bytes / 2**20:.0f}",
         "dense_stop": (
-            f"At $N$ = {skipped[0].n:,} the sweep skipped it ({skipped[0].skipped})."
-            if skipped
+            f"At $N$ = {first_skipped.n:,} the sweep skipped it "
+            f"({first_skipped.skipped})."
+            if first_skipped
             else "It ran at every length of the sweep."
         ),
-        "fit_points": str(FIT_POINTS),
-        "sigma_small": f"{SCALES[0]:g}",
+        "fit_points": str(_FIT_POINTS),
+        "sigma_small": f"{_SIGMA_SMALL:g}",
         "dense_growth": _dense_growth(),
         "exact_fits": _exact_fits(),
-        "fused_faults": f"{_done(fused)[-1].page_faults:,}"
-        if _done(fused)[-1].page_faults is not None
-        else "not counted",
-        "n_faults": f"{_done(fused)[-1].n:,}",
+        "fused_faults": f"{faults:,}" if faults is not None else "not counted",
+        "n_faults": f"{_longest(fused).n:,}",
     }
     exact = [dense, fused, _name("tiled")]
     n_exact = max(
         n
-        for n in {m.n for m in results()}
-        if all(x.seconds is not None for x in results() if x.n == n and x.name in exact)
+        for n in {m.n for m in _results()}
+        if all(
+            x.seconds is not None for x in _results() if x.n == n and x.name in exact
+        )
     )
-    at_exact = [m for m in results() if m.n == n_exact and m.name in exact]
+    at_exact = [m for m in _results() if m.n == n_exact and m.name in exact]
     values["n_exact"] = f"{n_exact:,}"
     values["fastest_exact"] = min(at_exact, key=lambda m: m.seconds).name
     values["lightest_exact"] = min(at_exact, key=lambda m: m.peak_bytes).name
@@ -318,7 +327,7 @@ def headline() -> dict[str, str]:
             missing.append(label)
         values[f"{key}_vs_dense"] = _crossing_phrase(name, dense)
         values[f"{key}_vs_fused"] = _crossing_phrase(name, fused)
-        values[f"{key}_top"] = f"{_done(name)[-1].n:,}"
+        values[f"{key}_top"] = f"{_longest(name).n:,}"
     sentence = (
         "At that length the others needed less memory than dense attention by these "
         "factors: " + ", ".join(measured_at) + "."

@@ -91,17 +91,17 @@ def bleu_numbers() -> dict[str, str]:
     }
 
 
-MASK_N, MASK_W, MASK_D = 512, 32, 32  # one head: length, window half-width, width
-LSH_LENGTHS, LSH_CHUNK, LSH_D, LSH_BUCKETS = (1_024, 2_048, 4_096), 32, 32, 8
+_MASK_N, _MASK_W, _MASK_D = 512, 32, 32  # one head: length, window half-width, width
+_LSH_LENGTHS, _LSH_CHUNK, _LSH_D, _LSH_BUCKETS = (1_024, 2_048, 4_096), 32, 32, 8
 
 
 def masking_numbers() -> dict[str, str]:
     """Dense attention with and without a window mask, and the banded function, counted."""
-    c = mask_and_band_multiply_adds(MASK_N, MASK_W, MASK_D)
+    c = mask_and_band_multiply_adds(_MASK_N, _MASK_W, _MASK_D)
     return {
-        "n": f"{MASK_N:,}",
-        "w": str(MASK_W),
-        "d": str(MASK_D),
+        "n": f"{_MASK_N:,}",
+        "w": str(_MASK_W),
+        "d": str(_MASK_D),
         "dense": f"{c['dense']:,}",
         "masked": f"{c['masked']:,}",
         "banded": f"{c['banded']:,}",
@@ -111,17 +111,17 @@ def masking_numbers() -> dict[str, str]:
 
 def reformer_numbers() -> dict[str, str]:
     """How the counted arithmetic of one LSH round grows each time N doubles."""
-    c = lsh_multiply_adds(LSH_LENGTHS, LSH_CHUNK, LSH_D, LSH_BUCKETS)
+    c = lsh_multiply_adds(_LSH_LENGTHS, _LSH_CHUNK, _LSH_D, _LSH_BUCKETS)
 
     def growth(counts: list[int]) -> str:
         steps = [f"{b / a:.2f}" for a, b in itertools.pairwise(counts)]
         return " and ".join(steps)
 
     return {
-        "lengths": ", ".join(f"{n:,}" for n in LSH_LENGTHS),
-        "chunk": str(LSH_CHUNK),
-        "d": str(LSH_D),
-        "buckets": str(LSH_BUCKETS),
+        "lengths": ", ".join(f"{n:,}" for n in _LSH_LENGTHS),
+        "chunk": str(_LSH_CHUNK),
+        "d": str(_LSH_D),
+        "buckets": str(_LSH_BUCKETS),
         "fixed": growth(c["fixed"]),
         "scaled": growth(c["scaled"]),
     }

@@ -24,13 +24,13 @@ from snippets.measure import (
     peak_memory_bytes,
     timing_device,
 )
-from snippets.plotting import COLORS, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device, measured
 
-TOP_K = 8  # the k of top-k in the cost table and the timings
-D = 64  # query/key/value width in the cost table and the timings
-COST_NS = [256, 1_024, 4_096, 16_384, 65_536]
-FIG_K = 4  # the k of the weights figure
+_TOP_K = 8  # the k of top-k in the cost table and the timings
+_D = 64  # query/key/value width in the cost table and the timings
+_COST_NS = [256, 1_024, 4_096, 16_384, 65_536]
+_FIG_K = 4  # the k of the weights figure
 
 
 def _ramp(color: str) -> LinearSegmentedColormap:
@@ -39,7 +39,7 @@ def _ramp(color: str) -> LinearSegmentedColormap:
     return LinearSegmentedColormap.from_list("ramp", [(r, g, b, 0.0), (r, g, b, 1.0)])
 
 
-def weights_figure():
+def weights_figure() -> Figure:
     """Soft and top-k weights of the same queries over the same keys."""
     gen = torch.Generator().manual_seed(9)
     n_q, n_k, d = 10, 32, 16
@@ -47,12 +47,12 @@ def weights_figure():
     k = torch.randn(n_k, d, generator=gen)
     v = torch.randn(n_k, d, generator=gen)
     _, soft = scaled_dot_product_attention(q, k, v)
-    _, hard = topk_attention(q, k, v, FIG_K)
+    _, hard = topk_attention(q, k, v, _FIG_K)
     fig, axes = figure(ncols=3, width=10.5, height=3.3)
     vmax = max(soft.max().item(), hard.max().item())
     for ax, w, title in (
         (axes[0], soft, "soft: every key gets weight"),
-        (axes[1], hard, f"top-{FIG_K}: {FIG_K} non-zeros per row"),
+        (axes[1], hard, f"top-{_FIG_K}: {_FIG_K} non-zeros per row"),
     ):
         im = ax.imshow(w, cmap=_ramp(COLORS[0]), vmin=0, vmax=vmax, aspect="auto")
         ax.set(title=title, xlabel="key position", ylabel="query")
@@ -61,7 +61,7 @@ def weights_figure():
     row = 0
     pos = torch.arange(n_k)
     axes[2].bar(pos - 0.2, soft[row], width=0.4, color=COLORS[0], label="soft")
-    axes[2].bar(pos + 0.2, hard[row], width=0.4, color=COLORS[1], label=f"top-{FIG_K}")
+    axes[2].bar(pos + 0.2, hard[row], width=0.4, color=COLORS[1], label=f"top-{_FIG_K}")
     axes[2].set(
         title=f"query {row}: both rows sum to 1",
         xlabel="key position",
@@ -72,79 +72,89 @@ def weights_figure():
 
 
 @functools.cache
-def _costs() -> list[dict[str, int]]:
+def _costs() -> dict[int, dict[str, int]]:
+    """keys n -> multiply-adds per query: scoring, soft attention, top-k attention."""
     gen = torch.Generator().manual_seed(0)
-    rows = []
-    for n in COST_NS:
-        q = torch.randn(1, D, generator=gen)  # one query: the cost per query
-        k = torch.randn(n, D, generator=gen)
-        v = torch.randn(n, D, generator=gen)
-        rows.append(
-            {
-                "n": n,
-                "score": counted_multiply_adds(lambda q=q, k=k: q @ k.T),
-                "soft": counted_multiply_adds(
-                    lambda q=q, k=k, v=v: scaled_dot_product_attention(q, k, v)
-                ),
-                "hard": counted_multiply_adds(
-                    lambda q=q, k=k, v=v: topk_attention(q, k, v, TOP_K)
-                ),
-            }
-        )
-    return rows
+    costs = {}
+    for n in _COST_NS:
+        q = torch.randn(1, _D, generator=gen)  # one query: the cost per query
+        k = torch.randn(n, _D, generator=gen)
+        v = torch.randn(n, _D, generator=gen)
+        costs[n] = {
+            "score": counted_multiply_adds(lambda q=q, k=k: q @ k.T),
+            "soft": counted_multiply_adds(
+                lambda q=q, k=k, v=v: scaled_dot_product_attention(q, k, v)
+            ),
+            "hard": counted_multiply_adds(
+                lambda q=q, k=k, v=v: topk_attention(q, k, v, _TOP_K)
+            ),
+        }
+    return costs
 
 
 def cost_table() -> str:
     """Multiply-adds per query, counted by FlopCounterMode while the code runs."""
-    lines = [
-        f"| keys $n$ | scoring (both) | weighted sum, soft | weighted sum, top-{TOP_K} "
-        f"| top-{TOP_K} total / soft total | $k/n$ |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    rows = [
+        [
+            f"{n:,}",
+            f"{r['score']:,}",
+            f"{r['soft'] - r['score']:,}",
+            f"{r['hard'] - r['score']:,}",
+            f"{r['hard'] / r['soft']:.3f}",
+            f"{_TOP_K / n:.5f}",
+        ]
+        for n, r in _costs().items()
     ]
-    for r in _costs():
-        lines.append(
-            f"| {r['n']:,} | {r['score']:,} | {r['soft'] - r['score']:,} "
-            f"| {r['hard'] - r['score']:,} | {r['hard'] / r['soft']:.3f} "
-            f"| {TOP_K / r['n']:.5f} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "keys $n$",
+            "scoring (both)",
+            "weighted sum, soft",
+            f"weighted sum, top-{_TOP_K}",
+            f"top-{_TOP_K} total / soft total",
+            "$k/n$",
+        ],
+        rows,
+        "rrrrrr",
+    )
 
 
 def cost_numbers() -> dict[str, str]:
-    last = _costs()[-1]
+    n_max = max(_COST_NS)
+    at_max = _costs()[n_max]
     return {
-        "k": str(TOP_K),
-        "d": str(D),
-        "n_max": f"{last['n']:,}",
-        "ratio_max": f"{last['hard'] / last['soft']:.3f}",
-        "claimed_max": f"{TOP_K / last['n']:.5f}",
+        "k": str(_TOP_K),
+        "d": str(_D),
+        "n_max": f"{n_max:,}",
+        "ratio_max": f"{at_max['hard'] / at_max['soft']:.3f}",
+        "claimed_max": f"{_TOP_K / n_max:.5f}",
     }
 
 
-LOCAL_N, LOCAL_W = 40, 4  # source length and window half-width of the local figure
-LOCAL_T, LOCAL_P = 20, 22.6  # local-m's centre p_t = t; local-p's predicted centre
+_LOCAL_N, _LOCAL_W = 40, 4  # source length and window half-width of the local figure
+_LOCAL_T, _LOCAL_P = 20, 22.6  # local-m's centre p_t = t; local-p's predicted centre
 
 
-def local_figure():
+def local_figure() -> Figure:
     """One query's weights over a short source: global, local-m and local-p."""
     gen = torch.Generator().manual_seed(15)
     d = 16
     q = torch.randn(1, d, generator=gen)
-    k = torch.randn(LOCAL_N, d, generator=gen)
-    v = torch.randn(LOCAL_N, d, generator=gen)
+    k = torch.randn(_LOCAL_N, d, generator=gen)
+    v = torch.randn(_LOCAL_N, d, generator=gen)
     _, glob = scaled_dot_product_attention(q, k, v)
-    _, at_t = local_attention(q, k, v, torch.tensor([float(LOCAL_T)]), LOCAL_W, False)
-    centre = torch.tensor([LOCAL_P])
-    _, soft_p = local_attention(q, k, v, centre, LOCAL_W, gaussian=False)
-    _, faded = local_attention(q, k, v, centre, LOCAL_W, gaussian=True)
-    pos = torch.arange(LOCAL_N)
+    _, at_t = local_attention(q, k, v, torch.tensor([float(_LOCAL_T)]), _LOCAL_W, False)
+    centre = torch.tensor([_LOCAL_P])
+    _, soft_p = local_attention(q, k, v, centre, _LOCAL_W, gaussian=False)
+    _, faded = local_attention(q, k, v, centre, _LOCAL_W, gaussian=True)
+    pos = torch.arange(_LOCAL_N)
     fig, axes = figure(nrows=3, width=7.5, height=5.4, sharex=True, sharey=True)
     axes[0].bar(pos, glob[0], color=COLORS[0])
     axes[0].set_title("global: every source position is scored")
-    for ax, centre_at in ((axes[1], LOCAL_T), (axes[2], LOCAL_P)):
+    for ax, centre_at in ((axes[1], _LOCAL_T), (axes[2], _LOCAL_P)):
         ax.axvspan(
-            round(centre_at) - LOCAL_W - 0.5,
-            round(centre_at) + LOCAL_W + 0.5,
+            round(centre_at) - _LOCAL_W - 0.5,
+            round(centre_at) + _LOCAL_W + 0.5,
             color=COLORS[5],
             alpha=0.15,
             linewidth=0,
@@ -152,12 +162,12 @@ def local_figure():
         ax.axvline(centre_at, color=COLORS[3], linestyle=":", linewidth=1)
     axes[1].bar(pos, at_t[0], color=COLORS[1])
     axes[1].set_title(
-        f"local-m: softmax over the {2 * LOCAL_W + 1} keys around $p_t = t = {LOCAL_T}$"
+        f"local-m: softmax over the {2 * _LOCAL_W + 1} keys around $p_t = t = {_LOCAL_T}$"
     )
     axes[2].bar(pos, soft_p[0], color="none", edgecolor=COLORS[1], label="softmax")
     axes[2].bar(pos, faded[0], color=COLORS[2], label="times the Gaussian")
     axes[2].set_title(
-        f"local-p: predicted $p_t = {LOCAL_P}$, weights faded by a Gaussian"
+        f"local-p: predicted $p_t = {_LOCAL_P}$, weights faded by a Gaussian"
     )
     axes[2].legend(fontsize=8, loc="upper left")
     axes[2].set_xlabel("source position $s$")
@@ -171,34 +181,34 @@ def local_numbers() -> dict[str, str]:
     table; the same at every length."""
     gen = torch.Generator().manual_seed(16)
     counts = set()
-    for n in COST_NS:
-        q = torch.randn(1, D, generator=gen)
-        k = torch.randn(n, D, generator=gen)
-        v = torch.randn(n, D, generator=gen)
+    for n in _COST_NS:
+        q = torch.randn(1, _D, generator=gen)
+        k = torch.randn(n, _D, generator=gen)
+        v = torch.randn(n, _D, generator=gen)
         centre = torch.tensor([n / 2])
         counts.add(
             counted_multiply_adds(
-                lambda q=q, k=k, v=v, c=centre: local_attention(q, k, v, c, LOCAL_W)
+                lambda q=q, k=k, v=v, c=centre: local_attention(q, k, v, c, _LOCAL_W)
             )
         )
     return {
-        "w": str(LOCAL_W),
-        "keys": str(2 * LOCAL_W + 1),
+        "w": str(_LOCAL_W),
+        "keys": str(2 * _LOCAL_W + 1),
         "count": ", ".join(f"{c:,}" for c in sorted(counts)),
-        "formula": f"{(2 * LOCAL_W + 1) * 2 * D:,}",
-        "soft_max": f"{_costs()[-1]['soft']:,}",
+        "formula": f"{(2 * _LOCAL_W + 1) * 2 * _D:,}",
+        "soft_max": f"{_costs()[max(_COST_NS)]['soft']:,}",
     }
 
 
-T_QUERIES, T_KEYS = 256, 4_096
-T_ROUNDS = 10
-T_LABELS = {"hard": f"top-{TOP_K} attention", "soft": "soft attention"}
-T_NAMES = {
+_T_QUERIES, _T_KEYS = 256, 4_096
+_T_ROUNDS = 10
+_T_LABELS = {"hard": f"top-{_TOP_K} attention", "soft": "soft attention"}
+_T_NAMES = {
     "soft": "soft attention, whole function",
     "fused": "soft attention, PyTorch fused",
-    "hard": f"top-{TOP_K} attention, whole function",
+    "hard": f"top-{_TOP_K} attention, whole function",
     "score": "scoring alone, $QK^\\top/\\sqrt{d_k}$ (both need it)",
-    "select": f"choosing the top {TOP_K} alone, from given scores",
+    "select": f"choosing the top {_TOP_K} alone, from given scores",
 }
 
 
@@ -206,43 +216,50 @@ T_NAMES = {
 def _timings() -> Timings:
     gen = torch.Generator().manual_seed(1)
     dev = device()
-    q = torch.randn(T_QUERIES, D, generator=gen).to(dev)
-    k = torch.randn(T_KEYS, D, generator=gen).to(dev)
-    v = torch.randn(T_KEYS, D, generator=gen).to(dev)
-    scores = q @ k.T / D**0.5
+    q = torch.randn(_T_QUERIES, _D, generator=gen).to(dev)
+    k = torch.randn(_T_KEYS, _D, generator=gen).to(dev)
+    v = torch.randn(_T_KEYS, _D, generator=gen).to(dev)
+    scores = q @ k.T / _D**0.5
     calls = {
         "soft": lambda: scaled_dot_product_attention(q, k, v),
         "fused": lambda: F.scaled_dot_product_attention(q, k, v),
-        "hard": lambda: topk_attention(q, k, v, TOP_K),
-        "score": lambda: q @ k.T / D**0.5,
-        "select": lambda: scores.topk(TOP_K, dim=-1),
+        "hard": lambda: topk_attention(q, k, v, _TOP_K),
+        "score": lambda: q @ k.T / _D**0.5,
+        "select": lambda: scores.topk(_TOP_K, dim=-1),
     }
-    return compare(calls, rounds=T_ROUNDS, warmup=1)
+    return compare(calls, rounds=_T_ROUNDS, warmup=1)
 
 
 @measured
 def timing_table() -> str:
     t = _timings()
-    lines = [
-        f"| {T_QUERIES:,} queries, {T_KEYS:,} keys, $d = {D}$ | median time "
-        "| ÷ soft attention [95%] |",
-        "| --- | ---: | ---: |",
-    ]
-    for key, label in T_NAMES.items():
+    rows = []
+    for key, label in _T_NAMES.items():
         r = t.ratio(key, "soft")
-        lines.append(
-            f"| {label} | {t.median(key) * 1e3:.2f} ms "
-            f"| {fmt_ratio(r.estimate)} [{r.interval()}] |"
+        rows.append(
+            [
+                label,
+                f"{t.median(key) * 1e3:.2f} ms",
+                f"{fmt_ratio(r.estimate)} [{r.interval()}]",
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            f"{_T_QUERIES:,} queries, {_T_KEYS:,} keys, $d = {_D}$",
+            "median time",
+            "÷ soft attention [95%]",
+        ],
+        rows,
+        "lrr",
+    )
 
 
 @measured
 def timing_numbers() -> dict[str, str]:
     t = _timings()
     hard_vs_soft = t.ratio("hard", "soft")
-    n, k = T_KEYS, TOP_K
-    counted = (n * D + k * D) / (n * D + n * D)  # per query: scores + weighted sum
+    n, k = _T_KEYS, _TOP_K
+    counted = (n * _D + k * _D) / (n * _D + n * _D)  # per query: scores + weighted sum
     share = t.median("select") / t.median("hard")
     why = ""
     if share >= 0.3:
@@ -252,19 +269,19 @@ def timing_numbers() -> dict[str, str]:
         )
     check_ratio("chapter 9, top-k vs soft", hard_vs_soft, counted, why=why)
     return {
-        "queries": f"{T_QUERIES:,}",
-        "keys": f"{T_KEYS:,}",
-        "rounds": str(T_ROUNDS),
-        "sentence": t.verdict("hard", "soft", T_LABELS),
+        "queries": f"{_T_QUERIES:,}",
+        "keys": f"{_T_KEYS:,}",
+        "rounds": str(_T_ROUNDS),
+        "sentence": t.verdict("hard", "soft", _T_LABELS),
         "counted": fmt_ratio(counted),
         "select_share": f"{share:.0%}",
         "device": timing_device(),
     }
 
 
-A_NS = [128, 256, 512]
-A_HIDDEN = 32
-A_ROUNDS = 8
+_A_NS = [128, 256, 512]
+_A_HIDDEN = 32
+_A_ROUNDS = 8
 
 
 @measured
@@ -277,29 +294,40 @@ def additive_vs_dot_table() -> str:
     gen = torch.Generator().manual_seed(2)
     torch.manual_seed(2)  # the modules' initial weights
     dev = device()
-    additive = AdditiveAttention(A_HIDDEN, A_HIDDEN, A_HIDDEN).to(dev)
-    dot = DotProductAttention(A_HIDDEN, A_HIDDEN, A_HIDDEN).to(dev)
-    lines = [
-        "| $n$ (queries = keys) | additive: time | dot product: time "
-        "| additive ÷ dot, time [95%] | additive: peak memory | dot product: peak memory "
-        "| memory ratio |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    additive = AdditiveAttention(_A_HIDDEN, _A_HIDDEN, _A_HIDDEN).to(dev)
+    dot = DotProductAttention(_A_HIDDEN, _A_HIDDEN, _A_HIDDEN).to(dev)
+    rows = []
     with torch.no_grad():
-        for n in A_NS:
-            x = torch.randn(n, A_HIDDEN, generator=gen).to(dev)
+        for n in _A_NS:
+            x = torch.randn(n, _A_HIDDEN, generator=gen).to(dev)
             calls = {
                 "additive": lambda x=x: additive(x, x, x),
                 "dot": lambda x=x: dot(x, x, x),
             }
-            t = compare(calls, rounds=A_ROUNDS, warmup=1)
+            t = compare(calls, rounds=_A_ROUNDS, warmup=1)
             peaks = {name: peak_memory_bytes(call) for name, call in calls.items()}
             r = t.ratio("additive", "dot")
-            lines.append(
-                f"| {n:,} | {t.median('additive') * 1e3:.2f} ms "
-                f"| {t.median('dot') * 1e3:.2f} ms | {fmt_ratio(r.estimate)} "
-                f"[{r.interval()}] | {peaks['additive'] / 2**20:.2f} MiB "
-                f"| {peaks['dot'] / 2**20:.2f} MiB "
-                f"| {fmt_ratio(peaks['additive'] / peaks['dot'])} |"
+            rows.append(
+                [
+                    f"{n:,}",
+                    f"{t.median('additive') * 1e3:.2f} ms",
+                    f"{t.median('dot') * 1e3:.2f} ms",
+                    f"{fmt_ratio(r.estimate)} [{r.interval()}]",
+                    f"{peaks['additive'] / 2**20:.2f} MiB",
+                    f"{peaks['dot'] / 2**20:.2f} MiB",
+                    fmt_ratio(peaks["additive"] / peaks["dot"]),
+                ]
             )
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "$n$ (queries = keys)",
+            "additive: time",
+            "dot product: time",
+            "additive ÷ dot, time [95%]",
+            "additive: peak memory",
+            "dot product: peak memory",
+            "memory ratio",
+        ],
+        rows,
+        "rrrrrrr",
+    )

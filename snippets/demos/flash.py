@@ -18,21 +18,26 @@ from snippets.measure import (
     peak_memory_bytes,
     timing_device,
 )
-from snippets.plotting import COLORS, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device, device_description, measured
 
-D = 64  # head width, as in GPT-2 and the FlashAttention paper's benchmarks
-BLOCK = 256  # keys per tile (and queries per tile for the two-level variant)
-NS = [256, 512, 1024, 2048, 4096]  # sequence lengths of the memory sweep
-N_SPEED = 2048  # the sequence length of the speed comparison
-SPEED_ROUNDS = 8
-N_TRAIN = [1024, 2048]  # forward + backward memory
+_D = 64  # head width, as in GPT-2 and the FlashAttention paper's benchmarks
+_BLOCK = 256  # keys per tile (and queries per tile for the two-level variant)
+_NS = [256, 512, 1024, 2048, 4096]  # sequence lengths of the memory sweep
+_N_SPEED = 2048  # the sequence length of the speed comparison
+_SPEED_ROUNDS = 8
+_N_TRAIN = [1024, 2048]  # forward + backward memory
+# The four implementations, by the names the tables show.
+_DENSE = "dense (ours, full n×n)"
+_KEYS = f"tiled, key blocks of {_BLOCK}"
+_TILES = f"tiled, {_BLOCK}×{_BLOCK} tiles"
+_FUSED = "PyTorch fused"
 
 
 def _qkv(n: int, seed: int, requires_grad: bool = False) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [
-        torch.randn(1, 1, n, D, generator=g).to(device()).requires_grad_(requires_grad)
+        torch.randn(1, 1, n, _D, generator=g).to(device()).requires_grad_(requires_grad)
         for _ in range(3)
     ]
 
@@ -40,26 +45,19 @@ def _qkv(n: int, seed: int, requires_grad: bool = False) -> list[torch.Tensor]:
 def _implementations() -> dict[str, object]:
     """name -> attention(q, k, v) for the four ways of computing the same output."""
     return {
-        "dense (ours, full n×n)": lambda q, k, v: scaled_dot_product_attention(q, k, v)[
-            0
-        ],
-        f"tiled, key blocks of {BLOCK}": lambda q, k, v: tiled_attention(
-            q, k, v, BLOCK
+        _DENSE: lambda q, k, v: scaled_dot_product_attention(q, k, v)[0],
+        _KEYS: lambda q, k, v: tiled_attention(q, k, v, _BLOCK),
+        _TILES: lambda q, k, v: tiled_attention(
+            q, k, v, _BLOCK, query_block_size=_BLOCK
         ),
-        f"tiled, {BLOCK}×{BLOCK} tiles": lambda q, k, v: tiled_attention(
-            q, k, v, BLOCK, query_block_size=BLOCK
-        ),
-        "PyTorch fused": F.scaled_dot_product_attention,
+        _FUSED: F.scaled_dot_product_attention,
     }
 
 
 def agreement_table() -> str:
     """Largest difference from PyTorch's attention, for sizes that are not block multiples."""
     g = torch.Generator().manual_seed(3)
-    lines = [
-        "| dtype | causal | $N$ | key block | query block | largest difference |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
-    ]
+    rows = []
     for dtype in (torch.float32, torch.float64):
         q, k, v = (
             torch.randn(1, 2, 1000, 32, generator=g, dtype=dtype).to(device())
@@ -70,49 +68,67 @@ def agreement_table() -> str:
                 ours = tiled_attention(q, k, v, block, causal, qblock)
                 ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
                 err = (ours - ref).abs().max().item()
-                lines.append(
-                    f"| {str(dtype).removeprefix('torch.')} | {'yes' if causal else 'no'} "
-                    f"| 1000 | {block} | {qblock or 'all'} | {err:.1e} |"
+                rows.append(
+                    [
+                        str(dtype).removeprefix("torch."),
+                        "yes" if causal else "no",
+                        1000,
+                        block,
+                        qblock or "all",
+                        f"{err:.1e}",
+                    ]
                 )
-    return "\n".join(lines)
+    return markdown_table(
+        ["dtype", "causal", "$N$", "key block", "query block", "largest difference"],
+        rows,
+        "llrrrr",
+    )
 
 
 @functools.cache
-def _memory_sweep() -> dict[str, list[int]]:
-    """Peak bytes of tensors allocated by one forward call, per implementation and n."""
-    peaks: dict[str, list[int]] = {name: [] for name in _implementations()}
-    for n in NS:
+def _memory_sweep() -> dict[str, dict[int, int]]:
+    """name -> n -> peak bytes of tensors allocated by one forward call."""
+    peaks: dict[str, dict[int, int]] = {name: {} for name in _implementations()}
+    for n in _NS:
         q, k, v = _qkv(n, seed=n)
         with torch.no_grad():
             for name, fn in _implementations().items():
-                peaks[name].append(peak_memory_bytes(functools.partial(fn, q, k, v)))
+                peaks[name][n] = peak_memory_bytes(functools.partial(fn, q, k, v))
     return peaks
 
 
+_STYLES = {  # name -> colour and marker in the memory figure
+    _DENSE: (COLORS[3], "o"),
+    _KEYS: (COLORS[0], "s"),
+    _TILES: (COLORS[2], "^"),
+    _FUSED: (COLORS[4], "D"),
+}
+
+
 @measured
-def memory_figure():
+def memory_figure() -> Figure:
     peaks = _memory_sweep()
     fig, ax = figure(width=6.0, height=3.8)
     mib = 2**20
     ax.plot(
-        NS,
-        [4 * n * n / mib for n in NS],
+        _NS,
+        [4 * n * n / mib for n in _NS],
         color=COLORS[1],
         linestyle="--",
         label=r"one $N\times N$ float32 matrix",
     )
-    for (name, values), color, marker in zip(
-        peaks.items(), [COLORS[3], COLORS[0], COLORS[2], COLORS[4]], "os^D", strict=True
-    ):
-        ax.plot(NS, [b / mib for b in values], marker=marker, color=color, label=name)
+    for name, by_n in peaks.items():
+        color, marker = _STYLES[name]
+        values = [by_n[n] / mib for n in _NS]
+        ax.plot(_NS, values, marker=marker, color=color, label=name)
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="sequence length $N$",
         ylabel="peak memory (MiB)",
-        title=f"one head, $d_k = {D}$, float32, forward pass",
+        title=f"one head, $d_k = {_D}$, float32, forward pass",
     )
-    ax.set_xticks(NS, [str(n) for n in NS])
+    ax.set_xticks(_NS, [str(n) for n in _NS])
     ax.minorticks_off()
     ax.legend(fontsize=8)
     return fig
@@ -121,21 +137,28 @@ def memory_figure():
 @measured
 def memory_numbers() -> dict[str, str]:
     peaks = _memory_sweep()
-    names = list(peaks)
-    dense, keys, tiles, fused = (peaks[name][-1] for name in names)
+    n_max = max(_NS)
+    dense, keys, tiles, fused = (
+        peaks[name][n_max] for name in (_DENSE, _KEYS, _TILES, _FUSED)
+    )
     mib = 2**20
+
+    def growth(name: str) -> str:
+        """The peak at the longest length over the peak at half of it."""
+        return f"{peaks[name][n_max] / peaks[name][n_max // 2]:.1f}"
+
     return {
-        "n_max": f"{NS[-1]:,}",
-        "block": str(BLOCK),
+        "n_max": f"{n_max:,}",
+        "block": str(_BLOCK),
         "dense_mib": f"{dense / mib:.0f}",
         "keys_mib": f"{keys / mib:.1f}",
         "tiles_mib": f"{tiles / mib:.1f}",
         "fused_mib": f"{fused / mib:.1f}",
-        "matrix_mib": f"{4 * NS[-1] ** 2 / mib:.0f}",
+        "matrix_mib": f"{4 * n_max**2 / mib:.0f}",
         "ratio_keys": f"{dense / keys:.0f}",
         "ratio_tiles": f"{dense / tiles:.0f}",
-        "growth_dense": f"{peaks[names[0]][-1] / peaks[names[0]][-2]:.1f}",
-        "growth_tiles": f"{peaks[names[2]][-1] / peaks[names[2]][-2]:.1f}",
+        "growth_dense": growth(_DENSE),
+        "growth_tiles": growth(_TILES),
     }
 
 
@@ -177,19 +200,19 @@ def backends() -> str:
         shown = ", ".join(f"`{op}`" for op in ops) or "no attention-specific operator"
         lines.append(
             f"- **What one call ran** ({str(dtype).removeprefix('torch.')}, "
-            f"`{device()}`, 1 × 1 × 256 × {D}): {shown}."
+            f"`{device()}`, 1 × 1 × 256 × {_D}): {shown}."
         )
     return "\n".join(lines)
 
 
 @functools.cache
 def _speed() -> Timings:
-    q, k, v = _qkv(N_SPEED, seed=1)
+    q, k, v = _qkv(_N_SPEED, seed=1)
     calls = {
         name: functools.partial(fn, q, k, v) for name, fn in _implementations().items()
     }
     with torch.no_grad():
-        return compare(calls, rounds=SPEED_ROUNDS, warmup=1)
+        return compare(calls, rounds=_SPEED_ROUNDS, warmup=1)
 
 
 def _operators(fn: object) -> int:
@@ -202,36 +225,45 @@ def _operators(fn: object) -> int:
 @measured
 def speed_table() -> str:
     t = _speed()
-    fused = "PyTorch fused"
-    lines = [
-        "| implementation | median time (ms) | ÷ PyTorch fused [95%] | operators per call |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    q, k, v = _qkv(N_SPEED, seed=1)
+    rows = []
+    q, k, v = _qkv(_N_SPEED, seed=1)
     with torch.no_grad():
         for name, fn in _implementations().items():
-            r = t.ratio(name, fused)
+            r = t.ratio(name, _FUSED)
             ops = _operators(functools.partial(fn, q, k, v))
-            lines.append(
-                f"| {name} | {t.median(name) * 1e3:.1f} | {fmt_ratio(r.estimate)} "
-                f"[{r.interval()}] | {ops:,} |"
+            rows.append(
+                [
+                    name,
+                    f"{t.median(name) * 1e3:.1f}",
+                    f"{fmt_ratio(r.estimate)} [{r.interval()}]",
+                    f"{ops:,}",
+                ]
             )
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "implementation",
+            "median time (ms)",
+            "÷ PyTorch fused [95%]",
+            "operators per call",
+        ],
+        rows,
+        "lrrr",
+    )
 
 
 @measured
 def speed_numbers() -> dict[str, str]:
     """Ratios to the fused function, which does the same arithmetic: the count predicts 1."""
     t = _speed()
-    dense, keys, tiles, fused = t.seconds
+    dense, keys, tiles, fused = _DENSE, _KEYS, _TILES, _FUSED
     why = fault_evidence(
-        "the dense function", t.page_faults(dense), N_SPEED, t.median(dense)
+        "the dense function", t.page_faults(dense), _N_SPEED, t.median(dense)
     )
     for name, w in ((keys, ""), (tiles, ""), (dense, why)):
         check_ratio(f"chapter 13, {name} vs fused", t.ratio(name, fused), 1.0, why=w)
     return {
-        "n": f"{N_SPEED:,}",
-        "rounds": str(SPEED_ROUNDS),
+        "n": f"{_N_SPEED:,}",
+        "rounds": str(_SPEED_ROUNDS),
         "device": timing_device(),
         "keys_vs_fused": t.verdict(
             keys,
@@ -257,19 +289,17 @@ def speed_numbers() -> dict[str, str]:
 
 
 @functools.cache
-def _training_memory() -> dict[str, list[int]]:
-    """Peak bytes of forward + backward, where autograd keeps what the backward needs."""
-    names = list(_implementations())
-    chosen = [names[0], names[2], names[3]]
-    peaks: dict[str, list[int]] = {name: [] for name in chosen}
-    for n in N_TRAIN:
+def _training_memory() -> dict[str, dict[int, int]]:
+    """name -> n -> peak bytes of forward + backward, where autograd keeps what the
+    backward needs."""
+    chosen = [_DENSE, _TILES, _FUSED]
+    peaks: dict[str, dict[int, int]] = {name: {} for name in chosen}
+    for n in _N_TRAIN:
         for name in chosen:
             q, k, v = _qkv(n, seed=n, requires_grad=True)
             fn = _implementations()[name]
-            peaks[name].append(
-                peak_memory_bytes(
-                    lambda fn=fn, q=q, k=k, v=v: fn(q, k, v).sum().backward()
-                )
+            peaks[name][n] = peak_memory_bytes(
+                lambda fn=fn, q=q, k=k, v=v: fn(q, k, v).sum().backward()
             )
     return peaks
 
@@ -278,12 +308,18 @@ def _training_memory() -> dict[str, list[int]]:
 def training_memory_table() -> str:
     peaks = _training_memory()
     mib = 2**20
-    a, b = N_TRAIN
-    lines = [
-        f"| implementation | forward + backward, $N$ = {a:,} (MiB) "
-        f"| $N$ = {b:,} (MiB) | growth |",
-        "| --- | ---: | ---: | ---: |",
+    a, b = _N_TRAIN
+    rows = [
+        [name, f"{p[a] / mib:.1f}", f"{p[b] / mib:.1f}", f"{p[b] / p[a]:.1f}×"]
+        for name, p in peaks.items()
     ]
-    for name, (p1, p2) in peaks.items():
-        lines.append(f"| {name} | {p1 / mib:.1f} | {p2 / mib:.1f} | {p2 / p1:.1f}× |")
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "implementation",
+            f"forward + backward, $N$ = {a:,} (MiB)",
+            f"$N$ = {b:,} (MiB)",
+            "growth",
+        ],
+        rows,
+        "lrrr",
+    )

@@ -22,6 +22,7 @@ from snippets.further import (
     skew,
     ssm_matrix,
 )
+from snippets.masks import causal_mask
 from snippets.measure import (
     Timings,
     check_scaling,
@@ -29,7 +30,7 @@ from snippets.measure import (
     cpu_threads,
     fault_evidence,
 )
-from snippets.plotting import COLORS, Figure, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device, measured
 
 # ---------------------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ def _annotated(ax, grid: np.ndarray, title: str, xlabel: str, ylabel: str) -> No
     ax.grid(False)
 
 
-def skew_figure():
+def skew_figure() -> Figure:
     """The skewing trick on distances themselves: q = 1 and e_r = r - (n - 1)."""
     n = 5
     q = torch.ones(n, 1)
@@ -68,7 +69,7 @@ def skew_figure():
     padded = padded.numpy().copy()
     padded[0] = np.nan  # the row that is dropped
     result = skew(q @ e_rel.T).numpy().copy()
-    result[np.triu_indices(n, 1)] = np.nan  # the future: masked
+    result[~causal_mask(n).numpy()] = np.nan  # the future: masked
     fig, axes = figure(ncols=3, width=9.6, height=3.4)
     _annotated(
         axes[0], by_distance, r"1. $Q E_r^\top$", "column r (distance r - 4)", "query i"
@@ -91,7 +92,7 @@ def relative_checks() -> dict[str, str]:
     direct = relative_logits_direct(q, e_rel)
     skewed = relative_logits_skewed(q, e_rel)
     out, _ = relative_attention(q, k, v, e_rel)
-    future = torch.ones(n, n, dtype=torch.bool).triu(1)
+    future = ~causal_mask(n)
     bias = (direct / d**0.5).masked_fill(future, float("-inf"))
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     return {
@@ -105,33 +106,41 @@ def relative_checks() -> dict[str, str]:
 def relative_memory_table() -> str:
     """Numbers held by the extra intermediate of each way of computing S_rel, float32."""
     d = 64
-    lines = [
-        f"| $n$ | gathered $e_{{j-i}}$, $n^2 d_k$ ($d_k = {d}$) | skewing, $n(n+1)$ "
-        "| ratio |",
-        "| ---: | ---: | ---: | ---: |",
-    ]
+    rows = []
     for n in (512, 1024, 2048):
         direct, skewed = n * n * d, n * (n + 1)
-        lines.append(
-            f"| {n:,} | {direct:,} ({4 * direct / 2**20:,.0f} MiB) "
-            f"| {skewed:,} ({4 * skewed / 2**20:,.1f} MiB) | {direct / skewed:.0f} |"
+        rows.append(
+            [
+                f"{n:,}",
+                f"{direct:,} ({4 * direct / 2**20:,.0f} MiB)",
+                f"{skewed:,} ({4 * skewed / 2**20:,.1f} MiB)",
+                f"{direct / skewed:.0f}",
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "$n$",
+            f"gathered $e_{{j-i}}$, $n^2 d_k$ ($d_k = {d}$)",
+            "skewing, $n(n+1)$",
+            "ratio",
+        ],
+        rows,
+        "rrrr",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Deformable attention
 # ---------------------------------------------------------------------------------------------
 
-SHIFT = (
-    5.5  # the toy task: output the signal 5.5 positions to the right of the reference
-)
-N_SIGNAL = 64
+# The toy task: output the signal 5.5 positions to the right of the reference.
+_SHIFT = 5.5
+_N_SIGNAL = 64
 
 
 def _smooth_signals(batch: int, g: torch.Generator) -> torch.Tensor:
-    """Random smooth 1-D signals (batch, N_SIGNAL, 1): white noise blurred by a Gaussian."""
-    noise = torch.randn(batch, 1, N_SIGNAL + 24, generator=g)
+    """Random smooth 1-D signals (batch, _N_SIGNAL, 1): white noise blurred by a Gaussian."""
+    noise = torch.randn(batch, 1, _N_SIGNAL + 24, generator=g)
     x = torch.arange(-12, 13.0)
     kernel = torch.exp(-(x**2) / (2 * 3.0**2))
     return F.conv1d(noise, (kernel / kernel.norm()).view(1, 1, -1)).transpose(1, 2)
@@ -141,18 +150,18 @@ def _smooth_signals(batch: int, g: torch.Generator) -> torch.Tensor:
 def _train_deformable() -> tuple[
     DeformableAttention1d, list[torch.Tensor], list[float]
 ]:
-    """Train one head with 4 points to output the signal SHIFT positions right of its reference."""
+    """Train one head with 4 points to output the signal _SHIFT positions right of its reference."""
     g = torch.Generator().manual_seed(4)
     torch.manual_seed(4)
     model = DeformableAttention1d(d_model=1, num_heads=1, num_points=4)
     opt = torch.optim.Adam(model.parameters(), lr=0.08)
-    reference = torch.arange(8, N_SIGNAL - 16.0).expand(16, -1)  # (16, n_q)
+    reference = torch.arange(8, _N_SIGNAL - 16.0).expand(16, -1)  # (16, n_q)
     query = torch.ones(16, reference.size(1), 1)  # the same question everywhere
     history, losses = [], []
     with cpu_threads(1):
         for _ in range(120):
             v = _smooth_signals(16, g)
-            target = linear_sample(v, reference + SHIFT)
+            target = linear_sample(v, reference + _SHIFT)
             out, positions, _ = model(query, reference, v)
             loss = F.mse_loss(out, target)
             opt.zero_grad()
@@ -173,14 +182,14 @@ def _probe(model: DeformableAttention1d) -> tuple[torch.Tensor, ...]:
     return v, reference, positions, weights
 
 
-def deformable_figure():
+def deformable_figure() -> Figure:
     """Learned offsets move towards the position the task needs; weights pick the best."""
     model, history, _ = _train_deformable()
     fig, axes = figure(ncols=2, width=9.6, height=3.4)
     offsets = torch.stack(history).numpy()  # (steps, K)
     for k in range(offsets.shape[1]):
         axes[0].plot(offsets[:, k], color=COLORS[k], label=f"point {k + 1}")
-    axes[0].axhline(SHIFT, color=COLORS[3], linestyle="--", label="needed offset")
+    axes[0].axhline(_SHIFT, color=COLORS[3], linestyle="--", label="needed offset")
     axes[0].set(xlabel="training step", ylabel="offset from reference", title="offsets")
     axes[0].legend(fontsize=8)
     v, ref, positions, weights = _probe(model)
@@ -188,7 +197,9 @@ def deformable_figure():
         v[0, :, 0].numpy(), "o-", color=COLORS[5], markersize=3, label="signal"
     )
     axes[1].axvline(ref.item(), color=COLORS[1], linestyle=":", label="reference")
-    axes[1].axvline(ref.item() + SHIFT, color=COLORS[3], linestyle="--", label="target")
+    axes[1].axvline(
+        ref.item() + _SHIFT, color=COLORS[3], linestyle="--", label="target"
+    )
     pos, w = positions[0, 0, 0].numpy(), weights[0, 0, 0].numpy()
     sampled = linear_sample(v, positions[0, 0]).detach()[0, :, 0].numpy()
     axes[1].scatter(
@@ -216,9 +227,9 @@ def deformable_numbers() -> dict[str, str]:
         "top_offset": f"{offsets[top].item():.2f}",
         "top_weight": f"{w[top].item():.2f}",
         "steps": str(len(losses)),
-        "shift": f"{SHIFT:g}",
+        "shift": f"{_SHIFT:g}",
         "reference": f"{reference.item():g}",
-        "target": f"{reference.item() + SHIFT:g}",
+        "target": f"{reference.item() + _SHIFT:g}",
     }
 
 
@@ -246,7 +257,7 @@ def ssm_checks() -> dict[str, str]:
     }
 
 
-def ssm_matrix_figure():
+def ssm_matrix_figure() -> Figure:
     """The implicit attention matrix of a one-channel SSM, without and with selection."""
     n = 48
     A = torch.tensor([[-1.0]])  # (D, N) = (1, 1)
@@ -260,7 +271,7 @@ def ssm_matrix_figure():
         (axes[1], selective, r"$\Delta = 4$ at tokens 12 and 30: resets"),
     ):
         m = ssm_matrix(delta, A, ones, ones)[0, 0].numpy()  # (n, n)
-        shown = np.ma.masked_where(np.triu(np.ones((n, n), dtype=bool), 1), m)
+        shown = np.ma.masked_where(~causal_mask(n).numpy(), m)  # the future: blank
         image = ax.imshow(shown, cmap="viridis", vmin=0, vmax=0.3)
         ax.set(title=title, xlabel="input token s", ylabel="output token t")
         ax.grid(False)
@@ -268,11 +279,11 @@ def ssm_matrix_figure():
     return fig
 
 
-COST_LENGTHS = [64, 128, 256, 512, 1024, 2048]
-COST_ROUNDS = 8
+_COST_LENGTHS = [64, 128, 256, 512, 1024, 2048]
+_COST_ROUNDS = 8
 # channels and state size of the SSM; head width of attention
-COST_D, COST_STATE = 16, 16
-COST_LABELS = {
+_COST_D, _COST_STATE = 16, 16
+_COST_LABELS = {
     "loop": "SSM, recurrent loop",
     "scan": "SSM, parallel scan",
     "attn": "softmax attention (ours)",
@@ -286,8 +297,8 @@ def _count(key: str, n: int) -> float:
     if key == "loop":
         return n
     if key == "scan":
-        return n * math.log2(n) * COST_D * COST_STATE
-    return 2 * n * n * COST_D
+        return n * math.log2(n) * _COST_D * _COST_STATE
+    return 2 * n * n * _COST_D
 
 
 @functools.cache
@@ -296,10 +307,10 @@ def _cost() -> dict[int, Timings]:
     dev = device()
     g = torch.Generator().manual_seed(7)
     out = {}
-    for n in COST_LENGTHS:
-        a = torch.rand(1, n, COST_D, COST_STATE, generator=g).to(dev)
-        b = torch.randn(1, n, COST_D, COST_STATE, generator=g).to(dev)
-        q, k, v = (torch.randn(1, n, COST_D, generator=g).to(dev) for _ in range(3))
+    for n in _COST_LENGTHS:
+        a = torch.rand(1, n, _COST_D, _COST_STATE, generator=g).to(dev)
+        b = torch.randn(1, n, _COST_D, _COST_STATE, generator=g).to(dev)
+        q, k, v = (torch.randn(1, n, _COST_D, generator=g).to(dev) for _ in range(3))
         calls = {
             "loop": lambda a=a, b=b: scan_recurrent(a, b),
             "scan": lambda a=a, b=b: scan_parallel(a, b),
@@ -307,7 +318,7 @@ def _cost() -> dict[int, Timings]:
             "fused": lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v),
         }
         with torch.no_grad():
-            out[n] = compare(calls, rounds=COST_ROUNDS, warmup=1)
+            out[n] = compare(calls, rounds=_COST_ROUNDS, warmup=1)
     return out
 
 
@@ -316,10 +327,10 @@ def ssm_cost_figure() -> Figure:
     """Wall time against n: recurrent loop, parallel scan, and softmax attention."""
     t = _cost()
     fig, ax = figure(width=6.0, height=3.8)
-    for (key, label), colour in zip(COST_LABELS.items(), COLORS, strict=False):
+    for (key, label), colour in zip(_COST_LABELS.items(), COLORS, strict=False):
         ax.plot(
-            COST_LENGTHS,
-            [t[n].median(key) * 1e3 for n in COST_LENGTHS],
+            _COST_LENGTHS,
+            [t[n].median(key) * 1e3 for n in _COST_LENGTHS],
             "o-",
             color=colour,
             label=label,
@@ -330,7 +341,7 @@ def ssm_cost_figure() -> Figure:
         xlabel="sequence length $n$",
         ylabel="median time (ms)",
     )
-    ax.set_xticks(COST_LENGTHS, [str(n) for n in COST_LENGTHS])
+    ax.set_xticks(_COST_LENGTHS, [str(n) for n in _COST_LENGTHS])
     ax.minorticks_off()
     ax.legend()
     return fig
@@ -340,15 +351,13 @@ def ssm_cost_figure() -> Figure:
 def ssm_cost_table() -> str:
     """Median times, and growth exponents measured against those the counts predict."""
     t = _cost()
-    head = " | ".join(f"{n:,}" for n in COST_LENGTHS)
-    lines = [
-        f"| median time (ms), $n$ = | {head} | exponent $p$ of time $\\propto n^p$ |",
-        "| --- |" + " ---: |" * (len(COST_LENGTHS) + 1),
-    ]
-    n_max = COST_LENGTHS[-1]
+    header = ["median time (ms), $n$ ="] + [f"{n:,}" for n in _COST_LENGTHS]
+    header.append("exponent $p$ of time $\\propto n^p$")
+    rows = []
+    n_max = max(_COST_LENGTHS)
     faults = t[n_max].page_faults("attn")
-    for key, label in COST_LABELS.items():
-        times = " | ".join(f"{t[n].median(key) * 1e3:.2f}" for n in COST_LENGTHS)
+    for key, label in _COST_LABELS.items():
+        times = [f"{t[n].median(key) * 1e3:.2f}" for n in _COST_LENGTHS]
         why = (
             fault_evidence("our attention", faults, n_max, t[n_max].median("attn"))
             if key == "attn"
@@ -356,10 +365,10 @@ def ssm_cost_table() -> str:
         )
         check = check_scaling(
             f"chapter 16, {key}",
-            COST_LENGTHS,
-            [t[n].seconds[key] for n in COST_LENGTHS],
-            [_count(key, n) for n in COST_LENGTHS],
+            _COST_LENGTHS,
+            [t[n].seconds[key] for n in _COST_LENGTHS],
+            [_count(key, n) for n in _COST_LENGTHS],
             why=why,
         )
-        lines.append(f"| {label} | {times} | {check} |")
-    return "\n".join(lines)
+        rows.append([label, *times, check])
+    return markdown_table(header, rows, "l" + "r" * (len(header) - 1))

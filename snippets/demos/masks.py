@@ -16,29 +16,29 @@ from snippets.masks import (
     prefix_by_prefix,
 )
 from snippets.measure import check_ratio, compare, fmt_ratio, timing_device
-from snippets.plotting import COLORS, INK, figure
+from snippets.plotting import COLORS, INK, Figure, figure, markdown_table
 from snippets.runtime import device, measured
 
-SENTENCES = [
+_SENTENCES = [
     ["the", "cat", "sat", "on", "the", "mat"],
     ["a", "dog", "barked", "loudly"],
     ["hello", "world"],
 ]
-N = 6  # the batch is padded to the longest sentence
-PAD = "<pad>"
+_N = 6  # the batch is padded to the longest sentence
+_PAD = "<pad>"
 
 # Allowed cells: a translucent blue that reads on the white and the slate background alike;
 # blocked cells: fully transparent.
-MASK_CMAP = ListedColormap([(0, 0, 0, 0), to_rgba(COLORS[0], 0.5)])
+_MASK_CMAP = ListedColormap([(0, 0, 0, 0), to_rgba(COLORS[0], 0.5)])
 
 
 def _tokens(b: int) -> list[str]:
-    return SENTENCES[b] + [PAD] * (N - len(SENTENCES[b]))
+    return _SENTENCES[b] + [_PAD] * (_N - len(_SENTENCES[b]))
 
 
 def _draw(ax, mask: Tensor, rows: list[str], cols: list[str], title: str) -> None:
     n_r, n_c = mask.shape
-    ax.imshow(mask.float().numpy(), cmap=MASK_CMAP, vmin=0, vmax=1)
+    ax.imshow(mask.float().numpy(), cmap=_MASK_CMAP, vmin=0, vmax=1)
     ax.set_xticks(range(n_c), cols, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(n_r), rows, fontsize=8)
     ax.set_xticks([x - 0.5 for x in range(n_c + 1)], minor=True)
@@ -53,21 +53,21 @@ def _draw(ax, mask: Tensor, rows: list[str], cols: list[str], title: str) -> Non
     ax.set_title(title, fontsize=10)
 
 
-def mask_figure():
+def mask_figure() -> Figure:
     """Padding mask of a batch, causal mask, and the two combined for one sentence."""
-    lengths = torch.tensor([len(s) for s in SENTENCES])
-    pad = padding_mask(lengths, N)  # (B, 1, 1, N)
-    causal = causal_mask(N)  # (N, N)
+    lengths = torch.tensor([len(s) for s in _SENTENCES])
+    pad = padding_mask(lengths, _N)  # (B, 1, 1, N)
+    causal = causal_mask(_N)  # (N, N)
     both = combine(causal, pad)  # (B, 1, N, N)
     fig, axes = figure(ncols=3, width=9.6, height=3.7)
     _draw(
         axes[0],
         pad[:, 0, 0],
         [f"sentence {b}" for b in range(3)],
-        [f"key {j}" for j in range(N)],
+        [f"key {j}" for j in range(_N)],
         "padding mask, (B, 1, 1, N)\nshown as (B, N)",
     )
-    _draw(axes[1], causal, SENTENCES[0], SENTENCES[0], "causal mask, (N, N)")
+    _draw(axes[1], causal, _SENTENCES[0], _SENTENCES[0], "causal mask, (N, N)")
     _draw(axes[2], both[1, 0], _tokens(1), _tokens(1), "causal & padding,\nsentence 1")
     axes[0].set_ylabel("sequence")
     for ax in axes[1:]:
@@ -86,21 +86,20 @@ def masking_table() -> str:
     exp = torch.exp(masked - masked.max())
     weights = exp / exp.sum()
 
-    def row(name: str, values: Tensor) -> str:
-        cells = [
+    def row(name: str, values: Tensor) -> list[str]:
+        return [name] + [
             "$-\\infty$" if torch.isneginf(x) else f"{x.item():.3f}" for x in values
         ]
-        return f"| {name} | " + " | ".join(cells) + " |"
 
-    return "\n".join(
+    return markdown_table(
+        ["query 2", "key 0", "key 1", "key 2", "key 3 (future)"],
         [
-            "| query 2 | key 0 | key 1 | key 2 | key 3 (future) |",
-            "| --- | ---: | ---: | ---: | ---: |",
             row("score $s_{2j} = q_2 \\cdot k_j / \\sqrt{d_k}$", scores),
             row("after the mask", masked),
             row("$e^{s_{2j} - \\max_j s_{2j}}$", exp),
             row("weight (divided by the sum)", weights),
-        ]
+        ],
+        "lrrrr",
     )
 
 
@@ -116,12 +115,7 @@ def _fill_and_softmax(scores: Tensor, forbidden: Tensor, value: float) -> str:
 def large_negative_table() -> str:
     """masked_fill with -1e9 and with torch.finfo(dtype).min, in three dtypes, as run."""
     keep = torch.tensor([True, True, False])  # key 2 is masked
-    lines = [
-        "| dtype | `torch.finfo(dtype).min` | weights, fill $-10^9$ "
-        "| weights, fill `finfo(dtype).min` | weights of a fully masked row, "
-        "fill `finfo(dtype).min` |",
-        "| --- | ---: | --- | --- | --- |",
-    ]
+    rows = []
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         scores = torch.tensor([1.0, 2.0, 3.0], dtype=dtype)
         low = torch.finfo(dtype).min
@@ -131,21 +125,34 @@ def large_negative_table() -> str:
             if abs(low) < 1e6
             else f"${mantissa} \\times 10^{{{int(exponent)}}}$"
         )
-        lines.append(
-            f"| `{str(dtype).removeprefix('torch.')}` | {shown} "
-            f"| {_fill_and_softmax(scores, ~keep, -1e9)} "
-            f"| {_fill_and_softmax(scores, ~keep, low)} "
-            f"| {_fill_and_softmax(scores, torch.ones_like(keep), low)} |"
+        rows.append(
+            [
+                f"`{str(dtype).removeprefix('torch.')}`",
+                shown,
+                _fill_and_softmax(scores, ~keep, -1e9),
+                _fill_and_softmax(scores, ~keep, low),
+                _fill_and_softmax(scores, torch.ones_like(keep), low),
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "dtype",
+            "`torch.finfo(dtype).min`",
+            "weights, fill $-10^9$",
+            "weights, fill `finfo(dtype).min`",
+            "weights of a fully masked row, fill `finfo(dtype).min`",
+        ],
+        rows,
+        "lrlll",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # The fully masked row
 # ---------------------------------------------------------------------------------------------
 
-B, H, D = 2, 2, 8
-LENGTHS = torch.tensor([4, 2])
+_B, _H, _D = 2, 2, 8
+_LENGTHS = torch.tensor([4, 2])
 
 
 def _empty_row_setup() -> tuple[Tensor, Tensor, Tensor]:
@@ -155,36 +162,35 @@ def _empty_row_setup() -> tuple[Tensor, Tensor, Tensor]:
     with itself), a common construction: padded queries of sentence 1 may attend to nothing.
     """
     g = torch.Generator().manual_seed(5)
-    x = torch.randn(B, 4, D, generator=g)
-    w = torch.randn(3, D, D, generator=g) / D**0.5
-    real = padding_mask(LENGTHS, 4)[:, 0, 0]  # (B, N)
+    x = torch.randn(_B, 4, _D, generator=g)
+    w = torch.randn(3, _D, _D, generator=g) / _D**0.5
+    real = padding_mask(_LENGTHS, 4)[:, 0, 0]  # (B, N)
     mask = combine(causal_mask(4), real[:, :, None], real[:, None, :])  # (B, N, N)
     return x, w, mask
 
 
 def _two_layers(attend, x: Tensor, w: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Two residual self-attention layers sharing weights: returns both layers' outputs."""
-    outs = []
-    for _ in range(2):
-        x = x + attend(x @ w[0], x @ w[1], x @ w[2], mask)
-        outs.append(x)
-    return outs[0], outs[1]
+    first = x + attend(x @ w[0], x @ w[1], x @ w[2], mask)
+    second = first + attend(first @ w[0], first @ w[1], first @ w[2], mask)
+    return first, second
 
 
 def _torch_fused(q, k, v, mask):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-def _empty_row_results() -> list[dict[str, str]]:
+def _empty_row_results() -> dict[str, dict[str, str]]:
+    """implementation -> what is non-finite after each layer, and whether the gradient is finite."""
     x, w, mask = _empty_row_setup()
-    real = padding_mask(LENGTHS, 4)[:, 0, 0]  # (B, N) True for real tokens
+    real = padding_mask(_LENGTHS, 4)[:, 0, 0]  # (B, N) True for real tokens
     dev = device()
     x, w, mask, real = (t.to(dev) for t in (x, w, mask, real))
 
     def nonfinite(t: Tensor) -> str:
         return f"{(~torch.isfinite(t)).sum().item()} / {t.numel()}"
 
-    results = []
+    results = {}
     attends = {
         "naive ($-\\infty$, `torch.softmax`)": lambda q, k, v, m: naive_attention(
             q, k, v, m
@@ -198,50 +204,46 @@ def _empty_row_results() -> list[dict[str, str]]:
         x_in = x.clone().requires_grad_(True)
         first, second = _two_layers(attend, x_in, w, mask)
         second[real].sum().backward()  # a loss on real tokens only
-        results.append(
-            dict(
-                name=name,
-                first=nonfinite(first),
-                first_real=nonfinite(first[real]),
-                second=nonfinite(second),
-                second_real=nonfinite(second[real]),
-                grad="yes" if torch.isfinite(x_in.grad).all() else "no",
-            )
-        )
-    # nn.MultiheadAttention, with its default need_weights=True, and its own mask convention.
-    torch.manual_seed(0)
-    mha = nn.MultiheadAttention(D, H, batch_first=True).to(dev)
-    # True = NOT allowed
-    attn_mask = (~mask[:, None]).expand(B, H, 4, 4).reshape(B * H, 4, 4)
-    x_in = x.clone().requires_grad_(True)
-    first = x_in + mha(x_in, x_in, x_in, attn_mask=attn_mask)[0]
-    second = first + mha(first, first, first, attn_mask=attn_mask)[0]
-    second[real].sum().backward()
-    results.append(
-        dict(
-            name="`nn.MultiheadAttention`",
+        results[name] = dict(
             first=nonfinite(first),
             first_real=nonfinite(first[real]),
             second=nonfinite(second),
             second_real=nonfinite(second[real]),
             grad="yes" if torch.isfinite(x_in.grad).all() else "no",
         )
+    # nn.MultiheadAttention, with its default need_weights=True, and its own mask convention.
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(_D, _H, batch_first=True).to(dev)
+    # True = NOT allowed
+    attn_mask = (~mask[:, None]).expand(_B, _H, 4, 4).reshape(_B * _H, 4, 4)
+    x_in = x.clone().requires_grad_(True)
+    first = x_in + mha(x_in, x_in, x_in, attn_mask=attn_mask)[0]
+    second = first + mha(first, first, first, attn_mask=attn_mask)[0]
+    second[real].sum().backward()
+    results["`nn.MultiheadAttention`"] = dict(
+        first=nonfinite(first),
+        first_real=nonfinite(first[real]),
+        second=nonfinite(second),
+        second_real=nonfinite(second[real]),
+        grad="yes" if torch.isfinite(x_in.grad).all() else "no",
     )
     return results
 
 
 def empty_row_table() -> str:
-    lines = [
-        "| implementation | layer 1, all tokens | layer 1, real tokens "
-        "| layer 2, all tokens | layer 2, real tokens | finite gradient? |",
-        "| --- | ---: | ---: | ---: | ---: | :---: |",
-    ]
-    for r in _empty_row_results():
-        lines.append(
-            f"| {r['name']} | {r['first']} | {r['first_real']} "
-            f"| {r['second']} | {r['second_real']} | {r['grad']} |"
-        )
-    return "\n".join(lines)
+    columns = ("first", "first_real", "second", "second_real", "grad")
+    return markdown_table(
+        [
+            "implementation",
+            "layer 1, all tokens",
+            "layer 1, real tokens",
+            "layer 2, all tokens",
+            "layer 2, real tokens",
+            "finite gradient?",
+        ],
+        [[name] + [r[c] for c in columns] for name, r in _empty_row_results().items()],
+        "lrrrrc",
+    )
 
 
 def empty_row() -> dict[str, str]:
@@ -256,18 +258,18 @@ def empty_row() -> dict[str, str]:
     empty = ~mask.any(dim=-1)  # (B, N): rows with nothing to attend to
     b, i = empty.nonzero()[0].tolist()
     fused_row = fused[b, i].cpu()
-    if torch.isfinite(fused_row).all() and torch.equal(fused_row, torch.zeros(D)):
+    if torch.isfinite(fused_row).all() and torch.equal(fused_row, torch.zeros(_D)):
         fused_says = "zeros, the same as ours"
     elif torch.isfinite(fused_row).all():
         fused_says = "finite but non-zero values"
     else:
         fused_says = "non-finite values, like the naive code"
     return {
-        "lengths": " and ".join(str(n) for n in LENGTHS.tolist()),
+        "lengths": " and ".join(str(n) for n in _LENGTHS.tolist()),
         "n_empty": str(int(empty.sum())),
         "row": f"query {i} of sentence {b}",
         "naive_weights_nonfinite": f"{(~torch.isfinite(naive_w[b, i])).sum().item()} of {naive_w.size(-1)}",
-        "naive_out_nonfinite": f"{(~torch.isfinite(naive_out[b, i])).sum().item()} of {D}",
+        "naive_out_nonfinite": f"{(~torch.isfinite(naive_out[b, i])).sum().item()} of {_D}",
         "ours_weights": ", ".join(f"{x:g}" for x in ours_w[b, i].tolist()),
         "ours_out_max": f"{ours_out[b, i].abs().max().item():g}",
         "fused": fused_says,
@@ -280,11 +282,11 @@ def empty_row() -> dict[str, str]:
 # Teacher forcing
 # ---------------------------------------------------------------------------------------------
 
-D_TF = 16
+_D_TF = 16
 
 
 def _layer(g: torch.Generator):
-    w = torch.randn(3, D_TF, D_TF, generator=g) / D_TF**0.5
+    w = torch.randn(3, _D_TF, _D_TF, generator=g) / _D_TF**0.5
 
     def layer(x: Tensor, mask: Tensor | None = None) -> Tensor:
         return scaled_dot_product_attention(x @ w[0], x @ w[1], x @ w[2], mask)[0]
@@ -292,14 +294,14 @@ def _layer(g: torch.Generator):
     return layer
 
 
-def future_leak_figure():
+def future_leak_figure() -> Figure:
     """Change the input at one position and see which outputs move, with and without a mask."""
     g = torch.Generator().manual_seed(6)
     layer = _layer(g)
     n, changed_at = 10, 5
-    x = torch.randn(1, n, D_TF, generator=g)
+    x = torch.randn(1, n, _D_TF, generator=g)
     x2 = x.clone()
-    x2[0, changed_at] = torch.randn(D_TF, generator=g)
+    x2[0, changed_at] = torch.randn(_D_TF, generator=g)
     fig, ax = figure(width=6.4, height=3.0)
     pos = torch.arange(n)
     for offset, mask, color, label in (
@@ -323,7 +325,7 @@ def teacher_forcing_numbers() -> dict[str, str]:
     g = torch.Generator().manual_seed(7)
     layer = _layer(g)
     n = 32
-    x = torch.randn(4, n, D_TF, generator=g)
+    x = torch.randn(4, n, _D_TF, generator=g)
     parallel = layer(x, causal_mask(n))
     one_by_one = prefix_by_prefix(layer, x)
     return {

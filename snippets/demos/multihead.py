@@ -9,11 +9,13 @@ from torch import Tensor, nn
 
 from snippets.masks import causal_mask, padding_mask, to_key_padding_mask
 from snippets.multihead import (
+    WORDS,
     MultiHeadAttention,
     count_parameters,
     expected_parameters,
+    hand_built_heads,
 )
-from snippets.plotting import figure
+from snippets.plotting import Figure, figure, markdown_table
 from snippets.runtime import device
 
 # ---------------------------------------------------------------------------------------------
@@ -29,10 +31,7 @@ def agreement_with_pytorch() -> str:
     x = torch.randn(B, N, d, generator=g).to(dev)
     pad = padding_mask(torch.tensor([7, 5]), N).to(dev)  # (B, 1, 1, N)
     mask = causal_mask(N, device=dev) & pad  # (B, 1, N, N), True = may attend
-    rows = [
-        "| torch module | largest output difference | largest weight difference |",
-        "| --- | ---: | ---: |",
-    ]
+    rows = []
     for batch_first in (True, False):
         torch.manual_seed(11)
         m = nn.MultiheadAttention(d, H, batch_first=batch_first).to(dev)
@@ -51,13 +50,21 @@ def agreement_with_pytorch() -> str:
         )
         ref = ref if batch_first else ref.transpose(0, 1)
         rows.append(
-            f"| `batch_first={batch_first}` | {(out - ref).abs().max().item():.1e} "
-            f"| {(w.mean(dim=1) - ref_w).abs().max().item():.1e} |"
+            [
+                f"`batch_first={batch_first}`",
+                f"{(out - ref).abs().max().item():.1e}",
+                f"{(w.mean(dim=1) - ref_w).abs().max().item():.1e}",
+            ]
         )
+    table = markdown_table(
+        ["torch module", "largest output difference", "largest weight difference"],
+        rows,
+        "lrr",
+    )
     return (
         f"Batch of {B} sequences of {N} tokens, $d_{{model}} = {d}$, {H} heads, causal and "
         f"padding masks, float32 on `{dev}`; weights compared after averaging ours over the "
-        "heads, as PyTorch returns them by default:\n\n" + "\n".join(rows)
+        "heads, as PyTorch returns them by default:\n\n" + table
     )
 
 
@@ -65,33 +72,46 @@ def agreement_with_pytorch() -> str:
 # Parameter count
 # ---------------------------------------------------------------------------------------------
 
-D_MODEL = 512  # the base Transformer of Vaswani et al.
+_D_MODEL = 512  # the base Transformer of Vaswani et al.
 
 
 def parameter_table() -> str:
-    rows = [
-        "| heads $H$ | $d_{head}$ | shape of one head's $W_Q^{(h)}$ | ours "
-        "| `nn.MultiheadAttention` | $4d^2 + 4d$ |",
-        "| ---: | ---: | :---: | ---: | ---: | ---: |",
-    ]
+    rows = []
     for heads in (1, 2, 8, 16, 64):
-        ours = count_parameters(MultiHeadAttention(D_MODEL, heads))
-        theirs = count_parameters(nn.MultiheadAttention(D_MODEL, heads))
+        ours = count_parameters(MultiHeadAttention(_D_MODEL, heads))
+        theirs = count_parameters(nn.MultiheadAttention(_D_MODEL, heads))
         rows.append(
-            f"| {heads} | {D_MODEL // heads} | {D_MODEL} × {D_MODEL // heads} "
-            f"| {ours:,} | {theirs:,} | {expected_parameters(D_MODEL):,} |"
+            [
+                heads,
+                _D_MODEL // heads,
+                f"{_D_MODEL} × {_D_MODEL // heads}",
+                f"{ours:,}",
+                f"{theirs:,}",
+                f"{expected_parameters(_D_MODEL):,}",
+            ]
         )
-    return "\n".join(rows)
+    return markdown_table(
+        [
+            "heads $H$",
+            "$d_{head}$",
+            "shape of one head's $W_Q^{(h)}$",
+            "ours",
+            "`nn.MultiheadAttention`",
+            "$4d^2 + 4d$",
+        ],
+        rows,
+        "rrcrrr",
+    )
 
 
 def parameter_numbers() -> dict[str, str]:
-    with_bias = count_parameters(MultiHeadAttention(D_MODEL, 8))
+    with_bias = count_parameters(MultiHeadAttention(_D_MODEL, 8))
     return {
-        "d_model": str(D_MODEL),
+        "d_model": str(_D_MODEL),
         "count": f"{with_bias:,}",
-        "weights": f"{4 * D_MODEL**2:,}",
-        "biases": f"{4 * D_MODEL:,}",
-        "no_bias": f"{count_parameters(MultiHeadAttention(D_MODEL, 8, bias=False)):,}",
+        "weights": f"{4 * _D_MODEL**2:,}",
+        "biases": f"{4 * _D_MODEL:,}",
+        "no_bias": f"{count_parameters(MultiHeadAttention(_D_MODEL, 8, bias=False)):,}",
     }
 
 
@@ -99,50 +119,7 @@ def parameter_numbers() -> dict[str, str]:
 # Per-head attention maps, with hand-set projections
 # ---------------------------------------------------------------------------------------------
 
-WORDS = ["the", "cat", "saw", "a", "dog", "and", "the", "cat"]
-HEAD_NAMES = ["previous token", "next token", "same word", "first token"]
-
-
-def hand_built_heads() -> tuple[MultiHeadAttention, Tensor]:
-    """A 4-head module whose W_Q, W_K are set by hand so that each head looks for one thing.
-
-    Token i is x_i = [one-hot of its position (8) | one-hot of its word (8) | zeros (16)].
-    Head h owns rows 8h..8h+7 of the stored weights of w_q and w_k (nn.Linear's
-    (out, in) layout: columns 8h..8h+7 of W_Q and W_K in the page's x @ W); a match
-    scores s^2 / sqrt(8) = 6 and gets almost all the weight. W_V and W_O keep their
-    random initialisation.
-    """
-    n, d_model, heads = len(WORDS), 32, 4
-    vocab = sorted(set(WORDS))
-    x = torch.zeros(1, n, d_model)
-    for i, word in enumerate(WORDS):
-        x[0, i, i] = 1.0  # position
-        x[0, i, 8 + vocab.index(word)] = 1.0  # word
-    torch.manual_seed(12)
-    mha = MultiHeadAttention(d_model, heads)
-    s = math.sqrt(6 * math.sqrt(8))
-    wq = torch.zeros(d_model, d_model)  # (out, in): row = head feature, column = input
-    wk = torch.zeros(d_model, d_model)
-    bq = torch.zeros(d_model)
-    for i in range(n):
-        wq[0 + i, i] = s  # head 0, previous token: query i looks for key i - 1
-        wq[8 + i, i] = s  # head 1, next token: query i looks for key i + 1
-    for j in range(n - 1):
-        wk[0 + j + 1, j] = s  # key j answers query j + 1 in head 0
-        wk[8 + j, j + 1] = s  # key j + 1 answers query j in head 1
-    wk[0 + 0, 0] = s  # the first token has no predecessor: it attends to itself
-    wk[8 + n - 1, n - 1] = s  # the last has no successor: itself
-    for w in range(8):
-        wq[16 + w, 8 + w] = s  # head 2, same word: query and key are the word
-        wk[16 + w, 8 + w] = s
-    bq[24] = s  # head 3, first token: every query (a bias) looks for position 0
-    wk[24, 0] = s
-    with torch.no_grad():
-        mha.w_q.weight.copy_(wq)
-        mha.w_k.weight.copy_(wk)
-        mha.w_q.bias.copy_(bq)
-        mha.w_k.bias.zero_()
-    return mha, x
+_HEAD_NAMES = ["previous token", "next token", "same word", "first token"]
 
 
 def _one_head(mha: MultiHeadAttention) -> MultiHeadAttention:
@@ -181,7 +158,7 @@ def single_head_numbers() -> dict[str, str]:
     }
 
 
-def head_maps_figure():
+def head_maps_figure() -> Figure:
     mha, x = hand_built_heads()
     with torch.no_grad():
         _, weights = mha(x, x, x)  # (1, H, n, n)
@@ -189,7 +166,7 @@ def head_maps_figure():
         # sqrt(8), so its score is half the sum of the four heads' scaled scores.
         _, single = _one_head(mha)(x, x, x)  # (1, 1, n, n)
     panels = [
-        *[(weights[0, h], f"head {h}: {name}") for h, name in enumerate(HEAD_NAMES)],
+        *[(weights[0, h], f"head {h}: {name}") for h, name in enumerate(_HEAD_NAMES)],
         (weights[0].mean(dim=0), "average of the 4 heads\n(what PyTorch returns)"),
         (single[0, 0], "one head, same $W_Q, W_K$\n(no split)"),
     ]
@@ -212,17 +189,21 @@ def head_maps_figure():
 # The batch_first pitfall
 # ---------------------------------------------------------------------------------------------
 
-B_PIT, N_PIT, D_PIT = 4, 6, 16
+_B_PIT, _N_PIT, _D_PIT = 4, 6, 16
 
 
 def _pitfall_setup() -> tuple[nn.MultiheadAttention, nn.MultiheadAttention, Tensor]:
     g = torch.Generator().manual_seed(13)
     torch.manual_seed(13)
-    default = nn.MultiheadAttention(D_PIT, 2)  # batch_first=False: expects (N, B, d)
-    fixed = nn.MultiheadAttention(D_PIT, 2, batch_first=True)
+    default = nn.MultiheadAttention(_D_PIT, 2)  # batch_first=False: expects (N, B, d)
+    fixed = nn.MultiheadAttention(_D_PIT, 2, batch_first=True)
     fixed.load_state_dict(default.state_dict())  # same weights, other layout
-    x = torch.randn(B_PIT, N_PIT, D_PIT, generator=g)  # (B, N, d), batch first
+    x = torch.randn(_B_PIT, _N_PIT, _D_PIT, generator=g)  # (B, N, d), batch first
     return default, fixed, x
+
+
+_WRONG = "wrong: `default(x, x, x)`"
+_FIXED = "fixed: `fixed(x, x, x)`, `batch_first=True`"
 
 
 def _calls(default: nn.MultiheadAttention, fixed: nn.MultiheadAttention):
@@ -232,9 +213,9 @@ def _calls(default: nn.MultiheadAttention, fixed: nn.MultiheadAttention):
         return out.transpose(0, 1), w
 
     return {
-        "wrong: `default(x, x, x)`": lambda x: default(x, x, x),
+        _WRONG: lambda x: default(x, x, x),
         "fixed: `default` on `x.transpose(0, 1)`, output transposed back": transposed,
-        "fixed: `fixed(x, x, x)`, `batch_first=True`": lambda x: fixed(x, x, x),
+        _FIXED: lambda x: fixed(x, x, x),
     }
 
 
@@ -242,14 +223,8 @@ def pitfall_table() -> str:
     default, fixed, x = _pitfall_setup()
     reference = MultiHeadAttention.from_torch(default)  # batch-first by construction
     x2 = x.clone()
-    x2[1] = torch.randn(N_PIT, D_PIT, generator=torch.Generator().manual_seed(14))
-    rows = [
-        f"| call, `x` of shape (B, N, d) = ({B_PIT}, {N_PIT}, {D_PIT}) "
-        "| output shape | weights shape "
-        "| largest difference from the correct output "
-        "| sequence 0's output when only sequence 1 changes |",
-        "| --- | :---: | :---: | ---: | :---: |",
-    ]
+    x2[1] = torch.randn(_N_PIT, _D_PIT, generator=torch.Generator().manual_seed(14))
+    rows = []
     with torch.no_grad():
         right, _ = reference(x, x, x)
         for name, call in _calls(default, fixed).items():
@@ -258,26 +233,41 @@ def pitfall_table() -> str:
             moved = (out2[0] - out[0]).abs().max().item()
             verdict = f"changes (by up to {moved:.2f})" if moved > 1e-6 else "unchanged"
             rows.append(
-                f"| {name} | {tuple(out.shape)} | {tuple(w.shape)} "
-                f"| {(out - right).abs().max().item():.1e} | {verdict} |"
+                [
+                    name,
+                    tuple(out.shape),
+                    tuple(w.shape),
+                    f"{(out - right).abs().max().item():.1e}",
+                    verdict,
+                ]
             )
-    return "\n".join(rows)
+    return markdown_table(
+        [
+            f"call, `x` of shape (B, N, d) = ({_B_PIT}, {_N_PIT}, {_D_PIT})",
+            "output shape",
+            "weights shape",
+            "largest difference from the correct output",
+            "sequence 0's output when only sequence 1 changes",
+        ],
+        rows,
+        "lccrc",
+    )
 
 
-def pitfall_figure():
+def pitfall_figure() -> Figure:
     """Which inputs does output (sequence 0, token 0) depend on? Jacobian norms per input token."""
     default, fixed, x = _pitfall_setup()
-    calls = list(_calls(default, fixed).values())
+    calls = _calls(default, fixed)
     fig, axes = figure(ncols=2, width=8.0, height=2.9)
     for ax, call, title in (
-        (axes[0], calls[0], "default module, (B, N, d) input: wrong"),
-        (axes[1], calls[2], "batch_first=True: right"),
+        (axes[0], calls[_WRONG], "default module, (B, N, d) input: wrong"),
+        (axes[1], calls[_FIXED], "batch_first=True: right"),
     ):
         jac = torch.autograd.functional.jacobian(lambda t, c=call: c(t)[0][0, 0], x)
         influence = jac.norm(dim=(0, 3))  # (B, N): ||d out[0, 0] / d x[b, j]||
         ax.imshow(influence.numpy(), cmap="viridis")
-        ax.set_xticks(range(N_PIT))
-        ax.set_yticks(range(B_PIT))
+        ax.set_xticks(range(_N_PIT))
+        ax.set_yticks(range(_B_PIT))
         ax.grid(False)
         ax.set(xlabel="token $j$", ylabel="sequence $b$", title=title)
     fig.suptitle(

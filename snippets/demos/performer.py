@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,59 +26,70 @@ from snippets.performer import (
     orthogonal_random_features,
     relative_error,
 )
-from snippets.plotting import COLORS, Figure, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device, measured
 
-D = 64  # head width in every demo of this chapter
-N_ERR = 128  # sequence length of the accuracy demos
-FEATURES = [16, 32, 64, 128, 256, 512]
-SIGMA = 0.25  # input scale of the error-vs-m panel
-SWEEP_SIGMAS = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75]
-SWEEP_M = 256
+_D = 64  # head width in every demo of this chapter
+_N_ERR = 128  # sequence length of the accuracy demos
+_FEATURES = [16, 32, 64, 128, 256, 512]
+_SIGMA = 0.25  # input scale of the error-vs-m panel
+_SWEEP_SIGMAS = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75]
+_SWEEP_M = 256
 # Independent projections per point: enough that two standard errors of a root mean square
 # error are a few per cent of it, well below the gap between i.i.d. and orthogonal features
 # at sigma = 0.25 (see `error_numbers`, which reports them).
-DRAWS = 32
-MSE_DIMS = [16, 64, 256]  # head widths of the exact kernel-level comparison, m = d
-Z_SQ = np.linspace(0.0, 12.0, 121)[1:]  # |x + y|^2 on the x-axis of that comparison
+_DRAWS = 32
+_MSE_DIMS = [16, 64, 256]  # head widths of the exact kernel-level comparison, m = d
+_Z_SQ = np.linspace(0.0, 12.0, 121)[1:]  # |x + y|^2 on the x-axis of that comparison
 
 
 def _inputs(sigma: float, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """q, k with i.i.d. N(0, sigma^2) components, v with N(0, 1): each (N_ERR, D), float32.
+    """q, k with i.i.d. N(0, sigma^2) components, v with N(0, 1): each (_N_ERR, _D), float32.
 
     float32 keeps the many draws cheap; its rounding (~1e-7) is far below the errors measured.
     """
     g = torch.Generator().manual_seed(seed)
-    q, k = (sigma * torch.randn(N_ERR, D, generator=g) for _ in range(2))
-    v = torch.randn(N_ERR, D, generator=g)
+    q, k = (sigma * torch.randn(_N_ERR, _D, generator=g) for _ in range(2))
+    v = torch.randn(_N_ERR, _D, generator=g)
     return q, k, v
 
 
-def _rms_error(sigma: float, m: int, orthogonal: bool) -> tuple[float, float]:
-    """Root mean square over DRAWS projections of the relative error of the output, and its
+class _Estimate(NamedTuple):
+    """A root mean square error over _DRAWS projections, and its standard error."""
+
+    rms: float
+    se: float
+
+
+def _rms_error(sigma: float, m: int, orthogonal: bool) -> _Estimate:
+    """Root mean square over _DRAWS projections of the relative error of the output, and its
     standard error (delta method: s.e. of the mean square / (2 rms)).
 
-    The DRAWS independent projections go through `favor_attention` as one batch (DRAWS, m, d).
+    The _DRAWS independent projections go through `favor_attention` as one batch (_DRAWS, m, d).
     """
     q, k, v = _inputs(sigma)
     exact, _ = scaled_dot_product_attention(q, k, v)
     g = torch.Generator().manual_seed(1)
     draw = orthogonal_random_features if orthogonal else gaussian_random_features
-    w = torch.stack([draw(m, D, g) for _ in range(DRAWS)])  # (DRAWS, m, D)
-    out = favor_attention(q, k, v, m, projection=w)  # (DRAWS, N, D)
+    w = torch.stack([draw(m, _D, g) for _ in range(_DRAWS)])  # (_DRAWS, m, _D)
+    out = favor_attention(q, k, v, m, projection=w)  # (_DRAWS, N, _D)
     sq = np.square([relative_error(o, exact) for o in out])
     rms = float(np.sqrt(sq.mean()))
-    return rms, float(sq.std(ddof=1) / math.sqrt(DRAWS) / (2 * rms))
+    return _Estimate(rms, float(sq.std(ddof=1) / math.sqrt(_DRAWS) / (2 * rms)))
 
 
 @functools.lru_cache
-def _error_curves() -> dict[bool, list[tuple[float, float]]]:
-    return {o: [_rms_error(SIGMA, m, o) for m in FEATURES] for o in (False, True)}
+def _error_curves() -> dict[bool, dict[int, _Estimate]]:
+    """orthogonal -> m -> the error at sigma = _SIGMA."""
+    return {o: {m: _rms_error(_SIGMA, m, o) for m in _FEATURES} for o in (False, True)}
 
 
 @functools.lru_cache
-def _error_sweep() -> dict[bool, list[tuple[float, float]]]:
-    return {o: [_rms_error(s, SWEEP_M, o) for s in SWEEP_SIGMAS] for o in (False, True)}
+def _error_sweep() -> dict[bool, dict[float, _Estimate]]:
+    """orthogonal -> sigma -> the error with m = _SWEEP_M."""
+    return {
+        o: {s: _rms_error(s, _SWEEP_M, o) for s in _SWEEP_SIGMAS} for o in (False, True)
+    }
 
 
 def _slope(x: list[float], y: list[float]) -> float:
@@ -86,7 +98,7 @@ def _slope(x: list[float], y: list[float]) -> float:
 
 def _typical_z_sq(sigma: float) -> float:
     """E|x + y|^2 for x, y = q, k / d^(1/4) with N(0, sigma^2) components: 2 sigma^2 sqrt(d)."""
-    return 2 * sigma**2 * math.sqrt(D)
+    return 2 * sigma**2 * math.sqrt(_D)
 
 
 @functools.lru_cache
@@ -96,10 +108,10 @@ def _mse_ratios() -> dict[int, np.ndarray]:
         d: np.array(
             [
                 kernel_relative_mse(z, d, d, True) / kernel_relative_mse(z, d, d, False)
-                for z in Z_SQ
+                for z in _Z_SQ
             ]
         )
-        for d in MSE_DIMS
+        for d in _MSE_DIMS
     }
 
 
@@ -109,20 +121,20 @@ def _theorem2_ratio(z_sq: float | np.ndarray, m: int, d: int) -> float | np.ndar
     return 1 - gap / (np.expm1(z_sq) / m)
 
 
-def orthogonal_figure():
+def orthogonal_figure() -> Figure:
     """Exact MSE of the kernel estimate, orthogonal over i.i.d., with Theorem 2's bound."""
     ratios = _mse_ratios()
     fig, ax = figure(width=6.0, height=3.6)
-    for d, color in zip(MSE_DIMS, (COLORS[2], COLORS[0], COLORS[4]), strict=True):
-        ax.plot(Z_SQ, ratios[d], color=color, label=f"exact, m = d = {d}")
+    for d, color in zip(_MSE_DIMS, (COLORS[2], COLORS[0], COLORS[4]), strict=True):
+        ax.plot(_Z_SQ, ratios[d], color=color, label=f"exact, m = d = {d}")
     ax.plot(
-        Z_SQ,
-        _theorem2_ratio(Z_SQ, D, D),
+        _Z_SQ,
+        _theorem2_ratio(_Z_SQ, _D, _D),
         color=COLORS[0],
         linestyle="--",
-        label=f"Theorem 2's bound, m = d = {D}",
+        label=f"Theorem 2's bound, m = d = {_D}",
     )
-    for sigma in (SIGMA, SWEEP_SIGMAS[-1]):
+    for sigma in (_SIGMA, max(_SWEEP_SIGMAS)):
         ax.axvline(_typical_z_sq(sigma), color=COLORS[1], linestyle=":")
         ax.annotate(
             rf"typical at $\sigma$ = {sigma}",
@@ -143,34 +155,36 @@ def orthogonal_figure():
 
 
 def orthogonal_numbers() -> dict[str, str]:
-    ratios = _mse_ratios()[D]
+    ratios = _mse_ratios()[_D]
     i_min = int(np.argmin(ratios))
-    small, big = _typical_z_sq(SIGMA), _typical_z_sq(SWEEP_SIGMAS[-1])
+    small, big = _typical_z_sq(_SIGMA), _typical_z_sq(max(_SWEEP_SIGMAS))
 
     def ratio(z: float) -> float:
-        return kernel_relative_mse(z, D, D, True) / kernel_relative_mse(z, D, D, False)
+        return kernel_relative_mse(z, _D, _D, True) / kernel_relative_mse(
+            z, _D, _D, False
+        )
 
     def bound(z: float) -> float:
-        return float(_theorem2_ratio(z, D, D))
+        return float(_theorem2_ratio(z, _D, _D))
 
     return {
-        "d": str(D),
+        "d": str(_D),
         "min_ratio": f"{ratios[i_min]:.2f}",
-        "z_at_min": f"{Z_SQ[i_min]:.1f}",
-        "small_sigma": str(SIGMA),
-        "big_sigma": str(SWEEP_SIGMAS[-1]),
+        "z_at_min": f"{_Z_SQ[i_min]:.1f}",
+        "small_sigma": str(_SIGMA),
+        "big_sigma": str(max(_SWEEP_SIGMAS)),
         "z_small": f"{small:g}",
         "z_big": f"{big:g}",
         "ratio_small": f"{ratio(small):.2f}",
         "rmse_ratio_small": f"{math.sqrt(ratio(small)):.2f}",
         "bound_small": f"{bound(small):.2f}",
         "ratio_big": f"{ratio(big):.3f}",
-        "rmse_iid_big": f"{math.sqrt(kernel_relative_mse(big, D, D, False)):.1f}",
-        "rmse_orth_big": f"{math.sqrt(kernel_relative_mse(big, D, D, True)):.1f}",
+        "rmse_iid_big": f"{math.sqrt(kernel_relative_mse(big, _D, _D, False)):.1f}",
+        "rmse_orth_big": f"{math.sqrt(kernel_relative_mse(big, _D, _D, True)):.1f}",
     }
 
 
-def error_figure():
+def error_figure() -> Figure:
     """Left: error vs m, i.i.d. and orthogonal. Right: error vs the scale of q and k.
 
     Error bars: two standard errors of each root mean square error.
@@ -179,9 +193,10 @@ def error_figure():
     fig, axes = figure(ncols=2, width=9.2, height=3.6)
     ax = axes[0]
     for o, color in ((False, COLORS[3]), (True, COLORS[0])):
-        rms, se = np.array(curves[o]).T
+        rms = np.array([e.rms for e in curves[o].values()])
+        se = np.array([e.se for e in curves[o].values()])
         ax.errorbar(
-            FEATURES,
+            _FEATURES,
             rms,
             yerr=2 * se,
             fmt="o-",
@@ -190,23 +205,27 @@ def error_figure():
             color=color,
             label="orthogonal" if o else "i.i.d.",
         )
-    ref = curves[False][0][0] * (np.array(FEATURES) / FEATURES[0]) ** -0.5
-    ax.plot(FEATURES, ref, color=COLORS[1], linestyle="--", label=r"$\propto m^{-1/2}$")
+    m_min = min(_FEATURES)
+    ref = curves[False][m_min].rms * (np.array(_FEATURES) / m_min) ** -0.5
+    ax.plot(
+        _FEATURES, ref, color=COLORS[1], linestyle="--", label=r"$\propto m^{-1/2}$"
+    )
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="number of random features m",
         ylabel="relative error of the output",
-        title=rf"$\sigma$ = {SIGMA}",
+        title=rf"$\sigma$ = {_SIGMA}",
     )
-    ax.set_xticks(FEATURES, [str(m) for m in FEATURES])
+    ax.set_xticks(_FEATURES, [str(m) for m in _FEATURES])
     ax.minorticks_off()
     ax.legend(fontsize=8)
     ax = axes[1]
     for o, color in ((False, COLORS[3]), (True, COLORS[0])):
-        rms, se = np.array(sweep[o]).T
+        rms = np.array([e.rms for e in sweep[o].values()])
+        se = np.array([e.se for e in sweep[o].values()])
         ax.errorbar(
-            SWEEP_SIGMAS,
+            _SWEEP_SIGMAS,
             rms,
             yerr=2 * se,
             fmt="o-",
@@ -219,25 +238,23 @@ def error_figure():
         yscale="log",
         xlabel=r"scale $\sigma$ of the query and key components",
         ylabel="relative error of the output",
-        title=f"m = {SWEEP_M}",
+        title=f"m = {_SWEEP_M}",
     )
     ax.legend()
     return fig
 
 
-def _ratio_with_se(
-    a: tuple[float, float], b: tuple[float, float]
-) -> tuple[float, float]:
-    """a / b for two independent estimates (value, s.e.), with the delta-method s.e."""
-    r = a[0] / b[0]
-    return r, r * math.hypot(a[1] / a[0], b[1] / b[0])
+def _ratio_with_se(a: _Estimate, b: _Estimate) -> tuple[float, float]:
+    """a / b for two independent estimates, with the delta-method s.e."""
+    r = a.rms / b.rms
+    return r, r * math.hypot(a.se / a.rms, b.se / b.rms)
 
 
-def _sweep_verdict(sweep: dict[bool, list[tuple[float, float]]]) -> str:
+def _sweep_verdict(sweep: dict[bool, dict[float, _Estimate]]) -> str:
     """Which scales show orthogonal features better, worse or equal within 2 s.e."""
     groups: dict[str, list[str]] = {"lower": [], "level": [], "higher": []}
-    for s, orth, iid in zip(SWEEP_SIGMAS, sweep[True], sweep[False], strict=True):
-        r, se = _ratio_with_se(orth, iid)
+    for s in _SWEEP_SIGMAS:
+        r, se = _ratio_with_se(sweep[True][s], sweep[False][s])
         key = "lower" if r + 2 * se < 1 else "higher" if r - 2 * se > 1 else "level"
         groups[key].append(f"{s}")
     parts = []
@@ -261,25 +278,27 @@ def _sweep_verdict(sweep: dict[bool, list[tuple[float, float]]]) -> str:
 
 def error_numbers() -> dict[str, str]:
     curves, sweep = _error_curves(), _error_sweep()
-    iid = np.array([r for r, _ in curves[False]])
-    orth = np.array([r for r, _ in curves[True]])
-    i256 = FEATURES.index(256)
-    r256, se256 = _ratio_with_se(curves[True][i256], curves[False][i256])
-    rel_se = max(se / r for c in (*curves.values(), *sweep.values()) for r, se in c)
+    iid = np.array([e.rms for e in curves[False].values()])
+    orth = np.array([e.rms for e in curves[True].values()])
+    r256, se256 = _ratio_with_se(curves[True][256], curves[False][256])
+    rel_se = max(
+        e.se / e.rms for c in (*curves.values(), *sweep.values()) for e in c.values()
+    )
+    big_sigma = max(_SWEEP_SIGMAS)
     return {
-        "n": str(N_ERR),
-        "d": str(D),
-        "draws": str(DRAWS),
-        "slope_iid": f"{_slope(FEATURES, iid):.2f}",
-        "slope_orth": f"{_slope(FEATURES, orth):.2f}",
+        "n": str(_N_ERR),
+        "d": str(_D),
+        "draws": str(_DRAWS),
+        "slope_iid": f"{_slope(_FEATURES, iid):.2f}",
+        "slope_orth": f"{_slope(_FEATURES, orth):.2f}",
         "ratio_mean": f"{np.mean(orth / iid):.2f}",
         "ratio_256": f"{r256:.2f} ± {2 * se256:.2f}",
         "max_rel_se": f"{100 * rel_se:.0f}%",
-        "err_iid_256": f"{iid[i256]:.3f}",
-        "err_orth_256": f"{orth[i256]:.3f}",
-        "err_big_sigma": f"{sweep[False][-1][0]:.2f}",
-        "big_sigma": str(SWEEP_SIGMAS[-1]),
-        "small_sigma": str(SIGMA),
+        "err_iid_256": f"{curves[False][256].rms:.3f}",
+        "err_orth_256": f"{curves[True][256].rms:.3f}",
+        "err_big_sigma": f"{sweep[False][big_sigma].rms:.2f}",
+        "big_sigma": str(big_sigma),
+        "small_sigma": str(_SIGMA),
         "sweep_verdict": _sweep_verdict(sweep),
     }
 
@@ -288,54 +307,69 @@ def unbiased_table() -> str:
     """Mean of many FAVOR+ kernel estimates against exp(q.k/sqrt(d_k)), with standard errors."""
     m, draws = 16, 4000
     g = torch.Generator().manual_seed(2)
-    lines = [
-        "One random pair $q, k$ per row, with i.i.d. $\\mathcal{N}(0, \\sigma^2)$ components; "
-        f"$d_k = {D}$, $m = {m}$ i.i.d. features per estimate, {draws:,} independent "
-        "estimates:",
-        "",
-        "| $\\sigma$ | $q\\cdot k/\\sqrt{d_k}$ | exact $e^{q\\cdot k/\\sqrt{d_k}}$ "
-        f"| mean of {draws:,} estimates | s.e. (theory) | (mean − exact) / s.e. "
-        "| s.e. (from the sample) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for sigma in SIGMAS_TABLE:
+    rows = []
+    for sigma in _SIGMAS_TABLE:
         q, k = (
-            sigma * torch.randn(D, generator=g, dtype=torch.float64) for _ in range(2)
+            sigma * torch.randn(_D, generator=g, dtype=torch.float64) for _ in range(2)
         )
-        score = (q @ k).item() / math.sqrt(D)
+        score = (q @ k).item() / math.sqrt(_D)
         exact = math.exp(score)
         est = kernel_estimates(q, k, m, draws, orthogonal=False, generator=g)
-        x, y = q / D**0.25, k / D**0.25
+        x, y = q / _D**0.25, k / _D**0.25
         # Var of one feature's product = exact^2 (exp(|x + y|^2) - 1); m features, `draws` draws.
         se = exact * math.sqrt(
             (math.exp(((x + y) ** 2).sum().item()) - 1) / (m * draws)
         )
         sample_se = est.std().item() / math.sqrt(draws)
         mean = est.mean().item()
-        lines.append(
-            f"| {sigma} | {score:+.3f} | {exact:.4f} | {mean:.4f} | {se:.4f} "
-            f"| {(mean - exact) / se:+.2f} | {sample_se:.4f} |"
+        rows.append(
+            [
+                sigma,
+                f"{score:+.3f}",
+                f"{exact:.4f}",
+                f"{mean:.4f}",
+                f"{se:.4f}",
+                f"{(mean - exact) / se:+.2f}",
+                f"{sample_se:.4f}",
+            ]
         )
-    return "\n".join(lines)
+    table = markdown_table(
+        [
+            "$\\sigma$",
+            "$q\\cdot k/\\sqrt{d_k}$",
+            "exact $e^{q\\cdot k/\\sqrt{d_k}}$",
+            f"mean of {draws:,} estimates",
+            "s.e. (theory)",
+            "(mean − exact) / s.e.",
+            "s.e. (from the sample)",
+        ],
+        rows,
+        "rrrrrrr",
+    )
+    return (
+        "One random pair $q, k$ per row, with i.i.d. $\\mathcal{N}(0, \\sigma^2)$ components; "
+        f"$d_k = {_D}$, $m = {m}$ i.i.d. features per estimate, {draws:,} independent "
+        "estimates:\n\n" + table
+    )
 
 
-SIGMAS_TABLE = [0.25, 0.5, 0.75]
+_SIGMAS_TABLE = [0.25, 0.5, 0.75]
 
 
-TIME_N = [64, 128, 256, 512, 1024, 2048]
-TIME_M = 256
-TIME_ROUNDS = 8
-TIME_LABELS = {  # in sentences
+_TIME_N = [64, 128, 256, 512, 1024, 2048]
+_TIME_M = 256
+_TIME_ROUNDS = 8
+_TIME_LABELS = {  # in sentences
     "exact": "our exact attention",
     "fused": "PyTorch's fused exact attention",
     "favor": "FAVOR+",
     "favor_causal": "causal FAVOR+",
 }
-TIME_NAMES = {  # in the figure's legend
+_TIME_NAMES = {  # in the figure's legend
     "exact": "exact attention (ours, N × N weights)",
     "fused": "exact attention, PyTorch fused",
-    "favor": f"FAVOR+, m = {TIME_M}",
-    "favor_causal": f"FAVOR+ causal, m = {TIME_M}",
+    "favor": f"FAVOR+, m = {_TIME_M}",
+    "favor_causal": f"FAVOR+ causal, m = {_TIME_M}",
 }
 
 
@@ -343,7 +377,7 @@ def _multiply_adds(key: str, n: int) -> float:
     """The count each timing is checked against: exact 2 N^2 d; FAVOR+ 4 N m d (features
     of q and k, then K'^T V and Q' (K'^T V)); the causal form does the same work as prefix
     sums."""
-    return 2 * n * n * D if key in ("exact", "fused") else 4 * n * TIME_M * D
+    return 2 * n * n * _D if key in ("exact", "fused") else 4 * n * _TIME_M * _D
 
 
 @functools.cache
@@ -351,30 +385,30 @@ def _timings() -> dict[int, Timings]:
     """N -> the four calls timed together in interleaved rounds (one thread on a CPU)."""
     g = torch.Generator().manual_seed(3)
     out = {}
-    for n in TIME_N:
-        q, k, v = (torch.randn(1, n, D, generator=g).to(device()) for _ in range(3))
+    for n in _TIME_N:
+        q, k, v = (torch.randn(1, n, _D, generator=g).to(device()) for _ in range(3))
         # drawn once, as between redraws
-        w = orthogonal_random_features(TIME_M, D, g).to(q)
+        w = orthogonal_random_features(_TIME_M, _D, g).to(q)
         calls = {
             "exact": lambda q=q, k=k, v=v: scaled_dot_product_attention(q, k, v),
             "fused": lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v),
             "favor": lambda q=q, k=k, v=v, w=w: favor_attention(
-                q, k, v, TIME_M, projection=w
+                q, k, v, _TIME_M, projection=w
             ),
             "favor_causal": lambda q=q, k=k, v=v, w=w: favor_attention(
-                q, k, v, TIME_M, causal=True, projection=w
+                q, k, v, _TIME_M, causal=True, projection=w
             ),
         }
         with torch.no_grad():
-            out[n] = compare(calls, rounds=TIME_ROUNDS, warmup=1)
+            out[n] = compare(calls, rounds=_TIME_ROUNDS, warmup=1)
     return out
 
 
-def first_faster(slow: str, fast: str) -> int | None:
+def _first_faster(slow: str, fast: str) -> int | None:
     """The first N from which `fast` is faster than `slow` at every longer N measured
     (the 95% interval of the ratio above 1), or None."""
     first = None
-    for n in reversed(TIME_N):
+    for n in reversed(_TIME_N):
         if _timings()[n].ratio(slow, fast).low <= 1:
             break
         first = n
@@ -387,11 +421,11 @@ def time_figure() -> Figure:
     t = _timings()
     fig, ax = figure(width=6.0, height=3.8)
     for (key, label), color in zip(
-        TIME_NAMES.items(), [COLORS[3], COLORS[4], COLORS[0], COLORS[2]], strict=True
+        _TIME_NAMES.items(), [COLORS[3], COLORS[4], COLORS[0], COLORS[2]], strict=True
     ):
         ax.plot(
-            TIME_N,
-            [t[n].median(key) * 1e3 for n in TIME_N],
+            _TIME_N,
+            [t[n].median(key) * 1e3 for n in _TIME_N],
             "o-",
             color=color,
             label=label,
@@ -402,31 +436,31 @@ def time_figure() -> Figure:
         xlabel="sequence length $N$",
         ylabel="median time (ms)",
     )
-    ax.set_xticks(TIME_N, [str(n) for n in TIME_N])
+    ax.set_xticks(_TIME_N, [str(n) for n in _TIME_N])
     ax.minorticks_off()
     ax.legend(fontsize=8)
     return fig
 
 
 def _describe(name: str, slow: str, fast: str) -> str:
-    first = first_faster(slow, fast)
+    first = _first_faster(slow, fast)
     if first is None:
         return (
-            f"{name} is not faster than {TIME_LABELS[slow]} at the longest lengths "
-            f"measured, up to $N$ = {TIME_N[-1]:,}"
+            f"{name} is not faster than {_TIME_LABELS[slow]} at the longest lengths "
+            f"measured, up to $N$ = {max(_TIME_N):,}"
         )
-    if first == TIME_N[0]:
-        return f"{name} is already faster than {TIME_LABELS[slow]} at $N$ = {first}"
-    return f"{name} is faster than {TIME_LABELS[slow]} from $N$ = {first:,} on"
+    if first == min(_TIME_N):
+        return f"{name} is already faster than {_TIME_LABELS[slow]} at $N$ = {first}"
+    return f"{name} is faster than {_TIME_LABELS[slow]} from $N$ = {first:,} on"
 
 
 @measured
 def time_numbers() -> dict[str, str]:
     t = _timings()
-    n = TIME_N[-1]
+    n = max(_TIME_N)
     faults = t[n].page_faults("exact")
     fits = {}
-    for key in TIME_NAMES:
+    for key in _TIME_NAMES:
         why = (
             fault_evidence("our exact attention", faults, n, t[n].median("exact"))
             if key == "exact"
@@ -435,9 +469,9 @@ def time_numbers() -> dict[str, str]:
         fits[key] = str(
             check_scaling(
                 f"chapter 11, {key}",
-                TIME_N,
-                [t[m].seconds[key] for m in TIME_N],
-                [_multiply_adds(key, m) for m in TIME_N],
+                _TIME_N,
+                [t[m].seconds[key] for m in _TIME_N],
+                [_multiply_adds(key, m) for m in _TIME_N],
                 why=why,
             )
         )
@@ -447,11 +481,11 @@ def time_numbers() -> dict[str, str]:
         "crossover_causal": _describe("causal FAVOR+", "exact", "favor_causal"),
         "crossover_fused": _describe("FAVOR+", "fused", "favor"),
         "n_max": f"{n:,}",
-        "speed_max": t[n].verdict("favor", "exact", TIME_LABELS),
-        "speed_max_fused": t[n].verdict("favor", "fused", TIME_LABELS),
-        "m": str(TIME_M),
-        "d": str(D),
-        "rounds": str(TIME_ROUNDS),
+        "speed_max": t[n].verdict("favor", "exact", _TIME_LABELS),
+        "speed_max_fused": t[n].verdict("favor", "fused", _TIME_LABELS),
+        "m": str(_TIME_M),
+        "d": str(_D),
+        "rounds": str(_TIME_ROUNDS),
         "device": timing_device(),
         "fit_exact": fits["exact"],
         "fit_fused": fits["fused"],

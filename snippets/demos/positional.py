@@ -8,7 +8,7 @@ import torch
 
 from snippets.attention import scaled_dot_product_attention
 from snippets.masks import causal_mask
-from snippets.plotting import COLORS, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.positional import (
     apply_rope,
     inverse_frequencies,
@@ -20,7 +20,7 @@ from snippets.positional import (
 )
 from snippets.runtime import device
 
-N_HEAT, D_HEAT = 100, 128  # the heatmap: positions x dimensions
+_N_HEAT, _D_HEAT = 100, 128  # the heatmap: positions x dimensions
 
 
 def _causal_self_attention(x: torch.Tensor, w_q, w_k, w_v) -> torch.Tensor:
@@ -75,14 +75,14 @@ def permutation_check() -> dict[str, str]:
     }
 
 
-def sinusoidal_heatmap():
-    pe = sinusoidal_encoding(N_HEAT, D_HEAT)
+def sinusoidal_heatmap() -> Figure:
+    pe = sinusoidal_encoding(_N_HEAT, _D_HEAT)
     fig, (ax, ax2) = figure(ncols=2, width=9.6, height=3.6)
     im = ax.imshow(pe.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, origin="lower")
-    ax.set(xlabel="position", ylabel="dimension", title=f"PE, d_model = {D_HEAT}")
+    ax.set(xlabel="position", ylabel="dimension", title=f"PE, d_model = {_D_HEAT}")
     ax.grid(False)
     fig.colorbar(im, ax=ax, shrink=0.9)
-    wavelengths = 2 * math.pi / inverse_frequencies(D_HEAT)  # (d/2,)
+    wavelengths = 2 * math.pi / inverse_frequencies(_D_HEAT)  # (d/2,)
     for dim, color in zip((0, 20, 40, 60), COLORS, strict=False):
         wl = wavelengths[dim // 2].item()
         ax2.plot(pe[:, dim], color=color, label=f"dim {dim}: wavelength {wl:.0f}")
@@ -98,9 +98,9 @@ def sinusoidal_heatmap():
 
 # --- the XOR pitfall ---------------------------------------------------------------------------
 
-ARTICLE_LINE = "angle = pos / 10000^(2i/d_model)"
-ATTEMPTS = [
-    ("the line as printed", ARTICLE_LINE),
+_ARTICLE_LINE = "angle = pos / 10000^(2i/d_model)"
+_ATTEMPTS = [
+    ("the line as printed", _ARTICLE_LINE),
     ("`2i` written `2*i`", "angle = pos / 10000^(2*i/d_model)"),
     ("parenthesised, integer exponent", "angle = pos / (10000 ^ (2*i // d_model))"),
     ("with `**`, the power", "angle = pos / 10000 ** (2*i / d_model)"),
@@ -120,26 +120,29 @@ def _try(line: str, pos: int, i: int, d_model: int) -> str:
 
 def xor_attempts() -> str:
     """Each way of typing the formula, executed by the build with pos = 3, i = 1, d_model = 8."""
-    lines = [
-        "| what is typed | code | result for pos = 3, i = 1, d_model = 8 |",
-        "| --- | --- | --- |",
-    ]
-    for label, line in ATTEMPTS:
-        lines.append(f"| {label} | `{line}` | {_try(line, 3, 1, 8)} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["what is typed", "code", "result for pos = 3, i = 1, d_model = 8"],
+        [[label, f"`{line}`", _try(line, 3, 1, 8)] for label, line in _ATTEMPTS],
+    )
 
 
 def xor_table() -> str:
     """Denominators with `**` and with `^`, for d_model = 512, at a few pair indices."""
-    rows = xor_denominators(512)
-    lines = [
-        "| pair $i$ | `10000 ** (2*i/512)` | `10000 ^ (2*i // 512)` | `10000 ^ (2*i)` |",
-        "| ---: | ---: | ---: | ---: |",
-    ]
+    by_pair = {i: (power, xor) for i, power, xor in xor_denominators(512)}
+    rows = []
     for i in (0, 1, 2, 64, 128, 192, 255):
-        _, power, xor = rows[i]
-        lines.append(f"| {i} | {power:,.4g} | {xor:,} | {10000 ^ (2 * i):,} |")
-    return "\n".join(lines)
+        power, xor = by_pair[i]
+        rows.append([i, f"{power:,.4g}", f"{xor:,}", f"{10000 ^ (2 * i):,}"])
+    return markdown_table(
+        [
+            "pair $i$",
+            "`10000 ** (2*i/512)`",
+            "`10000 ^ (2*i // 512)`",
+            "`10000 ^ (2*i)`",
+        ],
+        rows,
+        "rrrr",
+    )
 
 
 def xor_numbers() -> dict[str, str]:
@@ -160,7 +163,7 @@ def xor_numbers() -> dict[str, str]:
     }
 
 
-def xor_figure():
+def xor_figure() -> Figure:
     n, d = 128, 64
     fig, axes = figure(ncols=2, width=9.6, height=3.0)
     for ax, table, title in (
@@ -195,7 +198,7 @@ def shift_check() -> dict[str, str]:
     }
 
 
-def similarity_figure():
+def similarity_figure() -> Figure:
     fig, (ax, ax2) = figure(ncols=2, width=9.6, height=3.6)
     offsets = torch.arange(-200, 201)
     p = 300
@@ -245,7 +248,7 @@ def _toeplitz_gap(s: torch.Tensor) -> float:
     )
 
 
-def rope_figure():
+def rope_figure() -> Figure:
     rope, added = _rope_scores()
     fig, axes = figure(ncols=2, width=9.6, height=3.8)
     for ax, s, title in (

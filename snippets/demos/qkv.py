@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from snippets.plotting import figure
+from snippets.plotting import Figure, figure, markdown_table
 from snippets.qkv import (
     SENTENCE,
     W_K,
@@ -23,11 +23,16 @@ from snippets.qkv import (
 
 # A small library: keys say what a book is about (maths, history, cooking), values what
 # you take away from it (formulas, dates, recipes). The query asks for history with some maths.
-BOOKS = ["Linear algebra", "A history of mathematics", "Roman history", "Roman cookery"]
-KEYS = [[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0], [0.0, 0.6, 0.8]]
-VALUES = [[9.0, 0.0, 0.0], [4.0, 5.0, 0.0], [0.0, 9.0, 0.0], [0.0, 3.0, 6.0]]
-QUERY = [1.0, 2.0, 0.0]
-TEMPERATURES = [0.1, 1.0, 10.0]
+_BOOKS = [
+    "Linear algebra",
+    "A history of mathematics",
+    "Roman history",
+    "Roman cookery",
+]
+_KEYS = [[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0], [0.0, 0.6, 0.8]]
+_VALUES = [[9.0, 0.0, 0.0], [4.0, 5.0, 0.0], [0.0, 9.0, 0.0], [0.0, 3.0, 6.0]]
+_QUERY = [1.0, 2.0, 0.0]
+_TEMPERATURES = [0.1, 1.0, 10.0]
 
 
 def _vec(t: torch.Tensor, digits: int | None = None) -> str:
@@ -38,25 +43,27 @@ def _vec(t: torch.Tensor, digits: int | None = None) -> str:
 
 def lookup_table() -> str:
     """The library look-up, hard and soft at three temperatures, as the build computed it."""
-    q, k, v = (torch.tensor(a, dtype=torch.float64) for a in (QUERY, KEYS, VALUES))
-    soft = {t: soft_lookup(q, k, v, t) for t in TEMPERATURES}
-    head = " | ".join(f"weight, $T = {t:g}$" for t in TEMPERATURES)
+    q, k, v = (torch.tensor(a, dtype=torch.float64) for a in (_QUERY, _KEYS, _VALUES))
+    outputs, weights = {}, {}  # temperature -> the soft look-up's output and weights
+    for t in _TEMPERATURES:
+        outputs[t], weights[t] = soft_lookup(q, k, v, t)
+    header = ["book", "key", "value", "score $q \\cdot k$"]
+    header += [f"weight, $T = {t:g}$" for t in _TEMPERATURES]
+    scores = k @ q
+    rows = [
+        [book, _vec(k[i]), _vec(v[i]), f"{scores[i]:.1f}"]
+        + [f"{weights[t][i]:.3f}" for t in _TEMPERATURES]
+        for i, book in enumerate(_BOOKS)
+    ]
+    rows.append(
+        ["**soft look-up output**", "", "", ""]
+        + [f"**{_vec(outputs[t], 2)}**" for t in _TEMPERATURES]
+    )
+    best = _BOOKS[int(scores.argmax())]
     lines = [
         f"The query: $q = {_vec(q)}$.",
         "",
-        f"| book | key | value | score $q \\cdot k$ | {head} |",
-        "| --- | --- | --- | ---: |" + " ---: |" * len(TEMPERATURES),
-    ]
-    scores = k @ q
-    for i, book in enumerate(BOOKS):
-        weights = " | ".join(f"{soft[t][1][i]:.3f}" for t in TEMPERATURES)
-        lines.append(
-            f"| {book} | {_vec(k[i])} | {_vec(v[i])} | {scores[i]:.1f} | {weights} |"
-        )
-    outputs = " | ".join(f"**{_vec(soft[t][0], 2)}**" for t in TEMPERATURES)
-    lines.append(f"| **soft look-up output** | | | | {outputs} |")
-    best = BOOKS[int(scores.argmax())]
-    lines += [
+        markdown_table(header, rows, "lllr" + "r" * len(_TEMPERATURES)),
         "",
         f"The hard look-up returns the value of *{best}* unchanged: "
         f"{_vec(hard_lookup(q, k, v))}.",
@@ -105,7 +112,7 @@ def worked_example_values() -> dict[str, str]:
     return out
 
 
-def sentence_heatmap():
+def sentence_heatmap() -> Figure:
     """Self-attention weights over a sentence: hand-built projections, then random ones."""
     x, hand = hand_built_attention()
     g = torch.Generator().manual_seed(0)
@@ -170,18 +177,37 @@ def shapes_table() -> str:
     def shape(t: torch.Tensor) -> str:
         return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
-    return "\n".join(
+    table = markdown_table(
         [
-            f"Random inputs in float32: a batch of {b}, $N_q = {n_q}$ queries, "
-            f"$N_{{kv}} = {n_kv}$ keys, $d_{{\\text{{model}}}} = {d_model}$, $d_k = {d_k}$ "
-            f"and $d_v = {d_v}$.",
             "",
-            "| | queries from | keys and values from | weights | output "
-            "| largest difference from PyTorch |",
-            "| --- | --- | --- | --- | --- | ---: |",
-            f"| self-attention | `x` {shape(x)} | `x` {shape(x)} | {shape(self_w)} "
-            f"| {shape(self_out)} | {self_err.item():.1e} |",
-            f"| cross-attention | `x` {shape(x)} | `memory` {shape(memory)} "
-            f"| {shape(cross_w)} | {shape(cross_out)} | {cross_err.item():.1e} |",
-        ]
+            "queries from",
+            "keys and values from",
+            "weights",
+            "output",
+            "largest difference from PyTorch",
+        ],
+        [
+            [
+                "self-attention",
+                f"`x` {shape(x)}",
+                f"`x` {shape(x)}",
+                shape(self_w),
+                shape(self_out),
+                f"{self_err.item():.1e}",
+            ],
+            [
+                "cross-attention",
+                f"`x` {shape(x)}",
+                f"`memory` {shape(memory)}",
+                shape(cross_w),
+                shape(cross_out),
+                f"{cross_err.item():.1e}",
+            ],
+        ],
+        "lllllr",
+    )
+    return (
+        f"Random inputs in float32: a batch of {b}, $N_q = {n_q}$ queries, "
+        f"$N_{{kv}} = {n_kv}$ keys, $d_{{\\text{{model}}}} = {d_model}$, $d_k = {d_k}$ "
+        f"and $d_v = {d_v}$.\n\n" + table
     )

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from snippets.masks import causal_mask
 from snippets.measure import peak_memory_bytes
-from snippets.plotting import COLORS, figure
+from snippets.plotting import COLORS, Figure, figure
 from snippets.reformer import (
     ReversibleBlock,
     hash_with,
@@ -24,10 +25,10 @@ from snippets.reformer import (
 )
 from snippets.runtime import device
 
-ANGLES_DEG = np.linspace(0, 180, 19)
-COLLISION_BUCKETS = [2, 4, 8, 16]
-COLLISION_ROUNDS = 2000
-D = 32  # width of the shared query/key vectors in the agreement and memory demos
+_ANGLES_DEG = np.linspace(0, 180, 19)
+_COLLISION_BUCKETS = [2, 4, 8, 16]
+_COLLISION_ROUNDS = 2000
+_D = 32  # width of the shared query/key vectors in the agreement and memory demos
 
 
 def _pair_at_angle(theta: float, d: int, g: torch.Generator) -> torch.Tensor:
@@ -37,7 +38,7 @@ def _pair_at_angle(theta: float, d: int, g: torch.Generator) -> torch.Tensor:
     return torch.stack([e1, math.cos(theta) * e1 + math.sin(theta) * e2])
 
 
-def hash_sectors_figure():
+def hash_sectors_figure() -> Figure:
     """Buckets of 2-D directions for one random rotation: angular LSH cuts the circle."""
     g = torch.Generator().manual_seed(3)
     phi = torch.linspace(0, 2 * math.pi, 720, dtype=torch.float64)
@@ -76,43 +77,46 @@ def hash_sectors_figure():
 
 
 @functools.lru_cache
-def _collisions() -> dict[int, list[float]]:
+def _collisions() -> dict[int, dict[int, float]]:
+    """buckets -> angle in degrees -> share of the rounds that hash the pair together."""
     g = torch.Generator().manual_seed(4)
-    out: dict[int, list[float]] = {}
-    pairs = [_pair_at_angle(math.radians(a), 64, g) for a in ANGLES_DEG]
+    out: dict[int, dict[int, float]] = {}
+    pairs = [_pair_at_angle(math.radians(a), 64, g) for a in _ANGLES_DEG]
     x = torch.stack(pairs)  # (angles, 2, d)
-    for nb in COLLISION_BUCKETS:
+    for nb in _COLLISION_BUCKETS:
         # (R, angles, 2)
-        b = hash_with(x, random_rotations(64, nb, COLLISION_ROUNDS, g))
-        out[nb] = (b[..., 0] == b[..., 1]).double().mean(0).tolist()
+        b = hash_with(x, random_rotations(64, nb, _COLLISION_ROUNDS, g))
+        shares = (b[..., 0] == b[..., 1]).double().mean(0).tolist()
+        out[nb] = {int(a): p for a, p in zip(_ANGLES_DEG, shares, strict=True)}
     return out
 
 
-def collision_figure():
+def collision_figure() -> Figure:
     """P(same bucket) against the angle between two vectors, measured and (2 buckets) exact."""
     coll = _collisions()
     fig, ax = figure(width=5.6, height=3.6)
     ax.plot(
-        ANGLES_DEG,
-        1 - ANGLES_DEG / 180,
+        _ANGLES_DEG,
+        1 - _ANGLES_DEG / 180,
         color=COLORS[1],
         linestyle="--",
         label=r"exact for 2 buckets: $1-\theta/\pi$",
     )
-    for i, nb in enumerate(COLLISION_BUCKETS):
+    colors = (COLORS[0], COLORS[2], COLORS[3], COLORS[4])
+    for nb, color in zip(_COLLISION_BUCKETS, colors, strict=True):
         ax.plot(
-            ANGLES_DEG,
-            coll[nb],
+            _ANGLES_DEG,
+            list(coll[nb].values()),
             "o",
             ms=4,
-            color=COLORS[[0, 2, 3, 4][i]],
+            color=color,
             label=f"{nb} buckets, measured",
         )
     ax.set(
         xlabel=r"angle $\theta$ between the two vectors (degrees)",
         ylabel="share of rounds with the same bucket",
         xticks=range(0, 181, 30),
-        title=f"$d_k$ = 64, {COLLISION_ROUNDS:,} random rotations per point",
+        title=f"$d_k$ = 64, {_COLLISION_ROUNDS:,} random rotations per point",
     )
     ax.legend()
     return fig
@@ -120,18 +124,16 @@ def collision_figure():
 
 def collision_numbers() -> dict[str, str]:
     coll = _collisions()
-    i60 = int(np.argmin(abs(ANGLES_DEG - 60)))
-    i90 = int(np.argmin(abs(ANGLES_DEG - 90)))
     return {
-        "p2_60": f"{coll[2][i60]:.3f}",
+        "p2_60": f"{coll[2][60]:.3f}",
         "p2_60_exact": f"{1 - 60 / 180:.3f}",
-        "p16_60": f"{coll[16][i60]:.3f}",
-        "p16_90": f"{coll[16][i90]:.3f}",
-        "rounds": f"{COLLISION_ROUNDS:,}",
+        "p16_60": f"{coll[16][60]:.3f}",
+        "p16_90": f"{coll[16][90]:.3f}",
+        "rounds": f"{_COLLISION_ROUNDS:,}",
     }
 
 
-def clustered(
+def _clustered(
     n: int, n_clusters: int, d: int, g: torch.Generator, radius: float = 8.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(n, d) vectors in n_clusters tight clusters, in random order, and their cluster labels.
@@ -147,75 +149,88 @@ def clustered(
     return radius * math.sqrt(d) * (centres[label] + noise), label
 
 
-N_AGREE, CHUNK_AGREE = 256, 16
+_N_AGREE, _CHUNK_AGREE = 256, 16
 # The paper's rule (Kitaev et al. 2020, section 2): chunk = 2 N / n_buckets, so that the
 # average bucket holds half a chunk. Clusters of that average size give each query about as
 # many true neighbours as the rule assumes a bucket holds.
-DESIGN_BUCKETS = 2 * N_AGREE // CHUNK_AGREE
-CLUSTERS = DESIGN_BUCKETS  # clusters of N / n_buckets positions on average
-ROUNDS = [1, 2, 4, 8]
-AGREE_BUCKETS = [8, 16, DESIGN_BUCKETS, 2 * DESIGN_BUCKETS]
-SEEDS = [0, 1, 2, 3]
+_DESIGN_BUCKETS = 2 * _N_AGREE // _CHUNK_AGREE
+_CLUSTERS = _DESIGN_BUCKETS  # clusters of N / n_buckets positions on average
+_ROUNDS = [1, 2, 4, 8]
+_FEW_BUCKETS, _MANY_BUCKETS = 8, 2 * _DESIGN_BUCKETS
+_AGREE_BUCKETS = [_FEW_BUCKETS, 16, _DESIGN_BUCKETS, _MANY_BUCKETS]
+_SEEDS = [0, 1, 2, 3]
+# What `_agreement` measures, for each bucket count and number of rounds.
+_METRICS = ("mass", "error", "error_of_output", "together")
 
 
 @functools.lru_cache
-def _agreement() -> dict[int, np.ndarray]:
-    """Per bucket count, rows (rounds) of: attention mass reached, output error in units of
-    the values' spread, the output error relative to |O|, and the share of pairs of the
-    same cluster that share a bucket in at least one round (chunks aside), averaged over
-    SEEDS.
+def _agreement() -> dict[int, dict[int, dict[str, float]]]:
+    """buckets -> rounds -> the full-attention mass reached ("mass"), the output error in
+    units of the values' spread ("error"), the output error relative to |O|
+    ("error_of_output"), and the share of pairs of the same cluster that share a bucket in
+    at least one round, chunks aside ("together"); averaged over _SEEDS.
 
     The rounds are nested: the first r rounds of the 8-round hash, so adding rounds only
     adds keys.
     """
-    sums = {nb: np.zeros((len(ROUNDS), 4)) for nb in AGREE_BUCKETS}
-    for seed in SEEDS:
+    sums = {
+        nb: {r: dict.fromkeys(_METRICS, 0.0) for r in _ROUNDS} for nb in _AGREE_BUCKETS
+    }
+    for seed in _SEEDS:
         g = torch.Generator().manual_seed(seed)
-        qk, label = clustered(N_AGREE, CLUSTERS, D, g)
+        qk, label = _clustered(_N_AGREE, _CLUSTERS, _D, g)
         same_cluster = (label[:, None] == label[None, :]) & ~torch.eye(
-            N_AGREE, dtype=torch.bool
+            _N_AGREE, dtype=torch.bool
         )
-        v = torch.randn(N_AGREE, D, generator=g, dtype=torch.float64)
-        p = shared_qk_attention(qk, torch.eye(N_AGREE, dtype=torch.float64))  # weights
+        v = torch.randn(_N_AGREE, _D, generator=g, dtype=torch.float64)
+        p = shared_qk_attention(qk, torch.eye(_N_AGREE, dtype=torch.float64))  # weights
         exact = p @ v
         spread = (v - v.mean(dim=0)).norm()  # |V - mean value|_F
-        for nb in AGREE_BUCKETS:
-            all_rounds = lsh_hash(qk, nb, max(ROUNDS), g)  # (8, N)
-            for i, r in enumerate(ROUNDS):
+        for nb in _AGREE_BUCKETS:
+            all_rounds = lsh_hash(qk, nb, max(_ROUNDS), g)  # (8, N)
+            for r in _ROUNDS:
                 buckets = all_rounds[:r]
-                approx = lsh_attention_with_buckets(qk, v, buckets, CHUNK_AGREE)
-                mass = (p * lsh_key_sets(buckets, CHUNK_AGREE)).sum(-1).mean().item()
+                approx = lsh_attention_with_buckets(qk, v, buckets, _CHUNK_AGREE)
+                mass = (p * lsh_key_sets(buckets, _CHUNK_AGREE)).sum(-1).mean().item()
                 err = (approx - exact).norm()
                 together = (buckets[:, :, None] == buckets[:, None, :]).any(0)
-                sums[nb][i] += (
-                    mass,
-                    (err / spread).item(),
-                    (err / exact.norm()).item(),
-                    together[same_cluster].double().mean().item(),
-                )
-    return {nb: sums[nb] / len(SEEDS) for nb in AGREE_BUCKETS}
+                values = {
+                    "mass": mass,
+                    "error": (err / spread).item(),
+                    "error_of_output": (err / exact.norm()).item(),
+                    "together": together[same_cluster].double().mean().item(),
+                }
+                for metric, value in values.items():
+                    sums[nb][r][metric] += value
+    return {
+        nb: {
+            r: {metric: total / len(_SEEDS) for metric, total in sums[nb][r].items()}
+            for r in _ROUNDS
+        }
+        for nb in _AGREE_BUCKETS
+    }
 
 
-def agreement_figure():
+def agreement_figure() -> Figure:
     """Mass of full attention inside the LSH key sets, and the output error, vs rounds."""
     agree = _agreement()
     fig, axes = figure(ncols=2, width=8.4, height=3.4)
-    for i, nb in enumerate(AGREE_BUCKETS):
-        label = f"{nb} buckets" + (" (paper's rule)" if nb == DESIGN_BUCKETS else "")
+    for i, nb in enumerate(_AGREE_BUCKETS):
+        label = f"{nb} buckets" + (" (paper's rule)" if nb == _DESIGN_BUCKETS else "")
         style = dict(
-            color=COLORS[i], label=label, lw=2.4 if nb == DESIGN_BUCKETS else 1.4
+            color=COLORS[i], label=label, lw=2.4 if nb == _DESIGN_BUCKETS else 1.4
         )
-        axes[0].plot(ROUNDS, agree[nb][:, 0], "o-", **style)
-        axes[1].plot(ROUNDS, agree[nb][:, 1], "o-", **style)
+        axes[0].plot(_ROUNDS, [agree[nb][r]["mass"] for r in _ROUNDS], "o-", **style)
+        axes[1].plot(_ROUNDS, [agree[nb][r]["error"] for r in _ROUNDS], "o-", **style)
     axes[0].set(ylabel="full-attention mass reached", ylim=(0, 1.02))
     axes[1].set(ylabel=r"$\|\hat O - O\|_F \,/\, \|V - \bar v\|_F$", ylim=(0, None))
     for ax in axes:
         ax.set(
             xscale="log",
             xlabel="hash rounds",
-            xticks=ROUNDS,
-            xticklabels=ROUNDS,
-            title=f"N = {N_AGREE}, chunk {CHUNK_AGREE}",
+            xticks=_ROUNDS,
+            xticklabels=_ROUNDS,
+            title=f"N = {_N_AGREE}, chunk {_CHUNK_AGREE}",
         )
         ax.minorticks_off()
     axes[0].legend(fontsize=8)
@@ -224,40 +239,42 @@ def agreement_figure():
 
 def agreement_numbers() -> dict[str, str]:
     agree = _agreement()
-    design, few = agree[DESIGN_BUCKETS], agree[AGREE_BUCKETS[0]]
+    design, few, many = (
+        agree[nb] for nb in (_DESIGN_BUCKETS, _FEW_BUCKETS, _MANY_BUCKETS)
+    )
     return {
-        "n": str(N_AGREE),
-        "chunk": str(CHUNK_AGREE),
-        "d": str(D),
-        "seeds": str(len(SEEDS)),
-        "clusters": str(CLUSTERS),
-        "cluster_size": str(N_AGREE // CLUSTERS),
-        "buckets": ", ".join(str(nb) for nb in AGREE_BUCKETS),
-        "design": str(DESIGN_BUCKETS),
-        "few": str(AGREE_BUCKETS[0]),
-        "few_bucket_size": str(N_AGREE // AGREE_BUCKETS[0]),
-        "many": str(AGREE_BUCKETS[-1]),
-        "mass_design_1": f"{design[0, 0]:.2f}",
-        "mass_design_8": f"{design[-1, 0]:.2f}",
-        "err_design_1": f"{design[0, 1]:.2f}",
-        "err_design_8": f"{design[-1, 1]:.3f}",
-        "old_err_design_8": f"{design[-1, 2]:.2f}",
-        "mass_few_1": f"{few[0, 0]:.2f}",
-        "mass_few_8": f"{few[-1, 0]:.2f}",
-        "err_few_8": f"{few[-1, 1]:.3f}",
-        "mass_many_8": f"{agree[AGREE_BUCKETS[-1]][-1, 0]:.2f}",
-        "split_few_1": f"{1 - few[0, 3]:.2f}",
-        "split_many_1": f"{1 - agree[AGREE_BUCKETS[-1]][0, 3]:.2f}",
-        "split_design_8": f"{1 - design[-1, 3]:.3f}",
-        "err_many_8": f"{agree[AGREE_BUCKETS[-1]][-1, 1]:.3f}",
+        "n": str(_N_AGREE),
+        "chunk": str(_CHUNK_AGREE),
+        "d": str(_D),
+        "seeds": str(len(_SEEDS)),
+        "clusters": str(_CLUSTERS),
+        "cluster_size": str(_N_AGREE // _CLUSTERS),
+        "buckets": ", ".join(str(nb) for nb in _AGREE_BUCKETS),
+        "design": str(_DESIGN_BUCKETS),
+        "few": str(_FEW_BUCKETS),
+        "few_bucket_size": str(_N_AGREE // _FEW_BUCKETS),
+        "many": str(_MANY_BUCKETS),
+        "mass_design_1": f"{design[1]['mass']:.2f}",
+        "mass_design_8": f"{design[8]['mass']:.2f}",
+        "err_design_1": f"{design[1]['error']:.2f}",
+        "err_design_8": f"{design[8]['error']:.3f}",
+        "old_err_design_8": f"{design[8]['error_of_output']:.2f}",
+        "mass_few_1": f"{few[1]['mass']:.2f}",
+        "mass_few_8": f"{few[8]['mass']:.2f}",
+        "err_few_8": f"{few[8]['error']:.3f}",
+        "mass_many_8": f"{many[8]['mass']:.2f}",
+        "split_few_1": f"{1 - few[1]['together']:.2f}",
+        "split_many_1": f"{1 - many[1]['together']:.2f}",
+        "split_design_8": f"{1 - design[8]['together']:.3f}",
+        "err_many_8": f"{many[8]['error']:.3f}",
     }
 
 
-def key_sets_figure():
+def key_sets_figure() -> Figure:
     """Full attention weights next to the key sets of 1 and 4 rounds, on a short sequence."""
     g = torch.Generator().manual_seed(5)
     n, chunk = 64, 8
-    qk, label = clustered(n, 6, D, g)
+    qk, label = _clustered(n, 6, _D, g)
     p = shared_qk_attention(qk, torch.eye(n, dtype=torch.float64))
     buckets = lsh_hash(qk, 8, 4, g)
     show = label.argsort(stable=True)  # display order: grouped by cluster
@@ -287,9 +304,7 @@ def agreement_with_dense() -> str:
             - shared_qk_attention(
                 qk,
                 v,
-                torch.ones(48, 48, dtype=torch.bool, device=qk.device).tril()
-                if c
-                else None,
+                causal_mask(48, device=qk.device) if c else None,
             )
         )
         .abs()
@@ -304,42 +319,39 @@ def agreement_with_dense() -> str:
     )
 
 
-MEMORY_N = [256, 512, 1024, 2048, 4096]
-MEM_ROUNDS, MEM_CHUNK = 2, 32
+_MEMORY_N = [256, 512, 1024, 2048, 4096]
+_MEM_ROUNDS, _MEM_CHUNK = 2, 32
 
 
 def _mem_buckets(n: int) -> int:
     """The paper's rule, chunk = 2 N / n_buckets: the bucket count grows with N."""
-    return 2 * n // MEM_CHUNK
+    return 2 * n // _MEM_CHUNK
 
 
 @functools.lru_cache
-def _memory() -> dict[str, list[int]]:
+def _memory() -> dict[str, dict[int, int]]:
+    """ "lsh", "dense" or "hash" (the hashing step alone) -> N -> peak bytes of one call."""
     g = torch.Generator().manual_seed(7)
-    out: dict[str, list[int]] = {"lsh": [], "dense": [], "hash": []}
-    for n in MEMORY_N:
-        qk, v = (torch.randn(1, n, D, generator=g).to(device()) for _ in range(2))
-        out["hash"].append(  # the hashing step alone
-            peak_memory_bytes(
-                lambda qk=qk, n=n: lsh_hash(
-                    qk, _mem_buckets(n), MEM_ROUNDS, torch.Generator().manual_seed(0)
-                )
+    out: dict[str, dict[int, int]] = {"lsh": {}, "dense": {}, "hash": {}}
+    for n in _MEMORY_N:
+        qk, v = (torch.randn(1, n, _D, generator=g).to(device()) for _ in range(2))
+        out["hash"][n] = peak_memory_bytes(
+            lambda qk=qk, n=n: lsh_hash(
+                qk, _mem_buckets(n), _MEM_ROUNDS, torch.Generator().manual_seed(0)
             )
         )
-        out["lsh"].append(
-            peak_memory_bytes(
-                lambda qk=qk, v=v, n=n: lsh_attention(
-                    qk,
-                    v,
-                    _mem_buckets(n),
-                    MEM_ROUNDS,
-                    MEM_CHUNK,
-                    generator=torch.Generator().manual_seed(0),
-                )
+        out["lsh"][n] = peak_memory_bytes(
+            lambda qk=qk, v=v, n=n: lsh_attention(
+                qk,
+                v,
+                _mem_buckets(n),
+                _MEM_ROUNDS,
+                _MEM_CHUNK,
+                generator=torch.Generator().manual_seed(0),
             )
         )
-        out["dense"].append(
-            peak_memory_bytes(lambda qk=qk, v=v: shared_qk_attention(qk, v))
+        out["dense"][n] = peak_memory_bytes(
+            lambda qk=qk, v=v: shared_qk_attention(qk, v)
         )
     return out
 
@@ -348,7 +360,12 @@ def _slope(x: list[float], y: list[float]) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def memory_figure():
+def _memory_slope(key: str, lengths: list[int]) -> float:
+    """The log-log slope of `key`'s peak memory over the given lengths."""
+    return _slope(lengths, [_memory()[key][n] for n in lengths])
+
+
+def memory_figure() -> Figure:
     """Peak memory of one attention call vs N: dense grows like N^2, LSH like N."""
     mem = _memory()
     fig, ax = figure(width=5.6, height=3.6)
@@ -357,25 +374,25 @@ def memory_figure():
         (
             "lsh",
             COLORS[0],
-            f"LSH attention (2N/{MEM_CHUNK} buckets, {MEM_ROUNDS} rounds, chunk {MEM_CHUNK})",
+            f"LSH attention (2N/{_MEM_CHUNK} buckets, {_MEM_ROUNDS} rounds, chunk {_MEM_CHUNK})",
         ),
         ("hash", COLORS[2], "its hashing step alone"),
     ):
         ax.plot(
-            MEMORY_N,
-            [b / 2**20 for b in mem[key]],
+            _MEMORY_N,
+            [mem[key][n] / 2**20 for n in _MEMORY_N],
             "o:" if key == "hash" else "o-",
             color=color,
-            label=f"{label}: slope {_slope(MEMORY_N, mem[key]):.2f}",
+            label=f"{label}: slope {_memory_slope(key, _MEMORY_N):.2f}",
         )
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="sequence length N",
         ylabel="peak memory (MiB)",
-        title=f"one head, $d_k$ = {D}, float32, {device().type}",
+        title=f"one head, $d_k$ = {_D}, float32, {device().type}",
     )
-    ax.set_xticks(MEMORY_N, [str(n) for n in MEMORY_N])
+    ax.set_xticks(_MEMORY_N, [str(n) for n in _MEMORY_N])
     ax.minorticks_off()
     ax.legend(fontsize=8)
     return fig
@@ -383,38 +400,43 @@ def memory_figure():
 
 def memory_numbers() -> dict[str, str]:
     mem = _memory()
+    n_min, n_max = min(_MEMORY_N), max(_MEMORY_N)
+    n_before = max(n for n in _MEMORY_N if n < n_max)  # the length before the longest
+    lsh, dense, hashing = mem["lsh"], mem["dense"], mem["hash"]
     return {
-        "slope_lsh": f"{_slope(MEMORY_N, mem['lsh']):.2f}",
-        "slope_dense": f"{_slope(MEMORY_N, mem['dense']):.2f}",
-        "n_max": f"{MEMORY_N[-1]:,}",
-        "ratio_max": f"{mem['dense'][-1] / mem['lsh'][-1]:.1f}",
-        "lsh_max_mib": f"{mem['lsh'][-1] / 2**20:.1f}",
-        "dense_max_mib": f"{mem['dense'][-1] / 2**20:.1f}",
+        "slope_lsh": f"{_memory_slope('lsh', _MEMORY_N):.2f}",
+        "slope_dense": f"{_memory_slope('dense', _MEMORY_N):.2f}",
+        "n_max": f"{n_max:,}",
+        "ratio_max": f"{dense[n_max] / lsh[n_max]:.1f}",
+        "lsh_max_mib": f"{lsh[n_max] / 2**20:.1f}",
+        "dense_max_mib": f"{dense[n_max] / 2**20:.1f}",
         "short": (
-            f"at $N = {MEMORY_N[0]}$ the two are {mem['lsh'][0] / 2**20:.2f} and "
-            f"{mem['dense'][0] / 2**20:.2f} MiB, "
+            f"at $N = {n_min}$ the two are {lsh[n_min] / 2**20:.2f} and "
+            f"{dense[n_min] / 2**20:.2f} MiB, "
             + (
                 "so for short sequences the bookkeeping of the rounds costs more than it saves"
-                if mem["lsh"][0] > mem["dense"][0]
+                if lsh[n_min] > dense[n_min]
                 else "so LSH attention saves memory even at this length"
             )
         ),
-        "buckets_min": str(_mem_buckets(MEMORY_N[0])),
-        "buckets_max": str(_mem_buckets(MEMORY_N[-1])),
-        "n_min": f"{MEMORY_N[0]:,}",
-        "n_before_max": f"{MEMORY_N[-2]:,}",
-        "slope_lsh_before_max": f"{_slope(MEMORY_N[:-1], mem['lsh'][:-1]):.2f}",
-        "growth_last": f"{mem['lsh'][-1] / mem['lsh'][-2]:.2f}",
-        "hash_max_mib": f"{mem['hash'][-1] / 2**20:.1f}",
-        "slope_hash": f"{_slope(MEMORY_N, mem['hash']):.2f}",
-        "rounds": str(MEM_ROUNDS),
-        "chunk": str(MEM_CHUNK),
-        "d": str(D),
+        "buckets_min": str(_mem_buckets(n_min)),
+        "buckets_max": str(_mem_buckets(n_max)),
+        "n_min": f"{n_min:,}",
+        "n_before_max": f"{n_before:,}",
+        "slope_lsh_before_max": (
+            f"{_memory_slope('lsh', [n for n in _MEMORY_N if n < n_max]):.2f}"
+        ),
+        "growth_last": f"{lsh[n_max] / lsh[n_before]:.2f}",
+        "hash_max_mib": f"{hashing[n_max] / 2**20:.1f}",
+        "slope_hash": f"{_memory_slope('hash', _MEMORY_N):.2f}",
+        "rounds": str(_MEM_ROUNDS),
+        "chunk": str(_MEM_CHUNK),
+        "d": str(_D),
     }
 
 
-DEPTHS = [1, 2, 4, 8]
-WIDTH, TOKENS = 64, 1024
+_DEPTHS = [1, 2, 4, 8]
+_WIDTH, _TOKENS = 64, 1024
 
 
 def _blocks(depth: int) -> list[ReversibleBlock]:
@@ -422,18 +444,19 @@ def _blocks(depth: int) -> list[ReversibleBlock]:
 
     def mlp() -> nn.Module:
         return nn.Sequential(
-            nn.Linear(WIDTH, 4 * WIDTH), nn.GELU(), nn.Linear(4 * WIDTH, WIDTH)
+            nn.Linear(_WIDTH, 4 * _WIDTH), nn.GELU(), nn.Linear(4 * _WIDTH, _WIDTH)
         )
 
     return [ReversibleBlock(mlp(), mlp()).to(device()) for _ in range(depth)]
 
 
 @functools.lru_cache
-def _reversible_memory() -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {"standard": [], "reversible": []}
+def _reversible_memory() -> dict[str, dict[int, int]]:
+    """ "standard" or "reversible" -> depth -> peak bytes of forward + backward."""
+    out: dict[str, dict[int, int]] = {"standard": {}, "reversible": {}}
     g = torch.Generator().manual_seed(9)
-    x1, x2 = (torch.randn(TOKENS, WIDTH, generator=g).to(device()) for _ in range(2))
-    for depth in DEPTHS:
+    x1, x2 = (torch.randn(_TOKENS, _WIDTH, generator=g).to(device()) for _ in range(2))
+    for depth in _DEPTHS:
         blocks = _blocks(depth)
 
         def standard(blocks=blocks) -> None:
@@ -450,22 +473,23 @@ def _reversible_memory() -> dict[str, list[int]]:
             for block in blocks:
                 block.zero_grad(set_to_none=True)
             x1.grad = x2.grad = None
-            out[name].append(peak_memory_bytes(fn))
+            out[name][depth] = peak_memory_bytes(fn)
     return out
 
 
-def reversible_figure():
+def reversible_figure() -> Figure:
     """Peak memory of forward + backward vs depth, ordinary vs reversible residual blocks."""
     mem = _reversible_memory()
     fig, ax = figure(width=5.6, height=3.6)
     for key, color in (("standard", COLORS[3]), ("reversible", COLORS[0])):
-        ax.plot(DEPTHS, [b / 2**20 for b in mem[key]], "o-", color=color, label=key)
+        mib = [mem[key][depth] / 2**20 for depth in _DEPTHS]
+        ax.plot(_DEPTHS, mib, "o-", color=color, label=key)
     ax.set(
         xlabel="number of blocks",
         ylabel="peak memory, forward + backward (MiB)",
-        xticks=DEPTHS,
+        xticks=_DEPTHS,
         ylim=(0, None),
-        title=f"{TOKENS:,} tokens × width {WIDTH}, float32, {device().type}",
+        title=f"{_TOKENS:,} tokens × width {_WIDTH}, float32, {device().type}",
     )
     ax.legend()
     return fig
@@ -474,11 +498,11 @@ def reversible_figure():
 def reversible_numbers() -> dict[str, str]:
     mem = _reversible_memory()
     return {
-        "std_1": f"{mem['standard'][0] / 2**20:.1f}",
-        "std_8": f"{mem['standard'][-1] / 2**20:.1f}",
-        "rev_1": f"{mem['reversible'][0] / 2**20:.1f}",
-        "rev_8": f"{mem['reversible'][-1] / 2**20:.1f}",
-        "depth_max": str(DEPTHS[-1]),
-        "tokens": f"{TOKENS:,}",
-        "width": str(WIDTH),
+        "std_1": f"{mem['standard'][1] / 2**20:.1f}",
+        "std_8": f"{mem['standard'][8] / 2**20:.1f}",
+        "rev_1": f"{mem['reversible'][1] / 2**20:.1f}",
+        "rev_8": f"{mem['reversible'][8] / 2**20:.1f}",
+        "depth_max": str(max(_DEPTHS)),
+        "tokens": f"{_TOKENS:,}",
+        "width": str(_WIDTH),
     }

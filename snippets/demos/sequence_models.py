@@ -15,7 +15,7 @@ from snippets.measure import (
     fault_evidence,
     timing_device,
 )
-from snippets.plotting import COLORS, Figure, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device, measured
 from snippets.sequence_models import (
     KINDS,
@@ -32,18 +32,19 @@ from snippets.sequence_models import (
     sequential_steps,
 )
 
-WIDTH = 64  # d of the timed layers
-KERNEL = 3
-ROUNDS = 6  # interleaved rounds per length, after one warm-up round
-REACH_N, REACH_D, REACH_SEEDS = 256, 16, 5
-REACH_AT = 200  # the distance the unsourced "20% after 200 words" claim talks about
-NAMES = {"recurrent": "tanh RNN", "convolution": "1-D convolution (k = 3)"}
-NAMES["self-attention"] = "self-attention"
+_WIDTH = 64  # d of the timed layers
+_KERNEL = 3
+_ROUNDS = 6  # interleaved rounds per length, after one warm-up round
+_REACH_N, _REACH_D, _REACH_SEEDS = 256, 16, 5
+_REACH_AT = 200  # the distance the unsourced "20% after 200 words" claim talks about
+_NAMES = {"recurrent": "tanh RNN", "convolution": "1-D convolution (k = 3)"}
+_NAMES["self-attention"] = "self-attention"
 
 
 # sequences per forward pass: one (a recurrence's worst case) and eight
-BATCHES = (1, 8)
-TIME_LENGTHS = [16, 32, 64, 128, 256, 512, 1024]
+_BATCH_ONE, _BATCH_MANY = 1, 8
+_BATCHES = (_BATCH_ONE, _BATCH_MANY)
+_TIME_LENGTHS = [16, 32, 64, 128, 256, 512, 1024]
 
 
 @functools.cache
@@ -53,27 +54,27 @@ def _timings() -> dict[int, dict[int, Timings]]:
     out: dict[int, dict[int, Timings]] = {}
     with torch.inference_mode():
         torch.manual_seed(0)
-        layers = {k: make_layer(k, WIDTH, KERNEL).to(device()) for k in KINDS}
-        for batch in BATCHES:
+        layers = {k: make_layer(k, _WIDTH, _KERNEL).to(device()) for k in KINDS}
+        for batch in _BATCHES:
             out[batch] = {}
-            for n in TIME_LENGTHS:
-                x = torch.randn(batch, n, WIDTH, generator=g).to(device())
+            for n in _TIME_LENGTHS:
+                x = torch.randn(batch, n, _WIDTH, generator=g).to(device())
                 calls = {k: (lambda f=f, x=x: f(x)) for k, f in layers.items()}
-                out[batch][n] = compare(calls, rounds=ROUNDS, warmup=1)
+                out[batch][n] = compare(calls, rounds=_ROUNDS, warmup=1)
     return out
 
 
 @measured
 def timing_figure() -> Figure:
     t = _timings()
-    fig, axes = figure(ncols=len(BATCHES), width=7.0, height=3.4, sharey=True)
-    for ax, batch in zip(axes, BATCHES, strict=True):
+    fig, axes = figure(ncols=len(_BATCHES), width=7.0, height=3.4, sharey=True)
+    for ax, batch in zip(axes, _BATCHES, strict=True):
         for kind, color, marker in zip(KINDS, COLORS, "os^", strict=False):
-            ms = [t[batch][n].median(kind) * 1e3 for n in TIME_LENGTHS]
-            ax.plot(TIME_LENGTHS, ms, marker=marker, color=color, label=NAMES[kind])
+            ms = [t[batch][n].median(kind) * 1e3 for n in _TIME_LENGTHS]
+            ax.plot(_TIME_LENGTHS, ms, marker=marker, color=color, label=_NAMES[kind])
         ax.set(xscale="log", yscale="log", xlabel="sequence length $n$")
         ax.set_title(f"batch of {batch} sequence{'s' if batch > 1 else ''}")
-        ax.set_xticks(TIME_LENGTHS[::2], [str(n) for n in TIME_LENGTHS[::2]])
+        ax.set_xticks(_TIME_LENGTHS[::2], [str(n) for n in _TIME_LENGTHS[::2]])
         ax.minorticks_off()
     axes[0].set_ylabel("ms per forward pass (median)")
     axes[0].legend()
@@ -87,7 +88,7 @@ def _check(batch: int, kind: str) -> ScalingCheck:
     page faults say so, that is the evidence for a gap from the count.
     """
     t = _timings()[batch]
-    n = TIME_LENGTHS[-1]
+    n = max(_TIME_LENGTHS)
     why = ""
     if kind == "self-attention":
         faults = t[n].page_faults(kind)
@@ -95,9 +96,9 @@ def _check(batch: int, kind: str) -> ScalingCheck:
         why = fault_evidence(f"self-attention on {batch} sequences", faults, n, seconds)
     return check_scaling(
         f"chapter 1, {kind}, batch {batch}",
-        TIME_LENGTHS,
-        [t[n].seconds[kind] for n in TIME_LENGTHS],
-        [multiply_adds(kind, m, WIDTH, KERNEL) for m in TIME_LENGTHS],
+        _TIME_LENGTHS,
+        [t[n].seconds[kind] for n in _TIME_LENGTHS],
+        [multiply_adds(kind, m, _WIDTH, _KERNEL) for m in _TIME_LENGTHS],
         why=why,
     )
 
@@ -105,7 +106,7 @@ def _check(batch: int, kind: str) -> ScalingCheck:
 def _crossover(batch: int) -> str:
     """At which lengths attention took more or less time than the recurrence, in words."""
     verdicts = {"slower": [], "faster": [], "indistinguishable": []}
-    for n in TIME_LENGTHS:
+    for n in _TIME_LENGTHS:
         r = _timings()[batch][n].ratio("self-attention", "recurrent")
         key = (
             "indistinguishable"
@@ -131,34 +132,45 @@ def _crossover(batch: int) -> str:
 @measured
 def timing_table() -> str:
     """Time at the longest length and growth exponents, measured and predicted."""
-    n = TIME_LENGTHS[-1]
-    lines = [
-        f"| layer | batch | ms at $n = {n:,}$ | exponent $p$ of time $\\propto n^p$, "
-        "measured [95%] | over $n =$ | $p$ of the model |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for batch in BATCHES:
+    n = max(_TIME_LENGTHS)
+    rows = []
+    for batch in _BATCHES:
         for kind in KINDS:
             c = _check(batch, kind)
-            ms = f"{_timings()[batch][n].median(kind) * 1e3:.2f}"
-            cells = (
-                f"{c.fit.exponent:.2f} [{c.fit.low:.2f}, {c.fit.high:.2f}] "
-                f"| {c.sizes[0]:,} to {c.sizes[-1]:,} | {c.predicted:.2f}"
+            rows.append(
+                [
+                    _NAMES[kind],
+                    batch,
+                    f"{_timings()[batch][n].median(kind) * 1e3:.2f}",
+                    f"{c.fit.exponent:.2f} [{c.fit.low:.2f}, {c.fit.high:.2f}]",
+                    f"{min(c.sizes):,} to {max(c.sizes):,}",
+                    f"{c.predicted:.2f}",
+                ]
             )
-            lines.append(f"| {NAMES[kind]} | {batch} | {ms} | {cells} |")
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "layer",
+            "batch",
+            f"ms at $n = {n:,}$",
+            "exponent $p$ of time $\\propto n^p$, measured [95%]",
+            "over $n =$",
+            "$p$ of the model",
+        ],
+        rows,
+        "lrrrrr",
+    )
 
 
 def _fit_note() -> str:
     """Which measured exponents exclude the model's, in words (the band still holds)."""
     outside = []
-    for batch in BATCHES:
+    for batch in _BATCHES:
         for kind in KINDS:
             c = _check(batch, kind)
             if not c.fit.low <= c.predicted <= c.fit.high:
                 how = "faster" if c.fit.exponent > c.predicted else "more slowly"
                 outside.append(
-                    f"the {NAMES[kind]} with batch {batch} (its time grew {how})"
+                    f"the {_NAMES[kind]} with batch {batch} (its time grew {how})"
                 )
     if not outside:
         return "Every model exponent lies inside the measured interval."
@@ -171,61 +183,89 @@ def _fit_note() -> str:
 @measured
 def timing_numbers() -> dict[str, str]:
     t = _timings()
-    n = TIME_LENGTHS[-1]
+    n = max(_TIME_LENGTHS)
     return {
         "where": timing_device(),
         "fit_note": _fit_note(),
-        "crossover_1": _crossover(BATCHES[0]),
-        "crossover_b": _crossover(BATCHES[-1]),
-        "batch": str(BATCHES[-1]),
-        "n_min": str(TIME_LENGTHS[0]),
+        "crossover_1": _crossover(_BATCH_ONE),
+        "crossover_b": _crossover(_BATCH_MANY),
+        "batch": str(_BATCH_MANY),
+        "n_min": str(min(_TIME_LENGTHS)),
         "n_max": f"{n:,}",
-        "d": str(WIDTH),
-        "k": str(KERNEL),
-        "rounds": str(ROUNDS),
-        "rnn_us_per_step": f"{t[1][n].median('recurrent') / n * 1e6:.1f}",
-        "rnn_us_per_step_b": f"{t[BATCHES[-1]][n].median('recurrent') / n * 1e6:.1f}",
-        "rnn_batch_growth": f"{t[BATCHES[-1]][n].median('recurrent') / t[1][n].median('recurrent'):.1f}",
+        "d": str(_WIDTH),
+        "k": str(_KERNEL),
+        "rounds": str(_ROUNDS),
+        "rnn_us_per_step": f"{t[_BATCH_ONE][n].median('recurrent') / n * 1e6:.1f}",
+        "rnn_us_per_step_b": f"{t[_BATCH_MANY][n].median('recurrent') / n * 1e6:.1f}",
+        "rnn_batch_growth": f"{t[_BATCH_MANY][n].median('recurrent') / t[_BATCH_ONE][n].median('recurrent'):.1f}",
     }
 
 
 def cost_table() -> str:
     """Multiply-adds, sequential steps, layers needed to connect the ends and the steps of
     the path between them, from the formulas."""
-    n, d, k = TIME_LENGTHS[-1], WIDTH, KERNEL
+    n, d, k = max(_TIME_LENGTHS), _WIDTH, _KERNEL
     ceil = r"$\lceil (n-1)/(k-1) \rceil$"
     formulas = {
         "recurrent": ("$2nd^2$", "$n$", "$1$", "$n-1$"),
         "convolution": ("$knd^2$", "$1$", ceil, ceil),
         "self-attention": ("$4nd^2 + 2n^2d$", "$1$", "$1$", "$1$"),
     }
-    lines = [
-        f"| layer ($n = {n}$, $d = {d}$, $k = {k}$) | multiply-adds "
-        "| sequential steps | layers until position $n-1$ sees position $0$ "
-        "| steps on the path from position $0$ to $n-1$ |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
+    rows = []
     for kind in KINDS:
         f_ops, f_seq, f_layers, f_path = formulas[kind]
-        lines.append(
-            f"| {NAMES[kind]} | {f_ops} $=$ {multiply_adds(kind, n, d, k):,} "
-            f"| {f_seq} $=$ {sequential_steps(kind, n):,} "
-            f"| {f_layers} $=$ {layers_to_connect(kind, n, k):,} "
-            f"| {f_path} $=$ {path_length(kind, n, k):,} |"
+        rows.append(
+            [
+                _NAMES[kind],
+                f"{f_ops} $=$ {multiply_adds(kind, n, d, k):,}",
+                f"{f_seq} $=$ {sequential_steps(kind, n):,}",
+                f"{f_layers} $=$ {layers_to_connect(kind, n, k):,}",
+                f"{f_path} $=$ {path_length(kind, n, k):,}",
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            f"layer ($n = {n}$, $d = {d}$, $k = {k}$)",
+            "multiply-adds",
+            "sequential steps",
+            "layers until position $n-1$ sees position $0$",
+            "steps on the path from position $0$ to $n-1$",
+        ],
+        rows,
+        "lrrrr",
+    )
+
+
+_RNN, _ATTENTION = "tanh RNN, PyTorch default init", "self-attention (causal)"
+_RNN_ORTHOGONAL = "tanh RNN, orthogonal $W_{hh}$"
+_LSTM, _LSTM_F1 = "LSTM, PyTorch default init", "LSTM, forget-gate bias 1"
+# model -> the key of its numbers in `reach_numbers`, and its line style and colour
+_REACH_KEYS = {
+    _RNN: "rnn",
+    _RNN_ORTHOGONAL: "rnn_orth",
+    _LSTM: "lstm",
+    _LSTM_F1: "lstm_f1",
+    _ATTENTION: "attn",
+}
+_REACH_STYLES = {
+    _RNN: ("-", COLORS[3]),
+    _RNN_ORTHOGONAL: ("--", COLORS[3]),
+    _LSTM: ("-", COLORS[0]),
+    _LSTM_F1: ("--", COLORS[0]),
+    _ATTENTION: ("-", COLORS[2]),
+}
 
 
 def _reach_models(seed: int) -> dict[str, torch.nn.Module]:
     # PyTorch's default initialisation draws from the global RNG
     torch.manual_seed(seed)
-    d = REACH_D
+    d = _REACH_D
     return {
-        "tanh RNN, PyTorch default init": Recurrent(d),
-        "tanh RNN, orthogonal $W_{hh}$": orthogonal_recurrence(Recurrent(d)),
-        "LSTM, PyTorch default init": LSTM(d),
-        "LSTM, forget-gate bias 1": forget_bias(LSTM(d), 1.0),
-        "self-attention (causal)": SelfAttention(d),
+        _RNN: Recurrent(d),
+        _RNN_ORTHOGONAL: orthogonal_recurrence(Recurrent(d)),
+        _LSTM: LSTM(d),
+        _LSTM_F1: forget_bias(LSTM(d), 1.0),
+        _ATTENTION: SelfAttention(d),
     }
 
 
@@ -239,8 +279,8 @@ def _reach() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     runs: dict[str, list[torch.Tensor]] = {}
     with cpu_threads(1):
-        for seed in range(REACH_SEEDS):
-            x = torch.randn(REACH_N, REACH_D, generator=g, dtype=torch.float64)
+        for seed in range(_REACH_SEEDS):
+            x = torch.randn(_REACH_N, _REACH_D, generator=g, dtype=torch.float64)
             for name, model in _reach_models(seed).items():
                 reach = gradient_reach(model.double(), x)  # index t = position
                 runs.setdefault(name, []).append(reach.flip(0))  # index = distance
@@ -253,24 +293,23 @@ def _geometric_mean(r: torch.Tensor) -> torch.Tensor:
     return r.log().mean(0).exp()
 
 
-def reach_figure():
+def reach_figure() -> Figure:
     reach = _reach()
     fig, ax = figure(width=6.4, height=3.9)
-    distance = torch.arange(REACH_N)
-    styles = ["-", "--", "-", "--", "-"]
-    colors = [COLORS[3], COLORS[3], COLORS[0], COLORS[0], COLORS[2]]
-    for (name, r), style, color in zip(reach.items(), styles, colors, strict=True):
+    distance = torch.arange(_REACH_N)
+    for name, r in reach.items():
+        style, color = _REACH_STYLES[name]
         low, high, mean = r.min(0).values, r.max(0).values, _geometric_mean(r)
         ax.fill_between(
             distance.numpy(), low.numpy(), high.numpy(), color=color, alpha=0.15, lw=0
         )
         ax.plot(distance.numpy(), mean.numpy(), style, color=color, label=name)
-    ax.axvline(REACH_AT, color=COLORS[1], linestyle=":", lw=1.2)
+    ax.axvline(_REACH_AT, color=COLORS[1], linestyle=":", lw=1.2)
     ax.set(
         yscale="log",
         xlabel="distance $n-1-t$ between the last output and input $t$",
         ylabel=r"$\|\partial y_{n-1} / \partial x_t\|_F$",
-        xlim=(0, REACH_N - 1),
+        xlim=(0, _REACH_N - 1),
     )
     ax.legend(fontsize=8, loc="lower left")
     return fig
@@ -286,25 +325,25 @@ def _sci(x: float) -> str:
 
 def reach_numbers() -> dict[str, str]:
     reach = _reach()
-    keys = ["rnn", "rnn_orth", "lstm", "lstm_f1", "attn"]
     out = {
-        "n": str(REACH_N),
-        "d": str(REACH_D),
-        "seeds": str(REACH_SEEDS),
-        "at": str(REACH_AT),
+        "n": str(_REACH_N),
+        "d": str(_REACH_D),
+        "seeds": str(_REACH_SEEDS),
+        "at": str(_REACH_AT),
     }
-    for key, r in zip(keys, reach.values(), strict=True):
+    for name, r in reach.items():
+        key = _REACH_KEYS[name]
         mean = _geometric_mean(r)
         out[f"{key}_1"] = _sci(mean[1].item())
-        out[f"{key}_at"] = _sci(mean[REACH_AT].item())
-        out[f"{key}_ratio"] = _sci((mean[REACH_AT] / mean[1]).item())
-    at = next(iter(reach.values()))[:, REACH_AT]  # the tanh RNN, one value per seed
+        out[f"{key}_at"] = _sci(mean[_REACH_AT].item())
+        out[f"{key}_ratio"] = _sci((mean[_REACH_AT] / mean[1]).item())
+    at = reach[_RNN][:, _REACH_AT]  # one value per seed
     out["rnn_seed_orders"] = f"{(at.max() / at.min()).log10().item():.0f}"
-    attn = _geometric_mean(reach["self-attention (causal)"])[1:]
+    attn = _geometric_mean(reach[_ATTENTION])[1:]
     out["attn_spread"] = f"{(attn.max() / attn.min()).item():.1f}"
     # The trend: a least-squares line through log(norm) against distance 1..n-1, and the
     # factor by which that line changes over the whole range.
-    distance = torch.arange(1, REACH_N, dtype=torch.float64)
+    distance = torch.arange(1, _REACH_N, dtype=torch.float64)
     design = torch.stack([torch.ones_like(distance), distance], dim=1)
     slope = torch.linalg.lstsq(design, attn.log()[:, None]).solution[1, 0]
     out["attn_trend"] = f"{(slope * (distance[-1] - distance[0])).exp().item():.2f}"

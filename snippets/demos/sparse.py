@@ -12,6 +12,7 @@ from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.ticker import NullLocator
 
 from snippets.attention import scaled_dot_product_attention
+from snippets.masks import causal_mask
 from snippets.measure import (
     Ratio,
     check_ratio,
@@ -21,7 +22,7 @@ from snippets.measure import (
     peak_memory_bytes,
     timing_device,
 )
-from snippets.plotting import COLORS, Figure, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device, measured
 from snippets.sparse import (
     bigbird_mask,
@@ -33,7 +34,7 @@ from snippets.sparse import (
     strided_mask,
 )
 
-N_DRAW = 64
+_N_DRAW = 64
 
 
 def _cells(color: str) -> ListedColormap:
@@ -53,9 +54,9 @@ def _patterns(n: int) -> list[tuple[str, torch.Tensor, str]]:
     ]
 
 
-def patterns_figure():
+def patterns_figure() -> Figure:
     fig, axes = figure(ncols=3, nrows=2, width=9.6, height=6.8)
-    for ax, (title, mask, color) in zip(axes.flat, _patterns(N_DRAW), strict=True):
+    for ax, (title, mask, color) in zip(axes.flat, _patterns(_N_DRAW), strict=True):
         ax.imshow(
             mask.float(), cmap=_cells(color), vmin=0, vmax=1, interpolation="nearest"
         )
@@ -71,14 +72,14 @@ def patterns_figure():
     return fig
 
 
-DENSITY_NS = [64, 128, 256, 512, 1024, 2048]
+_DENSITY_NS = [64, 128, 256, 512, 1024, 2048]
 
 
-def density_figure():
+def density_figure() -> Figure:
     """Keys per query as n grows: the quantity that decides the cost of a layer."""
     gen = torch.Generator().manual_seed(11)
     curves = {
-        "full (causal)": lambda n: torch.ones(n, n, dtype=torch.bool).tril(),
+        "full (causal)": causal_mask,
         "sliding window, $w=16$": lambda n: sliding_window_mask(n, 16),
         "BigBird, block 16: 3 window, 2 global, 3 random": lambda n: bigbird_mask(
             n, 16, 3, 2, 3, gen
@@ -91,15 +92,15 @@ def density_figure():
     for (name, build), color, marker in zip(
         curves.items(), COLORS, "osD^", strict=False
     ):
-        per_query = [mask_density(build(n)) * n for n in DENSITY_NS]
-        ax.plot(DENSITY_NS, per_query, marker=marker, color=color, label=name)
+        per_query = [mask_density(build(n)) * n for n in _DENSITY_NS]
+        ax.plot(_DENSITY_NS, per_query, marker=marker, color=color, label=name)
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="sequence length $n$",
         ylabel="keys per query (mean)",
     )
-    ax.set_xticks(DENSITY_NS, [str(n) for n in DENSITY_NS])
+    ax.set_xticks(_DENSITY_NS, [str(n) for n in _DENSITY_NS])
     ax.xaxis.set_minor_locator(NullLocator())  # no 3x10^2-style labels
     ax.legend(fontsize=8)
     return fig
@@ -122,16 +123,16 @@ def agreement() -> str:
     )
 
 
-BENCH_NS = [256, 512, 1_024, 2_048, 4_096]
-BENCH_D = 32
-BENCH_W = 64
-BENCH_ROUNDS = 6
-BENCH_LABELS = {
+_BENCH_NS = [256, 512, 1_024, 2_048, 4_096]
+_BENCH_D = 32
+_BENCH_W = 64
+_BENCH_ROUNDS = 6
+_BENCH_LABELS = {
     "banded": "the banded function",
     "fused": "PyTorch's fused function with the same mask",
     "dense": "our dense function with the mask",
 }
-BENCH_NAMES = {
+_BENCH_NAMES = {
     "dense": "dense + window mask (ours)",
     "fused": "PyTorch fused + window mask",
     "banded": "sliding_window_attention",
@@ -146,20 +147,21 @@ def _banded_block(n: int, w: int) -> int:
 def _predicted_speedup(n: int) -> float:
     """Dense work 2 N^2 d over banded work 2 N (b + 2w) d: each block of b queries
     attends to a span of b + 2w keys."""
-    return n / (_banded_block(n, BENCH_W) + 2 * BENCH_W)
+    return n / (_banded_block(n, _BENCH_W) + 2 * _BENCH_W)
 
 
 @functools.cache
-def _benchmark() -> list[dict[str, object]]:
-    """Per N: the three calls timed in interleaved rounds, peak bytes, page faults."""
+def _benchmark() -> dict[int, dict[str, object]]:
+    """N -> the three calls timed in interleaved rounds ("t", with their page faults) and
+    their peak bytes ("peaks")."""
     gen = torch.Generator().manual_seed(13)
     dev = device()
-    rows = []
-    for n in BENCH_NS:
+    rows = {}
+    for n in _BENCH_NS:
         q, k, v = (
-            torch.randn(1, 1, n, BENCH_D, generator=gen).to(dev) for _ in range(3)
+            torch.randn(1, 1, n, _BENCH_D, generator=gen).to(dev) for _ in range(3)
         )
-        mask = sliding_window_mask(n, BENCH_W, dev)  # built outside the measurement
+        mask = sliding_window_mask(n, _BENCH_W, dev)  # built outside the measurement
         calls = {
             "dense": lambda q=q, k=k, v=v, m=mask: scaled_dot_product_attention(
                 q, k, v, m
@@ -167,33 +169,33 @@ def _benchmark() -> list[dict[str, object]]:
             "fused": lambda q=q, k=k, v=v, m=mask: F.scaled_dot_product_attention(
                 q, k, v, attn_mask=m
             ),
-            "banded": lambda q=q, k=k, v=v: sliding_window_attention(q, k, v, BENCH_W),
+            "banded": lambda q=q, k=k, v=v: sliding_window_attention(q, k, v, _BENCH_W),
         }
         with torch.no_grad():
             peaks = {name: peak_memory_bytes(call) for name, call in calls.items()}
-            timings = compare(calls, rounds=BENCH_ROUNDS, warmup=1)
-        rows.append({"n": n, "t": timings, "peaks": peaks})
+            timings = compare(calls, rounds=_BENCH_ROUNDS, warmup=1)
+        rows[n] = {"t": timings, "peaks": peaks}
     return rows
 
 
 @measured
 def speed_figure() -> Figure:
     rows = _benchmark()
-    ns = [r["n"] for r in rows]
+    ns = list(rows)
     fig, axes = figure(ncols=2, width=8.0, height=3.6)
     for (key, label), color, marker in zip(
-        BENCH_NAMES.items(), [COLORS[3], COLORS[4], COLORS[0]], "oDs", strict=True
+        _BENCH_NAMES.items(), [COLORS[3], COLORS[4], COLORS[0]], "oDs", strict=True
     ):
         axes[0].plot(
             ns,
-            [r["t"].median(key) * 1e3 for r in rows],
+            [r["t"].median(key) * 1e3 for r in rows.values()],
             marker=marker,
             color=color,
             label=label,
         )
         axes[1].plot(
             ns,
-            [r["peaks"][key] / 2**20 for r in rows],
+            [r["peaks"][key] / 2**20 for r in rows.values()],
             marker=marker,
             color=color,
             label=label,
@@ -208,24 +210,26 @@ def speed_figure() -> Figure:
 
 @measured
 def speed_table() -> str:
-    lines = [
-        "| $n$ | dense: time | fused: time | banded: time "
-        "| dense ÷ banded [95%] | fused ÷ banded [95%] | counted "
-        "| dense: peak memory | banded: peak memory |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in _benchmark():
+    rows = []
+    for n, r in _benchmark().items():
         t = r["t"]
         ratios = [t.ratio(slow, "banded") for slow in ("dense", "fused")]
-        cells = " | ".join(f"{fmt_ratio(x.estimate)}× [{x.interval()}]" for x in ratios)
-        lines.append(
-            f"| {r['n']:,} | {t.median('dense') * 1e3:.1f} ms "
-            f"| {t.median('fused') * 1e3:.1f} ms | {t.median('banded') * 1e3:.1f} ms "
-            f"| {cells} | {fmt_ratio(_predicted_speedup(r['n']))}× "
-            f"| {r['peaks']['dense'] / 2**20:.1f} MiB "
-            f"| {r['peaks']['banded'] / 2**20:.2f} MiB |"
+        rows.append(
+            [
+                f"{n:,}",
+                f"{t.median('dense') * 1e3:.1f} ms",
+                f"{t.median('fused') * 1e3:.1f} ms",
+                f"{t.median('banded') * 1e3:.1f} ms",
+                *(f"{fmt_ratio(x.estimate)}× [{x.interval()}]" for x in ratios),
+                f"{fmt_ratio(_predicted_speedup(n))}×",
+                f"{r['peaks']['dense'] / 2**20:.1f} MiB",
+                f"{r['peaks']['banded'] / 2**20:.2f} MiB",
+            ]
         )
-    return "\n".join(lines)
+    header = ["$n$", "dense: time", "fused: time", "banded: time"]
+    header += ["dense ÷ banded [95%]", "fused ÷ banded [95%]", "counted"]
+    header += ["dense: peak memory", "banded: peak memory"]
+    return markdown_table(header, rows, "r" * len(header))
 
 
 def _against_count(measured: Ratio, predicted: float) -> str:
@@ -240,8 +244,9 @@ def _against_count(measured: Ratio, predicted: float) -> str:
 @measured
 def speed_numbers() -> dict[str, str]:
     rows = _benchmark()
-    first, last = rows[0], rows[-1]
-    n, t = last["n"], last["t"]
+    n_min, n = min(rows), max(rows)
+    first, last = rows[n_min], rows[n]
+    t = last["t"]
     predicted = _predicted_speedup(n)
     why = fault_evidence(
         "the dense function", t.page_faults("dense"), n, t.median("dense")
@@ -252,13 +257,13 @@ def speed_numbers() -> dict[str, str]:
     )
     return {
         "n_max": f"{n:,}",
-        "w": str(BENCH_W),
-        "d": str(BENCH_D),
-        "b": str(_banded_block(n, BENCH_W)),
-        "rounds": str(BENCH_ROUNDS),
+        "w": str(_BENCH_W),
+        "d": str(_BENCH_D),
+        "b": str(_banded_block(n, _BENCH_W)),
+        "rounds": str(_BENCH_ROUNDS),
         "predicted": fmt_ratio(predicted),
-        "vs_fused": t.verdict("banded", "fused", BENCH_LABELS),
-        "vs_dense": t.verdict("banded", "dense", BENCH_LABELS),
+        "vs_fused": t.verdict("banded", "fused", _BENCH_LABELS),
+        "vs_dense": t.verdict("banded", "dense", _BENCH_LABELS),
         "model_fused": _against_count(t.ratio("fused", "banded"), predicted),
         "dense_gap": (
             f"The extra factor is not arithmetic but memory: {why}"
@@ -268,6 +273,6 @@ def speed_numbers() -> dict[str, str]:
         "memory_ratio_max": f"{last['peaks']['dense'] / last['peaks']['banded']:.0f}",
         "banded_growth": f"{last['peaks']['banded'] / first['peaks']['banded']:.0f}",
         "dense_growth": f"{last['peaks']['dense'] / first['peaks']['dense']:.0f}",
-        "length_growth": f"{n // first['n']}",
+        "length_growth": f"{n // n_min}",
         "device": timing_device(),
     }

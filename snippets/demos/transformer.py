@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from snippets.masks import causal_mask, combine, padding_mask
-from snippets.plotting import COLORS, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device
 from snippets.transformer import (
     Transformer,
@@ -19,9 +19,9 @@ from snippets.transformer import (
     warmup_lr,
 )
 
-BASE = TransformerConfig()  # the defaults are the paper's base model
-BIG = TransformerConfig(d_model=1024, num_heads=16, d_ff=4096)
-PAPER = {"base": 65e6, "big": 213e6}  # Vaswani et al. 2017, Table 3, "params x 10^6"
+_BASE = TransformerConfig()  # the defaults are the paper's base model
+_BIG = TransformerConfig(d_model=1024, num_heads=16, d_ff=4096)
+_PAPER = {"base": 65e6, "big": 213e6}  # Vaswani et al. 2017, Table 3, "params x 10^6"
 
 
 def agreement_with_torch() -> str:
@@ -64,15 +64,15 @@ def agreement_with_torch() -> str:
             ("decoder", d_ours, d_theirs),
         ):
             err = (ours - theirs).abs().max().item()
-            rows.append(f"| {layer} layer | {name} | {err:.1e} |")
+            rows.append([f"{layer} layer", name, f"{err:.1e}"])
     return "\n".join(
         [
             f"Run on `{dev}` in float32, batch of {b}, {n_t} target and {n_s} source positions, "
             f"d_model = {d}, causal and padding masks:",
             "",
-            "| layer | placement | largest difference from PyTorch |",
-            "| --- | --- | ---: |",
-            *rows,
+            markdown_table(
+                ["layer", "placement", "largest difference from PyTorch"], rows, "llr"
+            ),
         ]
     )
 
@@ -112,15 +112,14 @@ def shape_trace() -> str:
         ("decoder cross-attention weights", dec.cross_weights, "(B, H, N_t, N_s)"),
         ("logits", logits, "(B, N_t, vocab)"),
     ]
-    lines = [
+    table = markdown_table(
+        ["tensor", "shape", "named"],
+        [[what, f"`{shape(t)}`", named] for what, t, named in rows],
+    )
+    return (
         f"B = 2, N_s = 7, N_t = 5, d_model = {c.d_model}, H = {c.num_heads}, "
-        f"vocab = {c.vocab_size}, {c.num_layers} layers each:",
-        "",
-        "| tensor | shape | named |",
-        "| --- | --- | --- |",
-    ]
-    lines += [f"| {what} | `{shape(t)}` | {named} |" for what, t, named in rows]
-    return "\n".join(lines)
+        f"vocab = {c.vocab_size}, {c.num_layers} layers each:\n\n" + table
+    )
 
 
 # --- the parameter count of the paper's models --------------------------------------------------
@@ -131,8 +130,21 @@ def _model(config: TransformerConfig) -> Transformer:
         return Transformer(config)
 
 
-def _components(model: Transformer) -> list[tuple[str, str, int]]:
-    """(component, formula, count) for every part of the model, counted from its modules."""
+_EMBEDDING = "shared embedding = output projection"
+_FORMULAS = {  # component -> its count of parameters, as a formula
+    _EMBEDDING: "$V d$",
+    "encoder self-attention": r"$N \cdot 4(d^2 + d)$",
+    "encoder feed-forward": r"$N (2 d\, d_{ff} + d_{ff} + d)$",
+    "encoder LayerNorms": r"$N \cdot 2 \cdot 2d$",
+    "decoder masked self-attention": r"$N \cdot 4(d^2 + d)$",
+    "decoder cross-attention": r"$N \cdot 4(d^2 + d)$",
+    "decoder feed-forward": r"$N (2 d\, d_{ff} + d_{ff} + d)$",
+    "decoder LayerNorms": r"$N \cdot 3 \cdot 2d$",
+}
+
+
+def _components(model: Transformer) -> dict[str, int]:
+    """component -> its parameters, for every part of the model, counted from its modules."""
     enc, dec = model.encoder.layers, model.decoder.layers
 
     def total(modules) -> int:
@@ -143,73 +155,57 @@ def _components(model: Transformer) -> list[tuple[str, str, int]]:
             getattr(layer, f"norm{i}") for layer in layers for i in range(1, k + 1)
         )
 
-    return [
-        (
-            "shared embedding = output projection",
-            "$V d$",
-            count_parameters(model.src_embed),
-        ),
-        (
-            "encoder self-attention",
-            r"$N \cdot 4(d^2 + d)$",
-            total(layer.self_attn for layer in enc),
-        ),
-        (
-            "encoder feed-forward",
-            r"$N (2 d\, d_{ff} + d_{ff} + d)$",
-            total(layer.ff for layer in enc),
-        ),
-        ("encoder LayerNorms", r"$N \cdot 2 \cdot 2d$", norms(enc, 2)),
-        (
-            "decoder masked self-attention",
-            r"$N \cdot 4(d^2 + d)$",
-            total(layer.self_attn for layer in dec),
-        ),
-        (
-            "decoder cross-attention",
-            r"$N \cdot 4(d^2 + d)$",
-            total(layer.cross_attn for layer in dec),
-        ),
-        (
-            "decoder feed-forward",
-            r"$N (2 d\, d_{ff} + d_{ff} + d)$",
-            total(layer.ff for layer in dec),
-        ),
-        ("decoder LayerNorms", r"$N \cdot 3 \cdot 2d$", norms(dec, 3)),
-    ]
+    counts = {
+        _EMBEDDING: count_parameters(model.src_embed),
+        "encoder self-attention": total(layer.self_attn for layer in enc),
+        "encoder feed-forward": total(layer.ff for layer in enc),
+        "encoder LayerNorms": norms(enc, 2),
+        "decoder masked self-attention": total(layer.self_attn for layer in dec),
+        "decoder cross-attention": total(layer.cross_attn for layer in dec),
+        "decoder feed-forward": total(layer.ff for layer in dec),
+        "decoder LayerNorms": norms(dec, 3),
+    }
+    assert counts.keys() == _FORMULAS.keys()
+    return counts
 
 
 def param_table() -> str:
-    base, big = _model(BASE), _model(BIG)
-    rows_base, rows_big = _components(base), _components(big)
-    lines = [
-        "| component | parameters | base | big |",
-        "| --- | --- | ---: | ---: |",
+    base, big = _model(_BASE), _model(_BIG)
+    counts_base, counts_big = _components(base), _components(big)
+    rows = [
+        [name, formula, f"{counts_base[name]:,}", f"{counts_big[name]:,}"]
+        for name, formula in _FORMULAS.items()
     ]
-    for (name, formula, n_base), (_, _, n_big) in zip(rows_base, rows_big, strict=True):
-        lines.append(f"| {name} | {formula} | {n_base:,} | {n_big:,} |")
-    assert sum(n for *_, n in rows_base) == count_parameters(base)  # nothing left out
-    lines.append(
-        f"| **total, `count_parameters(model)`** | | **{count_parameters(base):,}** "
-        f"| **{count_parameters(big):,}** |"
+    assert sum(counts_base.values()) == count_parameters(base)  # nothing left out
+    rows.append(
+        [
+            "**total, `count_parameters(model)`**",
+            "",
+            f"**{count_parameters(base):,}**",
+            f"**{count_parameters(big):,}**",
+        ]
     )
-    lines.append(
-        f"| the paper, Table 3 | | {PAPER['base'] / 1e6:.0f} million "
-        f"| {PAPER['big'] / 1e6:.0f} million |"
+    rows.append(
+        [
+            "the paper, Table 3",
+            "",
+            f"{_PAPER['base'] / 1e6:.0f} million",
+            f"{_PAPER['big'] / 1e6:.0f} million",
+        ]
     )
-    return "\n".join(lines)
+    return markdown_table(["component", "parameters", "base", "big"], rows, "llrr")
 
 
 def param_numbers() -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, config in (("base", BASE), ("big", BIG)):
+    for name, config in (("base", _BASE), ("big", _BIG)):
         model = _model(config)
         total = count_parameters(model)
         embedding = config.vocab_size * config.d_model
         rest = total - embedding
         d = config.d_model
         # vocabularies for which our count rounds to the paper's figure (± 0.5 million)
-        low, high = ((PAPER[name] + s * 0.5e6 - rest) / d for s in (-1, 1))
+        low, high = ((_PAPER[name] + s * 0.5e6 - rest) / d for s in (-1, 1))
         untied = count_parameters(
             _model(TransformerConfig(**{**vars(config), "tie_embeddings": False}))
         )
@@ -221,7 +217,7 @@ def param_numbers() -> dict[str, str]:
         out |= {
             f"{name}_total": f"{total:,}",
             f"{name}_millions": f"{total / 1e6:.1f}",
-            f"{name}_gap": f"{(PAPER[name] - total) / 1e6:+.1f}",
+            f"{name}_gap": f"{(_PAPER[name] - total) / 1e6:+.1f}",
             f"{name}_untied_millions": f"{untied / 1e6:.1f}",
             f"{name}_vocab_low": f"{low:,.0f}",
             f"{name}_vocab_high": f"{high:,.0f}",
@@ -234,13 +230,14 @@ def param_numbers() -> dict[str, str]:
     return out
 
 
-def param_figure():
-    rows = _components(_model(BASE))
+def param_figure() -> Figure:
+    components = _components(_model(_BASE))
     fig, ax = figure(width=7.2, height=3.4)
-    names = [r[0] for r in rows][::-1]
-    counts = [r[2] / 1e6 for r in rows][::-1]
-    colors = [COLORS[0]] + [COLORS[2]] * 3 + [COLORS[1]] * 4
-    ax.barh(names, counts, color=colors[::-1])
+    names = list(components)[::-1]
+    counts = [components[name] / 1e6 for name in names]
+    part = {"encoder": COLORS[2], "decoder": COLORS[1]}  # the embedding: COLORS[0]
+    colors = [part.get(name.split()[0], COLORS[0]) for name in names]
+    ax.barh(names, counts, color=colors)
     for y, value in enumerate(counts):
         ax.text(value + 0.2, y, f"{value:.2f} M", va="center", fontsize=9)
     ax.set(
@@ -254,8 +251,14 @@ def param_figure():
 
 # The paper's recipe (section 5): base model trained for 100,000 steps, warm-up 4000 steps,
 # label smoothing 0.1, Adam's beta2 = 0.98 (PyTorch's default is 0.999).
-TRAIN_STEPS, WARMUP, SMOOTHING, BETA2, BETA2_DEFAULT = 100_000, 4000, 0.1, 0.98, 0.999
-SURE = 0.999  # a confident model's probability of the right token
+_TRAIN_STEPS, _WARMUP, _SMOOTHING, _BETA2, _BETA2_DEFAULT = (
+    100_000,
+    4000,
+    0.1,
+    0.98,
+    0.999,
+)
+_SURE = 0.999  # a confident model's probability of the right token
 
 
 def _sci(x: float) -> str:
@@ -270,19 +273,19 @@ def _smoothed_loss_at(confidence: float, vocab: int) -> float:
     probs = torch.full((1, vocab), (1 - confidence) / (vocab - 1), dtype=torch.float64)
     probs[0, 0] = confidence  # token 0 is the right one
     target = torch.zeros(1, dtype=torch.long)
-    return label_smoothed_loss(probs.log(), target, SMOOTHING).item()
+    return label_smoothed_loss(probs.log(), target, _SMOOTHING).item()
 
 
 def training_numbers() -> dict[str, str]:
     """The schedule's peak found by scanning every step, beside its closed form; the
     confidence that label smoothing rewards, found by scanning; Adam's memory."""
-    d, v = BASE.d_model, BASE.vocab_size
+    d, v = _BASE.d_model, _BASE.vocab_size
     rates = torch.tensor(
-        [warmup_lr(s, d, WARMUP) for s in range(1, TRAIN_STEPS + 1)],
+        [warmup_lr(s, d, _WARMUP) for s in range(1, _TRAIN_STEPS + 1)],
         dtype=torch.float64,
     )
     peak_step = int(rates.argmax()) + 1
-    closed_form = (d * WARMUP) ** -0.5
+    closed_form = (d * _WARMUP) ** -0.5
     # Scan 0.5 to 0.99 in steps of 0.01, then around the best in steps of 0.001, 0.0001.
     best, step = 0.75, 0.25
     for width in (0.01, 0.001, 0.0001):
@@ -300,35 +303,35 @@ def training_numbers() -> dict[str, str]:
         "closed_form_lr": _sci(closed_form),
         "end_lr": _sci(rates[-1].item()),
         "end_ratio": f"{rates.max().item() / rates[-1].item():.1f}",
-        "train_steps": f"{TRAIN_STEPS:,}",
+        "train_steps": f"{_TRAIN_STEPS:,}",
         "best_confidence": f"{best:.4f}",
-        "smoothed_target": f"{1 - SMOOTHING + SMOOTHING / v:.6f}",
+        "smoothed_target": f"{1 - _SMOOTHING + _SMOOTHING / v:.6f}",
         "min_loss": f"{min_loss:.2f}",
-        "loss_if_sure": f"{_smoothed_loss_at(SURE, v):.2f}",
-        "sure_percent": f"{100 * SURE:.1f}",
-        "adam_memory": f"{1 / (1 - BETA2):.0f}",
-        "adam_memory_default": f"{1 / (1 - BETA2_DEFAULT):.0f}",
+        "loss_if_sure": f"{_smoothed_loss_at(_SURE, v):.2f}",
+        "sure_percent": f"{100 * _SURE:.1f}",
+        "adam_memory": f"{1 / (1 - _BETA2):.0f}",
+        "adam_memory_default": f"{1 / (1 - _BETA2_DEFAULT):.0f}",
     }
 
 
-def schedule_figure():
+def schedule_figure() -> Figure:
     """The paper's learning rate over the base model's 100,000 steps, for both widths."""
-    steps = torch.arange(1, TRAIN_STEPS + 1, 50)
+    steps = torch.arange(1, _TRAIN_STEPS + 1, 50)
     fig, ax = figure(width=6.4, height=3.2)
     for (name, config), color in zip(
-        (("base", BASE), ("big", BIG)), COLORS, strict=False
+        (("base", _BASE), ("big", _BIG)), COLORS, strict=False
     ):
         d = config.d_model
-        rates = [warmup_lr(int(s), d, WARMUP) * 1e4 for s in steps]
+        rates = [warmup_lr(int(s), d, _WARMUP) * 1e4 for s in steps]
         ax.plot(steps, rates, color=color, label=f"{name}, $d_\\mathrm{{model}}$ = {d}")
-        peak = warmup_lr(WARMUP, d, WARMUP) * 1e4
-        ax.plot([WARMUP], [peak], "o", color=color, ms=4)
-    ax.axvline(WARMUP, color="#808080", ls=":", lw=1)
-    ax.text(WARMUP * 1.3, 0.2, f"step = warmup = {WARMUP}", fontsize=8)
+        peak = warmup_lr(_WARMUP, d, _WARMUP) * 1e4
+        ax.plot([_WARMUP], [peak], "o", color=color, ms=4)
+    ax.axvline(_WARMUP, color="#808080", ls=":", lw=1)
+    ax.text(_WARMUP * 1.3, 0.2, f"step = warmup = {_WARMUP}", fontsize=8)
     ax.set(
         xlabel="training step",
         ylabel="learning rate ($\\times 10^{-4}$)",
-        xlim=(0, TRAIN_STEPS),
+        xlim=(0, _TRAIN_STEPS),
         ylim=(0, None),
     )
     ax.legend()

@@ -12,9 +12,10 @@ from matplotlib.colors import ListedColormap
 from matplotlib.patches import Rectangle
 from sklearn.datasets import load_sample_image
 
-from snippets.plotting import COLORS, figure
+from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device
 from snippets.vit import (
+    VARIANTS,
     PatchEmbedding,
     VisionTransformer,
     ViTConfig,
@@ -25,7 +26,7 @@ from snippets.vit import (
     window_mask,
 )
 
-IMAGE, PATCH = 224, 16
+_IMAGE, _PATCH = 224, 16
 
 
 def _err(x: float) -> str:
@@ -34,7 +35,7 @@ def _err(x: float) -> str:
 
 
 @functools.cache
-def photograph() -> torch.Tensor:
+def _photograph() -> torch.Tensor:
     """scikit-learn's sample photograph, centre-cropped to a square and resized: (3, 224, 224)."""
     rgb = torch.tensor(load_sample_image("china.jpg")).permute(2, 0, 1).float() / 255
     _, h, w = rgb.shape
@@ -42,41 +43,41 @@ def photograph() -> torch.Tensor:
     top, left = (h - side) // 2, (w - side) // 2
     square = rgb[:, top : top + side, left : left + side]
     resized = F.interpolate(
-        square[None], size=(IMAGE, IMAGE), mode="bilinear", antialias=True
+        square[None], size=(_IMAGE, _IMAGE), mode="bilinear", antialias=True
     )
     return resized[0].clamp(0, 1)
 
 
 def patch_numbers() -> dict[str, str]:
-    image = photograph()
-    patches = patchify(image[None], PATCH)  # (1, N, 3 * 16 * 16)
+    image = _photograph()
+    patches = patchify(image[None], _PATCH)  # (1, N, 3 * 16 * 16)
     h, w = load_sample_image("china.jpg").shape[:2]
     return {
         "original": f"{w} × {h}",
         "tokens": str(patches.shape[1]),
-        "side": str(IMAGE // PATCH),
+        "side": str(_IMAGE // _PATCH),
         "patch_dim": str(patches.shape[2]),
-        "pixels": f"{IMAGE * IMAGE:,}",
-        "pairs": f"{(IMAGE * IMAGE) ** 2 / 1e9:.1f} billion",
+        "pixels": f"{_IMAGE * _IMAGE:,}",
+        "pairs": f"{(_IMAGE * _IMAGE) ** 2 / 1e9:.1f} billion",
     }
 
 
-def patch_figure():
+def patch_figure() -> Figure:
     """The photograph cut into a 14 x 14 grid, and the start of the sequence it becomes."""
-    image = photograph()
-    n_side = IMAGE // PATCH
+    image = _photograph()
+    n_side = _IMAGE // _PATCH
     fig, (ax_img, ax_seq) = figure(
         nrows=2, width=6.4, height=7.6, gridspec_kw={"height_ratios": [5, 1]}
     )
     ax_img.imshow(image.permute(1, 2, 0).numpy())
     for k in range(1, n_side):
-        ax_img.axhline(k * PATCH - 0.5, color="#ffffff", linewidth=0.8)
-        ax_img.axvline(k * PATCH - 0.5, color="#ffffff", linewidth=0.8)
+        ax_img.axhline(k * _PATCH - 0.5, color="#ffffff", linewidth=0.8)
+        ax_img.axvline(k * _PATCH - 0.5, color="#ffffff", linewidth=0.8)
     for index in (0, 1, 2, n_side, n_side * n_side - 1):
         r, c = divmod(index, n_side)
         ax_img.text(
-            c * PATCH + PATCH / 2,
-            r * PATCH + PATCH / 2,
+            c * _PATCH + _PATCH / 2,
+            r * _PATCH + _PATCH / 2,
             str(index),
             ha="center",
             va="center",
@@ -85,25 +86,25 @@ def patch_figure():
             bbox={"boxstyle": "round,pad=0.15", "facecolor": "#ffffff", "alpha": 0.8},
         )
     ax_img.set(
-        title=f"{IMAGE} × {IMAGE} pixels, {n_side} × {n_side} patches of {PATCH} × {PATCH}"
+        title=f"{_IMAGE} × {_IMAGE} pixels, {n_side} × {n_side} patches of {_PATCH} × {_PATCH}"
     )
     ax_img.set_axis_off()
     # Tokens FIRST .. FIRST + 17 in reading order, side by side with a gap between them:
     # the end of one row of patches runs straight into the start of the next.
     first, shown, gap = 5 * n_side + 6, 18, 4
-    strip = np.zeros((PATCH, shown * (PATCH + gap), 4))
+    strip = np.zeros((_PATCH, shown * (_PATCH + gap), 4))
     # (3, 14, 14, 16, 16)
-    patches = image.unfold(1, PATCH, PATCH).unfold(2, PATCH, PATCH)
+    patches = image.unfold(1, _PATCH, _PATCH).unfold(2, _PATCH, _PATCH)
     for k in range(shown):
         r, c = divmod(first + k, n_side)
-        x0 = k * (PATCH + gap)
-        strip[:, x0 : x0 + PATCH, :3] = patches[:, r, c].permute(1, 2, 0).numpy()
-        strip[:, x0 : x0 + PATCH, 3] = 1.0  # opaque patch, transparent gap
+        x0 = k * (_PATCH + gap)
+        strip[:, x0 : x0 + _PATCH, :3] = patches[:, r, c].permute(1, 2, 0).numpy()
+        strip[:, x0 : x0 + _PATCH, 3] = 1.0  # opaque patch, transparent gap
         ax_img.add_patch(
             Rectangle(
-                (c * PATCH - 0.5, r * PATCH - 0.5),
-                PATCH,
-                PATCH,
+                (c * _PATCH - 0.5, r * _PATCH - 0.5),
+                _PATCH,
+                _PATCH,
                 fill=False,
                 edgecolor=COLORS[6],
                 linewidth=1.6,
@@ -111,7 +112,7 @@ def patch_figure():
         )
     ax_seq.imshow(strip)
     ax_seq.set_xticks(
-        [k * (PATCH + gap) + PATCH / 2 for k in range(shown)],
+        [k * (_PATCH + gap) + _PATCH / 2 for k in range(shown)],
         [str(first + k) for k in range(shown)],
         fontsize=7,
     )
@@ -132,18 +133,18 @@ def embedding_checks() -> dict[str, str]:
     """Strided convolution vs flatten-then-linear, on the photograph, same weights."""
     g = torch.Generator().manual_seed(0)
     dev = device()
-    embed = PatchEmbedding(PATCH, 3, 768).to(dev)
+    embed = PatchEmbedding(_PATCH, 3, 768).to(dev)
     with torch.no_grad():
-        embed.proj.weight.copy_(torch.randn(768, 3, PATCH, PATCH, generator=g) * 0.02)
-        image = photograph()[None].to(dev)  # (1, 3, 224, 224)
+        embed.proj.weight.copy_(torch.randn(768, 3, _PATCH, _PATCH, generator=g) * 0.02)
+        image = _photograph()[None].to(dev)  # (1, 3, 224, 224)
         conv = embed(image)  # (1, 196, 768)
-        linear = embed.as_linear()(patchify(image, PATCH))  # (1, 196, 768)
-        unfold = F.unfold(image, PATCH, stride=PATCH).transpose(1, 2)
+        linear = embed.as_linear()(patchify(image, _PATCH))  # (1, 196, 768)
+        unfold = F.unfold(image, _PATCH, stride=_PATCH).transpose(1, 2)
     return {
         "conv_vs_linear": _err((conv - linear).abs().max().item()),
         "scale": f"{conv.abs().max().item():.2f}",
         "patchify_vs_unfold": _err(
-            (patchify(image, PATCH) - unfold).abs().max().item()
+            (patchify(image, _PATCH) - unfold).abs().max().item()
         ),
         "device": str(dev),
     }
@@ -179,10 +180,12 @@ def parameter_table() -> str:
         (f"head ({c.d_model}→{c.num_classes})", count_parameters(model.head)),
     ]
     total = count_parameters(model)
-    lines = ["| part | parameters | share |", "| --- | ---: | ---: |"]
-    lines += [f"| {name} | {n:,} | {n / total:.1%} |" for name, n in rows]
-    lines.append(f"| **total** | **{total:,}** | 100% |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["part", "parameters", "share"],
+        [[name, f"{n:,}", f"{n / total:.1%}"] for name, n in rows]
+        + [["**total**", f"**{total:,}**", "100%"]],
+        "lrr",
+    )
 
 
 def parameter_numbers() -> dict[str, str]:
@@ -207,53 +210,9 @@ def parameter_numbers() -> dict[str, str]:
     }
 
 
-# (name, config, torchvision's documented num_params or None, the paper's Table 1 count)
-# torchvision: https://pytorch.org/vision/stable/models/vision_transformer.html; its ViT-H/14
-# weights are for 518 x 518 images. Paper: Dosovitskiy et al. (2020), Table 1.
-VARIANTS = [
-    ("ViT-B/16", ViTConfig(), 86_567_656, "86M"),
-    ("ViT-B/32", ViTConfig(patch_size=32), 88_224_232, "86M"),
-    (
-        "ViT-L/16",
-        ViTConfig(d_model=1024, depth=24, num_heads=16, mlp_dim=4096),
-        304_326_632,
-        "307M",
-    ),
-    (
-        "ViT-L/32",
-        ViTConfig(patch_size=32, d_model=1024, depth=24, num_heads=16, mlp_dim=4096),
-        306_535_400,
-        "307M",
-    ),
-    (
-        "ViT-H/14",
-        ViTConfig(patch_size=14, d_model=1280, depth=32, num_heads=16, mlp_dim=5120),
-        None,
-        "632M",
-    ),
-    (
-        "ViT-H/14, 518 × 518",
-        ViTConfig(
-            image_size=518,
-            patch_size=14,
-            d_model=1280,
-            depth=32,
-            num_heads=16,
-            mlp_dim=5120,
-        ),
-        633_470_440,
-        "632M",
-    ),
-]
-
-
 def variants_table() -> str:
     """Our counts for the paper's models, beside torchvision's documentation and Table 1."""
-    lines = [
-        "| model | ours, 1000-class head | ours, without head | torchvision | Table 1 "
-        "| which count rounds to Table 1 |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
-    ]
+    rows = []
     for name, config, torchvision, paper in VARIANTS:
         with torch.device("meta"):
             model = VisionTransformer(config)
@@ -264,17 +223,34 @@ def variants_table() -> str:
             for label, count in (("with head", total), ("without head", total - head))
             if f"{round(count / 1e6)}M" == paper
         ]
-        lines.append(
-            f"| {name} | {total:,} | {total - head:,} | {theirs} | {paper} "
-            f"| {', '.join(rounds) or 'neither'} |"
+        rows.append(
+            [
+                name,
+                f"{total:,}",
+                f"{total - head:,}",
+                theirs,
+                paper,
+                ", ".join(rounds) or "neither",
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(
+        [
+            "model",
+            "ours, 1000-class head",
+            "ours, without head",
+            "torchvision",
+            "Table 1",
+            "which count rounds to Table 1",
+        ],
+        rows,
+        "lrrrrl",
+    )
 
 
 def shape_trace() -> str:
     """The shapes of one image through ViT-B/16, computed on the meta device."""
     model = _vit_base()
-    x = torch.empty(1, 3, IMAGE, IMAGE, device="meta")
+    x = torch.empty(1, 3, _IMAGE, _IMAGE, device="meta")
     patches = model.patch_embed.proj(x)
     tokens = model.patch_embed(x)
     sequence = model.tokens(x)
@@ -290,9 +266,9 @@ def shape_trace() -> str:
         ("attention weights of one layer", attn),
         ("logits, from the class token alone", logits),
     ]
-    lines = ["| step | shape |", "| --- | --- |"]
-    lines += [f"| {name} | `{tuple(t.shape)}` |" for name, t in rows]
-    return "\n".join(lines)
+    return markdown_table(
+        ["step", "shape"], [[name, f"`{tuple(t.shape)}`"] for name, t in rows]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +276,7 @@ def shape_trace() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def window_figure():
+def window_figure() -> Figure:
     """Windows and shifted windows on an 8 x 8 grid of tokens, and the equivalent dense mask."""
     side, m, shift = 8, 4, 2
     cmap = ListedColormap(COLORS)
