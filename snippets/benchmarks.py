@@ -179,7 +179,8 @@ def sweep(
     d: int = 64,
     rounds: int = 6,  # rounded up to a multiple of the implementations measured
     warmup: int = 1,
-    max_seconds: float = 1.0,  # per call, predicted; over it the length is skipped
+    # per call, predicted; beyond always_up_to, over it the length is skipped
+    max_seconds: float = 1.0,
     max_bytes: int = 2**30,  # peak memory, predicted
     # for the whole sweep; then the rest is skipped ...
     max_total_seconds: float = math.inf,

@@ -152,9 +152,9 @@ def local_attention(
     Returns the output (..., n_q, d_v) and the weights spread back over all keys
     (..., n_q, n_k), zero outside the window.
     """
-    checks.attention_inputs(q, k, v)
+    checks.attention_inputs(q, k, v, same_batch=True)  # keys gathered per query
     checks.int_between("window", window, int(gaussian))  # sigma = window / 2 > 0
-    checks.shape("centres", centres, q.shape[:-1], "(..., n_q)")
+    checks.shape("centres", centres, q.shape[:-1], "(..., n_q of q)")
     n_k = k.size(-2)
     offsets = torch.arange(-window, window + 1, device=q.device)
     pos = centres.round().long().unsqueeze(-1) + offsets  # (..., n_q, 2w + 1)
@@ -188,6 +188,8 @@ class PredictiveAlignment(nn.Module):
         self.v_p = nn.Linear(d_hidden, 1, bias=False)
 
     def forward(self, h: Tensor, n_k: int) -> Tensor:  # (..., n_q, d) -> (..., n_q)
+        checks.floating("(..., n_q, d)", h=h, d=self.W_p.in_features)
+        checks.positive_ints(n_k=n_k)
         return n_k * torch.sigmoid(self.v_p(torch.tanh(self.W_p(h)))).squeeze(-1)
 
 

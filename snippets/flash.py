@@ -63,7 +63,7 @@ def tiled_attention(
     The largest score tensor ever held is one tile, (..., query_block_size, block_size).
     A query that may attend to nothing gets a zero output, as in snippets.attention.
     """
-    checks.attention_inputs(q, k, v)
+    checks.attention_inputs(q, k, v, same_batch=True)  # out is allocated from q
     checks.positive_ints(block_size=block_size, query_block_size=query_block_size)
     n_q, n_k, d = q.size(-2), k.size(-2), q.size(-1)
     bq = query_block_size or n_q

@@ -32,7 +32,7 @@ def relative_logits_direct(q: Tensor, e_rel: Tensor) -> Tensor:
     set to 0: a decoder masks it. The gathered tensor has n * n * d entries:
     this is what skewing avoids.
     """
-    checks.shape("e_rel", e_rel, q.shape[-2:], "(n, d), as q's last two")
+    checks.shape("e_rel", e_rel, q.shape[-2:], "(n, d of q)")
     n = q.size(-2)
     i = torch.arange(n, device=q.device)[:, None]  # (n, 1)
     j = torch.arange(n, device=q.device)[None, :]  # (1, n)
@@ -57,7 +57,7 @@ def skew(qe: Tensor) -> Tensor:
 
 def relative_logits_skewed(q: Tensor, e_rel: Tensor) -> Tensor:
     """The S_rel of `relative_logits_direct`, from one (n, n) product and a reshape."""
-    checks.shape("e_rel", e_rel, q.shape[-2:], "(n, d), as q's last two")
+    checks.shape("e_rel", e_rel, q.shape[-2:], "(n, d of q)")
     s_rel = skew(q @ e_rel.T)  # (..., n, n); q @ e_rel.T is indexed by distance
     future = ~causal_mask(q.size(-2), q.device)  # j > i
     return s_rel.masked_fill(future, 0.0)
@@ -75,7 +75,7 @@ def relative_attention(
     dot product of q_i with one vector per key: chapter 3's function cannot take
     it, and the softmax is written out here.
     """
-    checks.attention_inputs(q, k, v)
+    checks.self_attention_inputs(q, k, v)  # causal, relative: n_q == n_k
     n, d = q.shape[-2:]
     logits = (q @ k.transpose(-2, -1) + relative_logits_skewed(q, e_rel)) / math.sqrt(d)
     future = ~causal_mask(n, q.device)  # j > i
@@ -147,8 +147,9 @@ class DeformableAttention1d(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Returns the output (B, n_q, d_model), the sampled positions and their weights
         (both (B, n_q, H, K))."""
-        checks.floating("(B, N, d)", query=query, values=values, d=self.out.in_features)
-        checks.shape("reference", reference, query.shape[:-1], "(B, n_q)")
+        d_model = self.out.in_features
+        checks.floating("(B, n, d_model)", query=query, values=values, d_model=d_model)
+        checks.shape("reference", reference, query.shape[:-1], "(B, n_q of query)")
         (b, n_q, d_model), n = query.shape, values.size(1)
         offsets = self.offsets(query).view(b, n_q, self.h, self.k)
         weights = self.weights(query).view(b, n_q, self.h, self.k).softmax(dim=-1)
@@ -179,7 +180,7 @@ def ssm_coefficients(
     simpler Euler step delta * B, as Mamba's reference code does. Both are
     (batch, n, D, N); 0 < a < 1.
     """
-    checks.shape("delta", delta, x.shape, "(batch, n, D), as x")
+    checks.shape("delta", delta, x.shape, "(batch, n, D of x)")
     a = torch.exp(delta.unsqueeze(-1) * A)  # (batch, n, D, N)
     b = (delta * x).unsqueeze(-1) * B.unsqueeze(-2)  # (batch, n, D, N)
     return a, b

@@ -214,13 +214,13 @@ def exact_match(predicted: Tensor, target: Tensor) -> float:
 
     Both are (B, L).
     """
-    checks.shape("predicted", predicted, target.shape, "(B, L), as target")
+    checks.shape("predicted", predicted, target.shape, "(B, L of target)")
     return (predicted == target).all(dim=1).float().mean().item()
 
 
 def token_accuracy(predicted: Tensor, target: Tensor) -> float:
     """Fraction of single tokens that are right, whatever the rest of their row."""
-    checks.shape("predicted", predicted, target.shape, "(B, L), as target")
+    checks.shape("predicted", predicted, target.shape, "(B, L of target)")
     return (predicted == target).float().mean().item()
 
 
@@ -230,7 +230,7 @@ def token_accuracy(predicted: Tensor, target: Tensor) -> float:
 # --8<-- [start:analysis]
 def position_accuracy(predicted: Tensor, target: Tensor) -> Tensor:
     """(L,): the fraction of rows whose token at each position is right; (B, L) each."""
-    checks.shape("predicted", predicted, target.shape, "(B, L), as target")
+    checks.shape("predicted", predicted, target.shape, "(B, L of target)")
     return (predicted == target).float().mean(dim=0)
 
 

@@ -42,6 +42,7 @@ def padding_mask(lengths: Tensor, n: int) -> Tensor:
     and the queries: every query of sequence b ignores the same padded keys.
     """
     checks.integer("(B,)", lengths=lengths)
+    checks.non_negative_ints(n=n)
     positions = torch.arange(n, device=lengths.device)  # (n,)
     keep = positions < lengths.unsqueeze(-1)  # (B, 1) vs (n,) -> (B, n)
     return keep[:, None, None, :]  # (B, 1, 1, n)
@@ -65,7 +66,7 @@ def combine(*masks: Tensor | None) -> Tensor | None:
 def to_key_padding_mask(mask: Tensor) -> Tensor:
     """Our padding mask (B, 1, 1, n), True = real token, as the (B, n)
     `key_padding_mask` of `nn.MultiheadAttention`, where True = IGNORE."""
-    checks.bool_mask(mask)  # ~ on an int mask would flip bits, not meanings
+    checks.boolean("(B, 1, 1, n)", mask=mask)  # ~ on an int mask would flip bits
     return ~mask[:, 0, 0, :]  # (B, n)
 
 

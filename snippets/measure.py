@@ -153,9 +153,10 @@ class Timings:
         a, b = labels.get(subject, subject), labels.get(other, other)
         r = self.ratio(other, subject)  # > 1: the subject took less time
         if not r.distinguishable:
+            own = r.inverse()  # the subject's time over the other's
             return (
-                f"{a} and {b} could not be told apart on this machine "
-                f"(time ratio {fmt_ratio(r.estimate)}, 95% interval {r.interval()})"
+                f"{a} and {b} could not be told apart on this machine ({a}'s time "
+                f"÷ {b}'s: {fmt_ratio(own.estimate)}, 95% interval {own.interval()})"
             )
         word = "faster" if r.estimate > 1 else "slower"
         r = r if r.estimate > 1 else r.inverse()

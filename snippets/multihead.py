@@ -51,7 +51,7 @@ class MultiHeadAttention(nn.Module):
         mask: Tensor | None = None,  # bool, broadcastable to (B, H, n_q, n_k)
     ) -> tuple[Tensor, Tensor]:
         """Output (B, n_q, d_model) and every head's weights (B, H, n_q, n_k)."""
-        checks.floating("(B, N, d)", query=query, key=key, value=value, d=self.d_model)
+        checks.floating("(B, n, d)", query=query, key=key, value=value, d=self.d_model)
         q = self.split_heads(self.w_q(query))  # (B, H, n_q, d_head)
         k = self.split_heads(self.w_k(key))  # (B, H, n_k, d_head)
         v = self.split_heads(self.w_v(value))  # (B, H, n_k, d_head)
@@ -124,8 +124,9 @@ def hand_built_heads() -> tuple[MultiHeadAttention, Tensor]:
     for i, word in enumerate(WORDS):
         x[0, i, i] = 1.0  # position
         x[0, i, 8 + vocab.index(word)] = 1.0  # word
-    torch.manual_seed(12)
-    mha = MultiHeadAttention(d_model, heads)
+    with torch.random.fork_rng():  # the caller's global generator is left as it was
+        torch.manual_seed(12)
+        mha = MultiHeadAttention(d_model, heads)
     s = math.sqrt(6 * math.sqrt(8))
     wq = torch.zeros(d_model, d_model)  # (out, in): row = head feature, column = input
     wk = torch.zeros(d_model, d_model)

@@ -104,7 +104,7 @@ def causal_linear_attention_prefix(q_feat: Tensor, k_feat: Tensor, v: Tensor) ->
     the running sums are kept for every position, (..., N, m, d_v) in memory.
     `causal_linear_attention` computes the same in chunks.
     """
-    checks.attention_inputs(q_feat, k_feat, v)
+    checks.self_attention_inputs(q_feat, k_feat, v)  # causal: n_q == n_k
     # (..., N, m, d_v)
     kv = torch.cumsum(k_feat.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)
     k_sum = torch.cumsum(k_feat, dim=-2)  # (..., N, m)
@@ -128,7 +128,7 @@ def causal_linear_attention(
     scaled by its own running maximum: a later, larger key then rescales the state
     instead of pushing earlier keys below the smallest float.
     """
-    checks.attention_inputs(q_feat, k_log, v)
+    checks.self_attention_inputs(q_feat, k_log, v)  # causal: n_q == n_k
     checks.positive_ints(chunk_size=chunk_size)
     n = q_feat.size(-2)
     batch, m = q_feat.shape[:-2], q_feat.size(-1)
@@ -175,7 +175,7 @@ def favor_attention(
     does between redraws. Causal attention (query i sees keys j <= i) uses the chunked
     prefix sums.
     """
-    checks.attention_inputs(q, k, v)
+    checks.attention_inputs(q, k, v, same_length=causal)
     checks.positive_ints(num_features=num_features)
     if projection is None:
         draw = orthogonal_random_features if orthogonal else gaussian_random_features

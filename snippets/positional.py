@@ -124,7 +124,9 @@ def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
     (not values) before attention, it makes q_m . k_n a function of the offset:
     rotating by m·w, then undoing a rotation by n·w, rotates by (m - n)·w.
     """
-    checks.shape("positions", positions, x.shape[-2:-1], "(N,), as x's N")
+    checks.floating("(..., N, d)", x=x)
+    checks.even("x's last dimension d", x.size(-1))  # pairs of coordinates
+    checks.shape("positions", positions, x.shape[-2:-1], "(N of x)")
     w = inverse_frequencies(x.size(-1), base).to(x.device)  # (d/2,)
     angle = positions.to(x.device, torch.float64)[:, None] * w  # (N, d/2)
     cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)

@@ -39,6 +39,7 @@ def soft_lookup(
     positive and summing to 1. As T goes to 0 they approach the one-hot
     choice of `hard_lookup`; as T grows, 1/n each: the mean of the values.
     """
+    checks.positive_number("temperature", temperature)
     scores = keys @ query  # (n,)
     weights = torch.softmax(scores / temperature, dim=-1)  # (n,)
     return weights @ values, weights

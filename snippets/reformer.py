@@ -115,9 +115,10 @@ def lsh_attention_with_buckets(
     log(number of rounds that reach it), so the result is exact softmax attention over
     the union of the rounds' key sets.
     """
-    checks.attention_inputs(qk, qk, v)  # qk plays q and k
+    checks.attention_inputs(qk, qk, v, same_batch=True)  # qk plays q and k
     n, d = qk.shape[-2:]
     checks.divisible_by("chunk_size", chunk_size, N=n)
+    checks.shape("buckets", buckets, (len(buckets), *qk.shape[:-1]), "(n_r, ..., N)")
     rounds = buckets.size(0)
     batch = qk.shape[:-2]
     positions = torch.arange(n, device=qk.device)

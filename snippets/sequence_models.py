@@ -88,6 +88,7 @@ class Convolution(nn.Module):
         self.conv = nn.Conv1d(d, d, kernel_size)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, N, d) -> (B, N, d)
+        checks.floating("(B, N, d)", x=x, d=self.conv.in_channels)
         x = x.transpose(1, 2)  # (B, d, N): channels first, as Conv1d wants
         x = F.pad(x, (self.k - 1, 0))  # (B, d, k-1+N): zeros on the left
         return self.conv(x).transpose(1, 2)  # (B, N, d)
@@ -103,6 +104,7 @@ class SelfAttention(nn.Module):
         self.w_v, self.w_o = nn.Linear(d, d), nn.Linear(d, d)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, N, d) -> (B, N, d)
+        checks.floating("(B, N, d)", x=x, d=self.w_q.in_features)
         causal = causal_mask(x.size(1), x.device)  # (N, N)
         q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)  # (B, N, d) each
         # one step: every position attends to all earlier ones at once
@@ -133,6 +135,7 @@ def multiply_adds(kind: Kind, n: int, d: int, kernel_size: int = 3) -> int:
     weighted sum of the values, n^2 d each. (Causal attention could skip half
     of the n^2 terms; a plain implementation computes them, then masks.)
     """
+    checks.one_of("kind", kind, KINDS)
     if kind == "recurrent":
         return 2 * n * d * d
     if kind == "convolution":
@@ -142,6 +145,7 @@ def multiply_adds(kind: Kind, n: int, d: int, kernel_size: int = 3) -> int:
 
 def sequential_steps(kind: Kind, n: int) -> int:
     """Steps of one layer that must wait for the previous step."""
+    checks.one_of("kind", kind, KINDS)
     return n if kind == "recurrent" else 1
 
 
@@ -153,8 +157,9 @@ def layers_to_connect(kind: Kind, n: int, kernel_size: int = 3) -> int:
     convolutions that the paper's Table 1 assumes). One recurrent or one
     attention layer already connects every pair of positions.
     """
-    checks.int_between("kernel_size", kernel_size, 2)  # it widens by k - 1
+    checks.one_of("kind", kind, KINDS)
     if kind == "convolution":
+        checks.int_between("kernel_size", kernel_size, 2)  # it widens by k - 1
         return math.ceil((n - 1) / (kernel_size - 1))
     return 1
 
@@ -166,6 +171,7 @@ def path_length(kind: Kind, n: int, kernel_size: int = 3) -> int:
     state, one per position; a convolution through one step per stacked layer;
     attention through one weighted average.
     """
+    checks.one_of("kind", kind, KINDS)
     if kind == "recurrent":
         return n - 1
     return layers_to_connect(kind, n, kernel_size)

@@ -44,6 +44,7 @@ def global_tokens_mask(
     every position, and every position attends to it. Used for [CLS] or question
     tokens."""
     mask = sliding_window_mask(n, window, device)  # (n, n)
+    checks.indices("global_idx", global_idx, n)  # -1 would wrap around to n - 1
     idx = torch.as_tensor(global_idx, dtype=torch.long, device=mask.device)
     mask[idx, :] = True  # global rows: the token sees everything
     mask[:, idx] = True  # global columns: everything sees the token
@@ -72,6 +73,9 @@ def bigbird_mask(
     Returns a bool (n, n) mask, True = may attend.
     """
     checks.positive_ints(n=n, block=block, window_blocks=window_blocks)
+    checks.non_negative_ints(
+        num_global_blocks=num_global_blocks, num_random_blocks=num_random_blocks
+    )
     if window_blocks % 2 != 1:
         raise ValueError("window_blocks must be odd: a block and its neighbours")
     nb = math.ceil(n / block)
@@ -118,6 +122,7 @@ def fixed_mask(n: int, stride: int, c: int = 1) -> Tensor:
     (the "summary" cells) that are not in its future. Suited to text, which has
     no period for the strided pattern to follow."""
     checks.positive_ints(n=n, stride=stride)
+    checks.int_between("c", c, 1, stride)  # summary cells per block
     i = torch.arange(n)
     causal = i[:, None] >= i[None, :]  # (n, n)
     same_block = (i[:, None] // stride) == (i[None, :] // stride)
@@ -145,7 +150,7 @@ def sliding_window_attention(
     each block does one small (b, b + 2w) attention. `unfold` gives the spans as
     overlapping views of the padded keys: nothing is copied until the product.
     """
-    checks.attention_inputs(q, k, v)
+    checks.self_attention_inputs(q, k, v)  # one sequence: n_q == n_k
     checks.non_negative_ints(window=window)
     N = q.size(-2)
     w = min(window, N - 1)  # a wider window is the whole sequence

@@ -341,6 +341,7 @@ class Transformer(nn.Module):
         """(B, N_s) token ids -> memory (B, N_s, d).
 
         src_mask: e.g. padding_mask(lengths, N_s), (B, 1, 1, N_s)."""
+        checks.integer("(B, N_s)", src=src)
         return self.encoder(self.embed(src, self.src_embed), src_mask)
 
     def decode(
@@ -351,6 +352,7 @@ class Transformer(nn.Module):
         tgt_mask: Tensor | None = None,  # None means causal
     ) -> Tensor:
         """Logits (B, N_t, vocab): row t scores the token after tgt[:, :t+1]."""
+        checks.integer("(B, N_t)", tgt=tgt)
         if tgt_mask is None:
             tgt_mask = causal_mask(tgt.size(1), device=tgt.device)  # (N_t, N_t)
         x = self.embed(tgt, self.tgt_embed)  # (B, N_t, d)
@@ -416,7 +418,8 @@ def label_smoothed_loss(logits: Tensor, target: Tensor, eps: float = 0.1) -> Ten
     """
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"eps must be in [0, 1], got {eps}")
-    checks.shape("target", target, logits.shape[:-1], "(...), as logits (..., V)")
+    checks.integer("(...)", target=target)  # token ids, for gather
+    checks.shape("target", target, logits.shape[:-1], "(logits' shape without V)")
     log_p = F.log_softmax(logits, dim=-1)  # (..., V)
     true = -log_p.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (...)
     uniform = -log_p.mean(dim=-1)  # (...)

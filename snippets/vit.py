@@ -43,6 +43,7 @@ def patchify(images: Tensor, patch_size: int) -> Tensor:
     vector lists channel 0's p x p pixels row by row, then channel 1's, and so
     on.
     """
+    checks.tensor("(B, C, H, W)", images=images)  # any dtype: entries are only moved
     checks.positive_ints(patch_size=patch_size)
     b, c, h, w = images.shape
     p = patch_size
@@ -63,12 +64,18 @@ class PatchEmbedding(nn.Module):
 
     def __init__(self, patch_size: int, in_channels: int, d_model: int) -> None:
         super().__init__()
+        checks.positive_ints(
+            patch_size=patch_size, in_channels=in_channels, d_model=d_model
+        )
         self.patch_size = patch_size
         self.proj = nn.Conv2d(
             in_channels, d_model, kernel_size=patch_size, stride=patch_size
         )
 
     def forward(self, images: Tensor) -> Tensor:  # (B, C, H, W) -> (B, N, d)
+        checks.floating("(B, C, H, W)", images=images, C=self.proj.in_channels)
+        h, w = images.shape[-2:]  # the convolution would drop a partial patch
+        checks.divisible_by("patch_size", self.patch_size, H=h, W=w)
         x = self.proj(images)  # (B, d, H/p, W/p)
         return x.flatten(2).transpose(1, 2)  # (B, N, d), patches in reading order
 
@@ -263,6 +270,7 @@ def shifted_window_attention(
     result is rolled back. (B, H, W, d).
     """
     checks.floating("(B, H, W, d)", q=q, k=k, v=v)
+    checks.same_shape(q=q, k=k, v=v)  # one grid of tokens, one width d
     b, h, w, d = q.shape
     m = window
     checks.divisible_by("window", m, H=h, W=w)

@@ -17,6 +17,7 @@ from snippets import (
     further,
     lab,
     masks,
+    multihead,
     performer,
     positional,
     qkv,
@@ -162,6 +163,302 @@ def test_a_bool_is_not_a_size():
         tiled_attention(*_qkv(), block_size=True)
 
 
+# ------------------------------------------- self-attention: one sequence, one batch
+
+
+def test_sliding_window_attention_refuses_more_keys_than_queries():
+    """q of 40 positions and k, v of 50 used to return (40, d), ignoring keys 40-49."""
+    q, k, v = _qkv(n_q=40, n_k=50)
+    with pytest.raises(ValueError, match=r"q and k must have the same length"):
+        sparse.sliding_window_attention(q, k, v, 3)
+
+
+CAUSAL = {
+    "favor_attention causal": lambda q, k, v: favor_attention(q, k, v, 4, causal=True),
+    "causal_linear_attention": lambda q, k, v: performer.causal_linear_attention(
+        q.exp(), k, v
+    ),
+    "causal_linear_attention_prefix": (
+        lambda q, k, v: performer.causal_linear_attention_prefix(q.exp(), k.exp(), v)
+    ),
+    "relative_attention": lambda q, k, v: further.relative_attention(
+        q, k, v, torch.randn(q.shape[-2:])
+    ),
+}
+
+
+@pytest.mark.parametrize("n_q, n_k", [(4, 5), (5, 4)], ids=["shorter", "longer"])
+@pytest.mark.parametrize("call", CAUSAL.values(), ids=CAUSAL.keys())
+def test_causal_attention_refuses_queries_and_keys_of_different_lengths(call, n_q, n_k):
+    """causal_linear_attention with fewer queries used to drop the later keys."""
+    with pytest.raises(ValueError, match=r"q and k must have the same length"):
+        call(*_qkv(n_q=n_q, n_k=n_k))
+
+
+def test_non_causal_linear_attention_still_takes_different_lengths():
+    q, k, v = _qkv(n_q=4, n_k=5)
+    assert favor_attention(q, k, v, 4).shape == (2, 4, 8)
+    assert performer.linear_attention(q.exp(), k.exp(), v).shape == (2, 4, 8)
+
+
+def test_causal_linear_attention_still_broadcasts_batched_features():
+    """FAVOR+ with a batch of projections gives features (P, N, m) for values (N, d_v)."""
+    q, k, v = _qkv(n_q=5, n_k=5, batch=())
+    out = performer.causal_linear_attention(q.expand(3, 5, 8).exp(), k, v)
+    assert out.shape == (3, 5, 8)
+
+
+BATCHED = {
+    "tiled_attention": lambda q, k, v: flash.tiled_attention(q, k, v, 2),
+    "local_attention": lambda q, k, v: families.local_attention(
+        q, k, v, torch.zeros(q.shape[:-1]), 1
+    ),
+    "lsh_attention_with_buckets": lambda q, k, v: reformer.lsh_attention_with_buckets(
+        q, v, torch.zeros(1, *q.shape[:-1], dtype=torch.long), 2
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "q_batch, kv_batch", [((1,), (2,)), ((2,), (1,)), ((2,), (3, 2))], ids=str
+)
+@pytest.mark.parametrize("call", BATCHED.values(), ids=BATCHED.keys())
+def test_batch_dimensions_that_merely_broadcast_are_refused_where_indexed(
+    call, q_batch, kv_batch
+):
+    """They used to fail inside torch (expand, gather), or, for LSH attention with
+    qk (1, N, d) and v (2, N, d_v), to return (1, N, d_v) from v[0] alone."""
+    q = _qkv(n_q=4, n_k=4, batch=q_batch)[0]
+    _, k, v = _qkv(n_q=4, n_k=4, batch=kv_batch)
+    with pytest.raises(ValueError, match=r"batch dimensions .* of q, k and v must be"):
+        call(q, k, v)
+
+
+def test_lsh_attention_refuses_buckets_of_another_batch():
+    qk, _, v = _qkv(n_q=4, n_k=4)
+    buckets = torch.zeros(2, 1, 4, dtype=torch.long)  # (n_r, 1, N) for qk (2, 4, d)
+    with pytest.raises(ValueError, match=r"buckets must have shape \(2, 2, 4\)"):
+        reformer.lsh_attention_with_buckets(qk, v, buckets, 2)
+
+
+def test_shifted_window_attention_refuses_values_of_another_width():
+    q, k = torch.randn(2, 1, 4, 4, 8)
+    with pytest.raises(ValueError, match=r"v must have the shape of q"):
+        vit.shifted_window_attention(q, k, torch.randn(1, 4, 4, 6), 2)
+
+
+# ------------------------------------------------------- sizes of the mask builders
+
+
+@pytest.mark.parametrize("arg", ["num_global_blocks", "num_random_blocks"])
+def test_bigbird_refuses_a_negative_number_of_blocks(arg):
+    sizes = {"num_global_blocks": 1, "num_random_blocks": 1, arg: -1}
+    with pytest.raises(ValueError, match=rf"{arg} must be a non-negative int, got -1"):
+        sparse.bigbird_mask(16, 4, 3, **sizes)
+
+
+@pytest.mark.parametrize("c", [0, 5])
+def test_fixed_mask_refuses_summary_cells_outside_one_to_stride(c):
+    with pytest.raises(ValueError, match=rf"c must be an int in \[1, 4\], got {c}"):
+        sparse.fixed_mask(8, 4, c)
+
+
+@pytest.mark.parametrize("idx", [[0, -1], [8], torch.tensor([3, -2])], ids=str)
+def test_global_tokens_must_be_positions_in_the_sequence(idx):
+    """-1 used to wrap around silently to position n - 1."""
+    with pytest.raises(
+        ValueError, match=r"global_idx\[\d\] must be an int in \[0, 7\]"
+    ):
+        sparse.global_tokens_mask(8, 1, idx)
+
+
+def test_global_tokens_may_be_given_as_a_tensor_or_one_int():
+    by_list = sparse.global_tokens_mask(8, 1, [0, 7])
+    assert torch.equal(sparse.global_tokens_mask(8, 1, torch.tensor([0, 7])), by_list)
+    assert torch.equal(
+        sparse.global_tokens_mask(8, 1, 3), sparse.global_tokens_mask(8, 1, [3])
+    )
+
+
+# ------------------------------------------------------------ sequence-model layers
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: sequence_models.multiply_adds("transformer", 10, 4),
+        lambda: sequence_models.sequential_steps("transformer", 10),
+        lambda: sequence_models.layers_to_connect("transformer", 10),
+        lambda: sequence_models.path_length("transformer", 10),
+    ],
+    ids=["multiply_adds", "sequential_steps", "layers_to_connect", "path_length"],
+)
+def test_every_count_refuses_an_unknown_kind(call):
+    with pytest.raises(ValueError, match=r"kind must be one of \('recurrent', "):
+        call()
+
+
+def test_the_kernel_size_matters_only_for_a_convolution():
+    """path_length("self-attention", 10, 1) used to raise about the kernel."""
+    assert sequence_models.path_length("self-attention", 10, 1) == 1
+    assert sequence_models.layers_to_connect("recurrent", 10, 1) == 1
+    with pytest.raises(ValueError, match=r"kernel_size must be an int >= 2, got 1"):
+        sequence_models.path_length("convolution", 10, 1)
+
+
+@pytest.mark.parametrize(
+    "layer", [sequence_models.SelfAttention(4), sequence_models.Convolution(4)]
+)
+@pytest.mark.parametrize("x", [torch.randn(5, 4), torch.randn(2, 5, 3)], ids=str)
+def test_the_layers_refuse_x_that_is_not_b_n_d(layer, x):
+    with pytest.raises(ValueError, match=r"x must have shape \(B, N, d\), d=4"):
+        layer(x)
+
+
+# ------------------------------------------------------------------- the Transformer
+
+
+def test_a_target_without_a_batch_dimension_is_refused_naming_tgt():
+    """It used to raise IndexError inside causal_mask."""
+    with pytest.raises(ValueError, match=r"tgt must have shape \(B, N_t\), got \(6,\)"):
+        transformer.Transformer(TINY)(TOKENS, TOKENS[0])
+
+
+def test_a_float_target_is_refused_naming_tgt():
+    with pytest.raises(TypeError, match=r"tgt must have an integer dtype"):
+        transformer.Transformer(TINY)(TOKENS, TOKENS.float())
+
+
+def test_label_smoothing_refuses_a_float_target():
+    with pytest.raises(TypeError, match=r"target must have an integer dtype"):
+        transformer.label_smoothed_loss(torch.randn(3, 7), torch.zeros(3))
+
+
+# ------------------------------------------------------------------------- RoPE
+
+
+def test_rope_refuses_integer_x():
+    """An int x used to return garbage silently."""
+    x = torch.ones(4, 8, dtype=torch.long)
+    with pytest.raises(TypeError, match=r"x must have a floating dtype"):
+        positional.apply_rope(x, torch.arange(4))
+
+
+def test_rope_refuses_an_odd_width_naming_x():
+    """It used to say "d_model must be even", an argument apply_rope does not have."""
+    with pytest.raises(ValueError, match=r"x's last dimension d must be even, got 7"):
+        positional.apply_rope(torch.randn(4, 7), torch.arange(4))
+
+
+# ------------------------------------------------------------------------ masks
+
+
+def test_padding_mask_refuses_a_negative_length():
+    with pytest.raises(ValueError, match=r"n must be a non-negative int, got -1"):
+        masks.padding_mask(torch.tensor([2, 3]), -1)
+
+
+def test_to_key_padding_mask_refuses_no_mask():
+    with pytest.raises(TypeError, match=r"mask must be a torch.Tensor, got NoneType"):
+        masks.to_key_padding_mask(None)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 3), (2, 2, 1, 3), (2, 1, 3, 3)])
+def test_to_key_padding_mask_refuses_a_mask_that_is_not_b_1_1_n(shape):
+    """(B, H, n_q, n) masks used to be cut silently to their first head and query."""
+    mask = torch.ones(shape, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"mask must have shape \(B, 1, 1, n\)"):
+        masks.to_key_padding_mask(mask)
+
+
+# --------------------------------------------------------- messages and patterns
+
+
+def test_a_shape_message_names_whose_sizes_it_expects():
+    expected = r"^centres must have shape \(2, 4\) \(\.\.\., n_q of q\), got \(2, 5\)$"
+    with pytest.raises(ValueError, match=expected):
+        families.local_attention(Q, K, V, torch.zeros(2, 5), 1)
+
+
+def test_multi_head_attention_takes_keys_of_another_length():
+    """The pattern (B, n, d) matches n within each tensor: n_q need not equal n_k."""
+    out, weights = MultiHeadAttention(8, 2)(Q, K, V)
+    assert out.shape == (2, 4, 8) and weights.shape == (2, 2, 4, 5)
+
+
+def test_hand_built_heads_leaves_the_callers_generator_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    multihead.hand_built_heads()
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_hand_built_heads_are_the_same_on_every_call():
+    first, _ = multihead.hand_built_heads()
+    torch.rand(10)  # the global generator moves on
+    second, _ = multihead.hand_built_heads()
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan")])
+def test_soft_lookup_refuses_a_temperature_that_is_not_positive(temperature):
+    q, k, v = torch.randn(4), torch.randn(3, 4), torch.randn(3, 2)
+    with pytest.raises(ValueError, match=r"temperature must be a positive number"):
+        qkv.soft_lookup(q, k, v, temperature)
+
+
+def test_soft_lookup_refuses_a_temperature_that_is_not_a_number():
+    q, k, v = torch.randn(4), torch.randn(3, 4), torch.randn(3, 2)
+    with pytest.raises(TypeError, match=r"temperature must be a positive number"):
+        qkv.soft_lookup(q, k, v, "1")
+
+
+def test_deformable_attention_names_d_model_in_its_pattern():
+    module = further.DeformableAttention1d(8, 2, 2)
+    expected = r"values must have shape \(B, n, d_model\), d_model=8, got \(2, 5, 6\)"
+    with pytest.raises(ValueError, match=expected):
+        module(Q, torch.rand(2, 4), K[..., :6])
+
+
+# ------------------------------------------------------------------------ images
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (8, 8), (1, 1, 1, 8, 8)], ids=str)
+def test_patchify_refuses_images_that_are_not_b_c_h_w(shape):
+    with pytest.raises(ValueError, match=r"images must have shape \(B, C, H, W\)"):
+        vit.patchify(torch.randn(shape), 4)
+
+
+def test_patchify_still_moves_integer_pixels():
+    images = torch.arange(64, dtype=torch.uint8).reshape(1, 1, 8, 8)
+    assert vit.patchify(images, 4).shape == (1, 4, 16)
+
+
+def test_patch_embedding_refuses_images_of_another_channel_count():
+    embed = vit.PatchEmbedding(4, 3, 8)
+    with pytest.raises(ValueError, match=r"images must have shape \(B, C, H, W\), C=3"):
+        embed(torch.randn(1, 1, 8, 8))
+
+
+def test_patch_embedding_refuses_a_partial_patch_rather_than_dropping_it():
+    embed = vit.PatchEmbedding(4, 1, 8)
+    with pytest.raises(ValueError, match=r"W must be divisible by patch_size"):
+        embed(torch.randn(1, 1, 8, 10))
+
+
+def test_predictive_alignment_refuses_states_of_another_width_naming_h():
+    align = families.PredictiveAlignment(8, 4)
+    with pytest.raises(ValueError, match=r"h must have shape \(\.\.\., n_q, d\), d=8"):
+        align(Q[..., :6], 5)
+
+
+def test_predictive_alignment_refuses_no_keys():
+    with pytest.raises(ValueError, match=r"n_k must be a positive int, got 0"):
+        families.PredictiveAlignment(8, 4)(Q, 0)
+
+
 # ------------------------------------------------- every other checked entry point
 
 G = torch.Generator().manual_seed(0)
@@ -221,7 +518,7 @@ CASES = {
     "to_key_padding_mask uint8": (
         lambda: masks.to_key_padding_mask(torch.ones(2, 1, 1, 3, dtype=torch.uint8)),
         TypeError,
-        r"mask must be a bool tensor",
+        r"mask must have a bool dtype, got torch.uint8",
     ),
     "naive_attention float mask": (
         lambda: masks.naive_attention(Q, K, V, FLOAT_MASK),
@@ -237,7 +534,7 @@ CASES = {
     "MultiHeadAttention query width": (
         lambda: MultiHeadAttention(8, 2)(Q[..., :6], K, V),
         ValueError,
-        r"query must have shape \(B, N, d\), d=8, got \(2, 4, 6\)",
+        r"query must have shape \(B, n, d\), d=8, got \(2, 4, 6\)",
     ),
     "MultiHeadAttention mask": (
         lambda: MultiHeadAttention(8, 2)(Q, K, V, torch.ones(3, 1, 4, 5).bool()),
@@ -274,7 +571,7 @@ CASES = {
     "relative_logits_direct e_rel": (
         lambda: further.relative_logits_direct(Q, torch.randn(5, 8)),
         ValueError,
-        r"e_rel must have shape \(4, 8\)",
+        r"e_rel must have shape \(4, 8\) \(n, d of q\), got \(5, 8\)",
     ),
     "relative_logits_skewed e_rel": (
         lambda: further.relative_logits_skewed(Q, torch.randn(4, 6)),
@@ -383,7 +680,7 @@ CASES = {
     "apply_rope positions": (
         lambda: positional.apply_rope(Q, torch.arange(5)),
         ValueError,
-        r"positions must have shape \(4,\)",
+        r"positions must have shape \(4,\) \(N of x\), got \(5,\)",
     ),
     # qkv.py
     "project w_q rows": (
@@ -500,10 +797,10 @@ CASES = {
         ValueError,
         r"activation must be one of \('relu', 'gelu'\), got 'swish'",
     ),
-    "Transformer float tokens": (
+    "Transformer float src": (
         lambda: transformer.Transformer(TINY)(TOKENS.float(), TOKENS),
         TypeError,
-        r"tokens must have an integer dtype",
+        r"src must have an integer dtype",
     ),
     "Transformer memory mask": (
         lambda: transformer.Transformer(TINY)(TOKENS, TOKENS, FLOAT_MASK.bool()),
@@ -516,9 +813,11 @@ CASES = {
         r"d_model must be",
     ),
     "label_smoothed_loss target": (
-        lambda: transformer.label_smoothed_loss(torch.randn(3, 7), torch.zeros(4)),
+        lambda: transformer.label_smoothed_loss(
+            torch.randn(3, 7), torch.zeros(4, dtype=torch.long)
+        ),
         ValueError,
-        r"target must have shape \(3,\)",
+        r"target must have shape \(3,\) \(logits' shape without V\), got \(4,\)",
     ),
     # vit.py
     "patchify patch_size": (

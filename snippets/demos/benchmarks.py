@@ -138,8 +138,10 @@ def environment() -> str:
         f"Python {platform.python_version()} · batch {s['batch']}, {s['heads']} head, "
         f"$d_k = {s['d']}$, float32, forward pass without gradients · at each length the "
         f"implementations run in {s['rounds']} interleaved rounds after {s['warmup']} "
-        f"warm-up round · skipped when predicted over {s['max_seconds']:g} s per call or "
-        f"{_max_bytes() / 2**30:.3g} GiB."
+        f"warm-up round · every length up to $N$ = {_ALWAYS_UP_TO:,} measured unless "
+        f"predicted over {_max_bytes() / 2**30:.3g} GiB; beyond it, skipped also when "
+        f"predicted over {s['max_seconds']:g} s per call or once the sweep has spent "
+        f"{_MAX_TOTAL_SECONDS:g} s."
     )
 
 
@@ -253,7 +255,7 @@ def _dense_growth() -> str:
         why=_fault_evidence(dense),
     )
     evidence = _fault_evidence(dense)
-    if check.fit.low <= check.predicted:
+    if check.fit.low <= check.predicted <= check.fit.high:
         return (
             "Our dense function's exponent is consistent with its count in this build "
             f"({check})."
@@ -307,8 +309,14 @@ def headline() -> dict[str, str]:
     )
     at_exact = [m for m in _results() if m.n == n_exact and m.name in exact]
     values["n_exact"] = f"{n_exact:,}"
-    values["fastest_exact"] = min(at_exact, key=lambda m: m.seconds).name
-    values["lightest_exact"] = min(at_exact, key=lambda m: m.peak_bytes).name
+    fastest = min(at_exact, key=lambda m: m.seconds).name
+    lightest = min(at_exact, key=lambda m: m.peak_bytes).name
+    values["exact_sentence"] = (
+        f"*{fastest}* had both the lowest median time and the smallest peak memory"
+        if fastest == lightest
+        else f"the lowest median time was *{fastest}*'s and the smallest peak memory "
+        f"*{lightest}*'s"
+    )
     keys = {
         "fused": ("PyTorch fused", "PyTorch's fused function"),
         "tiled": ("tiled", "the tiled loop"),
@@ -328,11 +336,12 @@ def headline() -> dict[str, str]:
         values[f"{key}_vs_dense"] = _crossing_phrase(name, dense)
         values[f"{key}_vs_fused"] = _crossing_phrase(name, fused)
         values[f"{key}_top"] = f"{_longest(name).n:,}"
+    n = f"{_longest(dense).n:,}"
     sentence = (
-        "At that length the others needed less memory than dense attention by these "
+        f"At $N$ = {n} the others needed less memory than dense attention by these "
         "factors: " + ", ".join(measured_at) + "."
         if measured_at
-        else "No other implementation was measured at that length."
+        else f"No other implementation was measured at $N$ = {n}."
     )
     if missing:
         sentence += f" Not measured there: {', '.join(missing)}."

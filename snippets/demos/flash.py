@@ -13,6 +13,7 @@ from snippets.measure import (
     Timings,
     check_ratio,
     compare,
+    cpu_threads,
     fault_evidence,
     fmt_ratio,
     peak_memory_bytes,
@@ -87,11 +88,13 @@ def agreement_table() -> str:
 
 @functools.cache
 def _memory_sweep() -> dict[str, dict[int, int]]:
-    """name -> n -> peak bytes of tensors allocated by one forward call."""
+    """name -> n -> peak bytes of tensors allocated by one forward call, on one thread
+    (the fused kernel's scratch memory grows with the thread count; chapter 14 also
+    measures on one)."""
     peaks: dict[str, dict[int, int]] = {name: {} for name in _implementations()}
     for n in _NS:
         q, k, v = _qkv(n, seed=n)
-        with torch.no_grad():
+        with torch.no_grad(), cpu_threads(1):
             for name, fn in _implementations().items():
                 peaks[name][n] = peak_memory_bytes(functools.partial(fn, q, k, v))
     return peaks

@@ -97,11 +97,10 @@ def worked_example_values() -> dict[str, str]:
     )
     ours, _ = self_attention(x, w_q, w_k, w_v)
     row_sums = steps["weights"].sum(-1)
-    checks = (steps["output"] - fused, steps["output"] - ours, row_sums - 1)
-    worst = max(c.abs().max().item() for c in checks)
-    if (
-        worst > 1e-12
-    ):  # the page promises an example that adds up: stop the build if not
+    gaps = (steps["output"] - fused, steps["output"] - ours, row_sums - 1)
+    worst = max(c.abs().max().item() for c in gaps)
+    # The page promises an example that adds up: stop the build if not.
+    if worst > 1e-12:
         raise ArithmeticError(f"the worked example is off by {worst:.1e}")
     out.update(
         sqrt_dk=f"{steps['k'].size(-1) ** 0.5:.4f}",

@@ -3,6 +3,8 @@ and its training recipe."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -219,8 +221,9 @@ def param_numbers() -> dict[str, str]:
             f"{name}_millions": f"{total / 1e6:.1f}",
             f"{name}_gap": f"{(_PAPER[name] - total) / 1e6:+.1f}",
             f"{name}_untied_millions": f"{untied / 1e6:.1f}",
-            f"{name}_vocab_low": f"{low:,.0f}",
-            f"{name}_vocab_high": f"{high:,.0f}",
+            # whole vocabularies V with low <= V < high
+            f"{name}_vocab_low": f"{math.ceil(low):,}",
+            f"{name}_vocab_high": f"{math.ceil(high) - 1:,}",
             f"{name}_small": f"{small:,}",
             f"{name}_embedding_share": f"{100 * embedding / total:.0f}",
         }
