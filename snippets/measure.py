@@ -303,8 +303,9 @@ def check_ratio(
 ) -> str:
     """A measured ratio beside its prediction; stop unless within `band` or explained.
 
-    `why` is the evidence, computed by the build, that accounts for a gap; the caller
-    shows it on the page. Returns 'measured ...; the count predicts ...' for the page.
+    `why` is the evidence, computed by the build, that accounts for a gap. Returns
+    'measured ...; the count predicts ...' for the page, and the evidence after it
+    when it was needed, so that a page that shows the one shows the other.
     """
     off = max(measured.estimate / predicted, predicted / measured.estimate)
     if off > band and not why:
@@ -313,23 +314,26 @@ def check_ratio(
             f"{measured.interval()}), but the operation count predicts "
             f"{fmt_ratio(predicted)}×, {off:.1f} times off (allowed: {band:g})"
         )
-    return (
+    phrase = (
         f"measured {fmt_ratio(measured.estimate)}× "
         f"(95% interval {measured.interval()}); "
         f"the count predicts {fmt_ratio(predicted)}×"
     )
+    return f"{phrase}; {why}" if off > band else phrase
 
 
 def check_exponent(
     what: str, measured: Scaling, predicted: float, band: float = 0.5, why: str = ""
 ) -> str:
     """Like check_ratio, for a growth exponent: stop if off by more than `band`."""
-    if abs(measured.exponent - predicted) > band and not why:
+    off = abs(measured.exponent - predicted) > band
+    if off and not why:
         raise ModelMismatchError(
             f"{what}: measured exponent {measured}, but the count predicts "
             f"{predicted:.2f} (allowed difference: {band:g})"
         )
-    return f"measured {measured}; the model predicts {predicted:.2f}"
+    phrase = f"measured {measured}; the model predicts {predicted:.2f}"
+    return f"{phrase}; {why}" if off else phrase
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,6 +384,8 @@ def check_scaling(
             f"{what}: at one size the median time is {off:.1f} times what a fixed cost "
             "plus the count predicts (allowed: 3, as for a ratio)"
         )
+    if off > 3 and why not in phrase:
+        phrase = f"{phrase}; {why}"
     return ScalingCheck(
         fit, predicted, tuple(used), f"{phrase} ({used[0]:,} to {used[-1]:,})"
     )

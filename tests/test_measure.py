@@ -229,7 +229,9 @@ def test_a_measurement_far_from_its_model_stops():
         check_ratio("banded vs dense", measured, predicted=43.0)
     # within the band, or with the gap explained, it passes and says both numbers
     assert "43" in check_ratio("banded vs fused", Ratio(40.0, 38, 42), 43.0)
-    assert check_ratio("banded vs dense", measured, 43.0, why="page faults")
+    explained = check_ratio("banded vs dense", measured, 43.0, why="page faults")
+    assert explained.endswith("; page faults")  # the evidence is shown with the gap
+    assert not check_ratio("ok", Ratio(40.0, 38, 42), 43.0, why="x").endswith("x")
 
 
 def _runs(times: list[float]) -> list[list[float]]:
