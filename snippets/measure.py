@@ -155,8 +155,9 @@ class Timings:
         if not r.distinguishable:
             own = r.inverse()  # the subject's time over the other's
             return (
-                f"{a} and {b} could not be told apart on this machine ({a}'s time "
-                f"÷ {b}'s: {fmt_ratio(own.estimate)}, 95% interval {own.interval()})"
+                f"{a} and {b} could not be told apart on this machine (time of {a} "
+                f"÷ time of {b}: {fmt_ratio(own.estimate)}, 95% interval "
+                f"{own.interval()})"
             )
         word = "faster" if r.estimate > 1 else "slower"
         r = r if r.estimate > 1 else r.inverse()
@@ -344,6 +345,7 @@ class ScalingCheck:
     predicted: float
     sizes: tuple[int, ...]
     phrase: str
+    evidence: str = ""  # the `why` it needed, also at the end of the phrase
 
     def __str__(self) -> str:
         return self.phrase
@@ -377,18 +379,19 @@ def check_scaling(
     used = list(sizes[-points:])
     fit = fit_scaling(used, runs[-points:])
     predicted = log_log_slope(used, model[-points:])
-    phrase = check_exponent(what, fit, predicted, band, why)
+    excused = abs(fit.exponent - predicted) > band
+    phrase = check_exponent(what, fit, predicted, band, why).removesuffix(f"; {why}")
+    phrase = f"{phrase}, sizes {used[0]:,} to {used[-1]:,}"
     off = max(max(m / t, t / m) for m, t in zip(model, medians, strict=True))
     if off > 3 and not why:
         raise ModelMismatchError(
             f"{what}: at one size the median time is {off:.1f} times what a fixed cost "
             "plus the count predicts (allowed: 3, as for a ratio)"
         )
-    if off > 3 and why not in phrase:
-        phrase = f"{phrase}; {why}"
-    return ScalingCheck(
-        fit, predicted, tuple(used), f"{phrase} ({used[0]:,} to {used[-1]:,})"
-    )
+    evidence = why if excused or off > 3 else ""
+    if evidence:  # it goes with the numbers it explains
+        phrase = f"{phrase}; {evidence}"
+    return ScalingCheck(fit, predicted, tuple(used), phrase, evidence)
 
 
 # --8<-- [end:check]

@@ -256,12 +256,14 @@ def _dense_growth() -> str:
         why=_fault_evidence(dense),
     )
     evidence = _fault_evidence(dense)
+    if check.predicted > check.fit.high:
+        return f"Our dense function grows more slowly than its count ({check})."
     if check.fit.low <= check.predicted <= check.fit.high:
         return (
             "Our dense function's exponent is consistent with its count in this build "
             f"({check})."
         )
-    if not evidence or evidence in check.phrase:  # the phrase gives the evidence
+    if not evidence or check.evidence:  # the phrase gives the evidence
         return f"Our dense function grows faster than its count ({check}), " + (
             "as the build explains." if evidence else "within the band it allows."
         )

@@ -494,7 +494,7 @@ def time_numbers() -> dict[str, str]:
             "Where our exact function grows faster than its count, the reason is memory, "
             f"not arithmetic ({fits['exact_why']}; [chapter 14](14-benchmarks.md#reading-"
             "the-results) explains the mechanism)."
-            if fits["exact_why"]
+            if fits["exact_why"] and fits["exact_why"] not in fits["exact"]
             else ""
         ),
     }

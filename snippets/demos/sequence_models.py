@@ -163,7 +163,7 @@ def timing_table() -> str:
 
 def _fit_note() -> str:
     """Which measured exponents exclude the model's, in words (the band still holds)."""
-    outside = []
+    outside, explained = [], []
     for batch in _BATCHES:
         for kind in KINDS:
             c = _check(batch, kind)
@@ -172,12 +172,20 @@ def _fit_note() -> str:
                 outside.append(
                     f"the {_NAMES[kind]} with batch {batch} (its time grew {how})"
                 )
+            if c.evidence:  # beyond the band, excused by measured evidence
+                explained.append(c.evidence)
     if not outside:
         return "Every model exponent lies inside the measured interval."
-    return (
-        "The model's exponent lies outside the measured interval, though within the band "
-        "the build allows, for " + ", ".join(outside) + "."
+    note = (
+        "The model's exponent lies outside the measured interval for "
+        + ", ".join(outside)
+        + "."
     )
+    if explained:
+        return (
+            f"{note} Beyond the band the build allows, it explains why: {explained[0]}."
+        )
+    return f"{note} All lie within the band the build allows."
 
 
 @measured
