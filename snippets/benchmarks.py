@@ -29,6 +29,7 @@ from snippets.measure import (
     peak_memory_bytes,
 )
 from snippets.performer import favor_attention
+from snippets.plotting import markdown_table
 from snippets.reformer import lsh_attention, shared_qk_attention
 from snippets.runtime import device
 from snippets.sparse import sliding_window_attention, sliding_window_mask
@@ -302,19 +303,15 @@ def ratio(slow: Measurement, fast: Measurement) -> Ratio:
     return t.ratio("slow", "fast")
 
 
-def markdown_table(
+def sweep_table(
     results: list[Measurement], field: str, fmt: Callable[[float], str]
 ) -> str:
     """Rows: sequence lengths; columns: implementations; '—' where it was skipped."""
     names = list(dict.fromkeys(m.name for m in results))
     lengths = sorted({m.n for m in results})
     cell = {(m.name, m.n): getattr(m, field) for m in results}
-    lines = [
-        "| $N$ | " + " | ".join(names) + " |",
-        "| ---: | " + " | ".join("---:" for _ in names) + " |",
+    rows = [
+        [f"{n:,}", *("—" if (v := cell.get((x, n))) is None else fmt(v) for x in names)]
+        for n in lengths
     ]
-    for n in lengths:
-        values = [cell.get((name, n)) for name in names]
-        row = " | ".join("—" if v is None else fmt(v) for v in values)
-        lines.append(f"| {n:,} | {row} |")
-    return "\n".join(lines)
+    return markdown_table(["$N$", *names], rows, "r" * (len(names) + 1))

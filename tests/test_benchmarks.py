@@ -16,9 +16,9 @@ from snippets.benchmarks import (
     default_lengths,
     differences,
     implementations,
-    markdown_table,
     random_qkv,
     sweep,
+    sweep_table,
 )
 from snippets.measure import cpu_threads
 
@@ -108,14 +108,14 @@ def test_estimates_match_their_reference_shapes():
         assert impl.fn(q, k, v).shape == impl.reference(q, k, v).shape == v.shape
 
 
-def test_markdown_table_marks_skipped_cells():
+def test_sweep_table_marks_skipped_cells():
     results = [
         Measurement("a", 128, 0.5, 10),
         Measurement("b", 128, 0.25, 20),
         Measurement("a", 256, None, None, "predicted over 1 s per call"),
         Measurement("b", 256, 1.0, 40),
     ]
-    table = markdown_table(results, "seconds", lambda s: f"{s:.2f}").splitlines()
+    table = sweep_table(results, "seconds", lambda s: f"{s:.2f}").splitlines()
     assert table[0] == "| $N$ | a | b |"
     assert table[2] == "| 128 | 0.50 | 0.25 |"
     assert table[3] == "| 256 | — | 1.00 |"

@@ -15,9 +15,10 @@ from snippets.benchmarks import (
     differences,
     implementations,
     sweep,
+    sweep_table,
 )
-from snippets.benchmarks import markdown_table as sweep_table
 from snippets.measure import (
+    ScalingCheck,
     check_scaling,
     fault_evidence,
     fmt_ratio,
@@ -173,27 +174,29 @@ def _fault_evidence(name: str) -> str:
 
 
 @functools.cache
+def _scaling(name: str) -> ScalingCheck:
+    """`name`'s measured time exponent beside its count's. The build stops if they are
+    more than 0.5 apart, unless evidence explains it: the page explains one gap, the
+    dense function's page faults (`_dense_growth`)."""
+    done = _done(name)
+    sizes = [m.n for m in done]
+    return check_scaling(
+        f"chapter 14, {name}",
+        sizes,
+        [m.times for m in done],
+        [_impls()[name].multiply_adds(n, _SETTINGS["d"]) for n in sizes],
+        why=_fault_evidence(name) if name == _name("dense") else "",
+    )
+
+
+@functools.cache
 def _fits() -> dict[str, dict[str, str]]:
     """name -> its measured time exponent ("time"), the exponent of its count ("model")
-    and its memory exponent ("memory"), as text.
-
-    The build stops if a measured exponent is more than 0.5 from the count's, unless the
-    page-fault count explains it.
-    """
+    and its memory exponent ("memory"), as text."""
     out = {}
-    d = _SETTINGS["d"]
-    for name, impl in _impls().items():
-        done = _done(name)
-        sizes = [m.n for m in done]
-        check = check_scaling(
-            f"chapter 14, {name}",
-            sizes,
-            [m.times for m in done],
-            [impl.multiply_adds(n, d) for n in sizes],
-            # the page explains one gap, the dense function's (_dense_growth)
-            why=_fault_evidence(name) if name == _name("dense") else "",
-        )
-        tail = done[-_FIT_POINTS:]
+    for name in _impls():
+        check = _scaling(name)
+        tail = _done(name)[-_FIT_POINTS:]
         memory = log_log_slope([m.n for m in tail], [float(m.peak_bytes) for m in tail])
         fit = check.fit
         out[name] = {
@@ -246,15 +249,7 @@ def _exact_fits() -> str:
 def _dense_growth() -> str:
     """What the dense function's exponent says against its count, with the evidence."""
     dense = _name("dense")
-    done = _done(dense)
-    sizes = [m.n for m in done]
-    check = check_scaling(
-        "chapter 14, dense",
-        sizes,
-        [m.times for m in done],
-        [_impls()[dense].multiply_adds(n, _SETTINGS["d"]) for n in sizes],
-        why=_fault_evidence(dense),
-    )
+    check = _scaling(dense)
     evidence = _fault_evidence(dense)
     if check.predicted > check.fit.high:
         return f"Our dense function grows more slowly than its count ({check})."
