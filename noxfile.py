@@ -3,7 +3,7 @@
 Dependencies are declared once, in pyproject.toml. `docs`, `build` and `tests` share one
 virtual environment, `.nox/course`, so that the second command installs nothing: it is
 created by whichever runs first and reinstalled only when pyproject.toml changes.
-The browser assets (KaTeX, Mermaid) come from the npm registry, pinned in docs/package-lock.json.
+KaTeX (typeset at build time) and axe-core (for the browser test) come from the npm registry, pinned in docs/package-lock.json.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _course_env(session: nox.Session) -> Path:
 
 
 def _vendor_assets(session: nox.Session) -> None:
-    """`npm ci` the pinned KaTeX and Mermaid, unless the lock file is unchanged since last time."""
+    """`npm ci` the pinned KaTeX and axe-core, unless the lock file is unchanged since last time."""
     lock = ROOT / "docs" / "package-lock.json"
     stamp = ROOT / "docs" / "node_modules" / ".lock-sha256"
     digest = _digest(lock)

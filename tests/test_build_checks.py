@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -149,9 +150,16 @@ def test_a_valid_cache_entry_is_read(tmp_path):
     assert plan.read_record(entry) == {"kind": "text", "value": "x"}
 
 
-def test_the_machinery_is_part_of_every_key(tmp_path, monkeypatch):
+@pytest.mark.parametrize("module", plan.RESULT_MODULES)
+def test_the_machinery_that_makes_results_is_part_of_every_key(
+    tmp_path, monkeypatch, module
+):
     item = plan.Item("beta.numbers", REPO / "snippets" / "demos" / "masks.py", ["p.md"])
     before = plan.item_key(item, {"device": "cpu"}, REPO)
-    (tmp_path / "render.py").write_text("# a changed build machinery\n")
+    for name in plan.RESULT_MODULES:
+        shutil.copy(plan.MACHINERY / name, tmp_path / name)
     monkeypatch.setattr(plan, "MACHINERY", tmp_path)
+    assert plan.item_key(item, {"device": "cpu"}, REPO) == before
+    with (tmp_path / module).open("a") as f:
+        f.write("# a changed build machinery\n")
     assert plan.item_key(item, {"device": "cpu"}, REPO) != before

@@ -20,10 +20,19 @@ from pathlib import Path
 import pytest
 
 from executed.errors import ExecutionError
-from executed.plan import Item, Project, read_record, snippet_deps, write_record
+from executed.katex import Typesetter
+from executed.plan import (
+    Item,
+    Project,
+    device_name,
+    read_record,
+    snippet_deps,
+    write_record,
+)
 from executed.plugin import load_cached, prune
 from executed.render import render_page
 from executed.run import execute
+from snippets.runtime import device
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -409,3 +418,45 @@ def test_snippet_dependencies_are_followed_transitively(tmp_path):
     write(tmp_path / "snippets/unrelated.py", "z = 2\n")
     deps = {p.name for p in snippet_deps(tmp_path / "snippets/a.py", tmp_path)}
     assert deps == {"__init__.py", "a.py", "b.py", "c.py"}
+
+
+def test_the_device_is_named_as_snippets_runtime_names_it(monkeypatch):
+    assert device_name(REPO) == str(device())
+    monkeypatch.setenv("AE_DEVICE", "cpu")
+    assert device_name(REPO) == str(device()) == "cpu"
+
+
+def test_math_is_typeset_at_build_time_and_reused(tmp_path, monkeypatch):
+    cache = tmp_path / "katex.json"
+    page = (
+        '<p>Scores <span class="arithmatex">\\(a &lt; b\\)</span>, then</p>\n'
+        '<div class="arithmatex">\\[\\frac{q \\cdot k}{\\sqrt{d_k}}\\]</div>'
+    )
+    typeset = Typesetter(REPO, cache).typeset(page, "ch.md")
+    assert "arithmatex" not in typeset and typeset.count('class="katex"') == 2
+    assert 'class="katex-display"' in typeset  # the display formula, and only it
+    assert typeset.count("katex-display") == 1
+    assert '<annotation encoding="application/x-tex">a &lt; b</annotation>' in typeset
+    assert typeset.count("data-search-exclude") == 2  # search indexes no TeX
+    Typesetter(REPO, cache).save()  # used nothing: forgets everything
+    assert json.loads(cache.read_text()) == {}
+
+    first = Typesetter(REPO, cache)
+    first.typeset(page, "ch.md")
+    first.save()
+    monkeypatch.setattr(subprocess, "run", None)  # a second build needs no Node
+    assert Typesetter(REPO, cache).typeset(page, "ch.md") == typeset
+
+
+def test_a_formula_katex_refuses_stops_the_build_naming_page_and_formula(tmp_path):
+    bad = '<span class="arithmatex">\\(\\frac{1}\\)</span>'
+    with pytest.raises(ExecutionError, match=r"ch\.md.*\\\\frac\{1\}"):
+        Typesetter(REPO, tmp_path / "k.json").typeset(bad, "ch.md")
+
+
+def test_a_formula_in_a_heading_is_typeset_for_the_table_of_contents(tmp_path):
+    title = Typesetter(REPO, tmp_path / "k.json").typeset_title(
+        "Why divide by \\(\\sqrt{d_k}\\): the variance", "ch.md"
+    )
+    assert title.startswith('Why divide by <span class="katex">')
+    assert title.endswith("</span>: the variance") and "\\(" not in title

@@ -339,3 +339,55 @@ def schedule_figure() -> Figure:
     )
     ax.legend()
     return fig
+
+
+def data_flow_figure() -> Figure:
+    """The encoder-decoder at a glance: what flows from the token ids to the logits."""
+    n = _BASE.num_layers
+    fig, ax = figure(width=6.8, height=5.0)
+    ax.set(xlim=(0, 10), ylim=(0, 10))
+    ax.axis("off")
+    box = {"boxstyle": "round,pad=0.4", "fc": "none", "ec": COLORS[0], "lw": 1.2}
+    stack = {**box, "ec": COLORS[2], "lw": 1.6}
+
+    def node(x: float, y: float, text: str, style: dict = box) -> None:
+        ax.text(x, y, text, ha="center", va="center", fontsize=10, bbox=style)
+
+    def arrow(a: tuple, b: tuple, label: str = "", **kw) -> None:
+        ax.annotate(
+            "", b, a, arrowprops={"arrowstyle": "-|>", "color": "#808080", "lw": 1.2}
+        )
+        if label:
+            mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+            ax.text(*mid, label, fontsize=9, **{"ha": "center", "va": "bottom", **kw})
+
+    # √ as a character: a mathtext root, kept as SVG text, would lose its bar in a browser
+    embed = r"$E[\mathrm{%s}]$ × √$d_\mathrm{model}$ + PE"
+    node(2.2, 9.5, "source token ids\n$(B, N_s)$")
+    node(7.75, 9.5, "target token ids, shifted right\n$(B, N_t)$")
+    node(2.2, 7.9, embed % "src")
+    node(7.75, 7.9, embed % "tgt")
+    encoder = (
+        f"Encoder, $N = {n}$ layers, each:\nself-attention, add & LayerNorm,\n"
+        "feed-forward, add & LayerNorm"
+    )
+    decoder = (
+        f"Decoder, $N = {n}$ layers, each:\nmasked self-attention, add & LayerNorm,\n"
+        "cross-attention, add & LayerNorm,\nfeed-forward, add & LayerNorm"
+    )
+    node(2.2, 5.2, encoder, stack)
+    node(7.75, 5.2, decoder, stack)
+    node(7.75, 2.5, r"multiply by $E^\top$")
+    node(7.75, 0.8, r"logits $(B, N_t, V)$")
+    for x, top, bottom in ((2.2, 9.0, 8.3), (7.75, 9.0, 8.3)):
+        arrow((x, top), (x, bottom))
+    arrow((2.2, 7.5), (2.2, 5.85))
+    arrow((7.75, 7.5), (7.75, 6.4))
+    arrow((4.15, 5.2), (5.35, 5.2))
+    ax.text(
+        2.2, 4.45, "memory $(B, N_s, d_\\mathrm{model})$:\nthe keys and values of\n"
+        "every cross-attention", ha="center", va="top", fontsize=9,
+    )  # fmt: skip
+    arrow((7.75, 3.95), (7.75, 2.9), r" $(B, N_t, d_\mathrm{model})$", ha="left")
+    arrow((7.75, 2.1), (7.75, 1.2))
+    return fig

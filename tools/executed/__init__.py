@@ -25,8 +25,9 @@ The parts, in the order a build uses them:
 - `lab` (`python -m executed.lab`): runs one lab into a notebook;
 - `checks`: the pure checks on results and pages (NaN in figures, leftover declarations);
 - `render`: puts results into a page's Markdown and adds the timing box;
+- `katex`: each page's math typeset by KaTeX (run with Node) at build time;
 - `report`: the build report page;
-- `vendor`: KaTeX and Mermaid, served by the site itself;
+- `vendor`: KaTeX's stylesheet and fonts, served by the site itself;
 - `plugin`: the MkDocs plugin (`executed` in mkdocs.yml) that wires the parts together;
 - `scaffold`: `nox -s new_chapter`.
 

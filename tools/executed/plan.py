@@ -20,7 +20,10 @@ from .errors import warn
 FIGURE_RE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(exec:(?P<ref>[a-z_][\w]*\.[a-z_]\w*)\)")
 VALUE_RE = re.compile(r"\{\{\s*(?P<ref>[a-z_]\w*\.[a-z_]\w*)(?:\.(?P<key>\w+))?\s*\}\}")
 SNIPPET_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+snippets(?:\.(\w+))?", re.M)
-MACHINERY = Path(__file__).resolve().parent  # its own source is part of every key
+MACHINERY = Path(__file__).resolve().parent
+# The machinery's modules that make, check or format a stored result: their source is part
+# of every key. Planning, rendering, typesetting and the report run on every build anyway.
+RESULT_MODULES = ("checks.py", "lab.py", "run.py", "worker.py")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,13 +145,31 @@ def _imported_snippet_modules(text: str, path: Path, root: Path) -> set[str]:
     return found
 
 
-def environment_fingerprint(root: Path) -> dict[str, str]:
-    """What besides our own code changes a result: versions and the device."""
+# Device nodes without which no GPU is visible to torch on Linux (NVIDIA's driver; ROCm).
+GPU_NODES = (Path("/dev/nvidiactl"), Path("/dev/kfd"))
+
+
+def device_name(root: Path) -> str:
+    """`snippets.runtime.device()` as text, without importing torch where that is sure.
+
+    Importing torch takes seconds, and a build whose results are all cached needs nothing
+    else from it. On Linux with no GPU device node torch can only use the CPU.
+    """
+    wanted = os.environ.get("AE_DEVICE")
+    if wanted:
+        return wanted
+    if sys.platform == "linux" and not any(node.exists() for node in GPU_NODES):
+        return "cpu"
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from snippets.runtime import device
 
-    fingerprint = {"python": platform.python_version(), "device": str(device())}
+    return str(device())
+
+
+def environment_fingerprint(root: Path) -> dict[str, str]:
+    """What besides our own code changes a result: versions and the device."""
+    fingerprint = {"python": platform.python_version(), "device": device_name(root)}
     for dist in ("torch", "numpy", "matplotlib", "scikit-learn"):
         try:
             fingerprint[dist] = importlib.metadata.version(dist)
@@ -158,18 +179,19 @@ def environment_fingerprint(root: Path) -> dict[str, str]:
 
 
 def machinery_digest() -> bytes:
-    """The machinery's own source: a change of how results are made, checked or
-    formatted makes every result stale."""
+    """The source of the modules that make, check and format results: a change of how
+    results are made, checked or formatted makes every result stale."""
     h = hashlib.sha256()
-    for path in sorted(MACHINERY.glob("*.py")):
-        h.update(path.name.encode())
+    for name in RESULT_MODULES:
+        path = MACHINERY / name
+        h.update(name.encode())
         h.update(_digest(path, *_stamp(path)))
     return h.digest()
 
 
 def item_key(item: Item, fingerprint: dict[str, str], root: Path) -> str:
-    """The cache key: the item, the versions and device, the machinery's source, and
-    every `snippets` module the item depends on."""
+    """The cache key: the item, the versions and device, the source of the machinery
+    that makes results, and every `snippets` module the item depends on."""
     h = hashlib.sha256()
     h.update(item.name.encode())
     h.update(machinery_digest())

@@ -4,6 +4,7 @@ the report and the vendored assets into a build. It holds the state of one build
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files
 
 from .errors import ExecutionError
+from .katex import Typesetter
 from .plan import (
     Item,
     Project,
@@ -99,6 +101,18 @@ def prune(items: list[Item], project: Project) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+# A code block as pymdownx.highlight writes it on a page, and as mkdocs-jupyter does in a lab.
+CODE_BLOCK = re.compile(
+    r'<div class="(language-[\w-]+ highlight|highlight-ipynb[^"]*)"'
+)
+
+
+def without_code_in_search(html: str) -> str:
+    """Mark code blocks so that search neither indexes them nor shows them as excerpts;
+    inline code and the prose around a block stay searchable."""
+    return CODE_BLOCK.sub(r'<div class="\1" data-search-exclude', html)
+
+
 class ExecutedPlugin(BasePlugin):
     """Run what the pages declare, cache it, and embed the results."""
 
@@ -106,6 +120,7 @@ class ExecutedPlugin(BasePlugin):
         self.project: Project | None = None
         self.demos: dict[str, Item] = {}
         self.labs: list[Item] = []
+        self.typesetter: Typesetter | None = None
 
     @event_priority(100)  # before mkdocs-jupyter wraps the notebooks
     def on_files(self, files: Files, config: Any) -> Files:
@@ -113,6 +128,9 @@ class ExecutedPlugin(BasePlugin):
         self.project = project = Project.at(Path(config["config_file_path"]).parent)
         started = time.perf_counter()
         self.demos, self.labs = demos, labs = plan(files, project)
+        self.typesetter = Typesetter(
+            project.root, project.cache_dir.parent / "katex.json"
+        )
         fingerprint = environment_fingerprint(project.root)
         everything = [*demos.values(), *labs]
         stale = []
@@ -161,6 +179,16 @@ class ExecutedPlugin(BasePlugin):
         """Replace each declaration with its result: figures (light and dark) and values."""
         return render_page(markdown, page.file.src_uri, self.demos)
 
+    def on_page_content(self, html: str, page: Any, **kwargs: Any) -> str:
+        """Typeset the page's math with KaTeX, so that it reads without JavaScript: in
+        the article and in the table of contents."""
+        stack = list(page.toc)
+        while stack:
+            link = stack.pop()
+            link.title = self.typesetter.typeset_title(link.title, page.file.src_uri)
+            stack.extend(link.children)
+        return without_code_in_search(self.typesetter.typeset(html, page.file.src_uri))
+
     def on_page_context(self, context: Any, page: Any, **kwargs: Any) -> Any:
         """A lab page's "edit" link opens its jupytext script, not the generated notebook."""
         if page.edit_url and page.file.src_uri.startswith(LAB_DIR):
@@ -168,5 +196,7 @@ class ExecutedPlugin(BasePlugin):
         return context
 
     def on_post_build(self, config: Any) -> None:
+        if self.typesetter is not None:
+            self.typesetter.save()
         if self.project is not None:
             prune([*self.demos.values(), *self.labs], self.project)

@@ -36,6 +36,11 @@ def build_report(
     versions = " · ".join(f"{k} {v}" for k, v in fingerprint.items() if k != "device")
     return "\n".join(
         [
+            "---",
+            "search:",
+            "  exclude: true  # a table of item names, not something a reader searches",
+            "---",
+            "",
             "# Build report",
             "",
             "This page is written by the build itself (`tools/executed/`). It says where",

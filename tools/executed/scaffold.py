@@ -86,7 +86,7 @@ Softmax of nine scores at three temperatures, drawn by `snippets/demos/{module}.
 
 ## Key takeaways
 
-!!! abstract "Key takeaways"
+!!! abstract ""
     - One sentence per thing the reader should remember.
 
 ## References

@@ -1,4 +1,4 @@
-"""KaTeX and Mermaid, served by the site itself: copied from docs/node_modules
+"""KaTeX's stylesheet and fonts, served by the site itself: copied from docs/node_modules
 (`npm ci --prefix docs`, pinned in docs/package-lock.json) into the built site."""
 
 from __future__ import annotations
@@ -9,11 +9,8 @@ from typing import Any
 from .errors import ExecutionError
 
 VENDORED = {  # node_modules path -> site path
-    "katex/dist/katex.min.js": "assets/vendor/katex/katex.min.js",
     "katex/dist/katex.min.css": "assets/vendor/katex/katex.min.css",
-    "katex/dist/contrib/auto-render.min.js": "assets/vendor/katex/contrib/auto-render.min.js",
     "katex/dist/fonts": "assets/vendor/katex/fonts",
-    "mermaid/dist/mermaid.min.js": "assets/vendor/mermaid/mermaid.min.js",
 }
 
 
@@ -21,8 +18,8 @@ def add_vendored_assets(files: Any, config: Any, root: Path) -> None:
     """Add the vendored files to the site, if its pages load any of them."""
     from mkdocs.structure.files import File
 
-    scripts = [str(getattr(js, "path", js)) for js in config["extra_javascript"]]
-    if not any(s.startswith("assets/vendor/") for s in scripts):
+    assets = [str(getattr(a, "path", a)) for a in config["extra_css"]]
+    if not any(a.startswith("assets/vendor/") for a in assets):
         return  # a site that loads no vendored asset (the tests' fixture)
     modules = root / "docs" / "node_modules"
     if not (modules / "katex").is_dir():

@@ -1,0 +1,141 @@
+"""Math typeset at build time: KaTeX, from docs/node_modules (pinned in
+docs/package-lock.json), run by Node once per page that has formulas.
+
+pymdownx.arithmatex marks each formula in the HTML (`<span class="arithmatex">\\(...\\)`
+inline, `<div class="arithmatex">\\[...\\]` on its own line); each mark is replaced by
+KaTeX's HTML and MathML, so a page reads without JavaScript and search sees no TeX.
+Results are kept in `.cache/katex.json`, keyed by KaTeX's version and the formula.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from .errors import ExecutionError
+
+# One formula as pymdownx.arithmatex's generic mode writes it.
+MARK = re.compile(
+    r'<(?P<tag>span|div) class="arithmatex">'
+    r"(?:\\\((?P<inline>.*?)\\\)|\\\[(?P<display>.*?)\\\])</(?P=tag)>",
+    re.DOTALL,
+)
+# A formula in a heading's title, which the toc extension keeps as text.
+TITLE_MARK = re.compile(r"\\\((.*?)\\\)", re.DOTALL)
+# Reads [[tex, display], ...] as JSON on stdin; writes [[html, error], ...].
+RENDER = """
+const katex = require(process.argv[1]);
+let input = "";
+process.stdin.on("data", (d) => (input += d));
+process.stdin.on("end", () => {
+  const out = JSON.parse(input).map(([tex, display]) => {
+    try {
+      return [katex.renderToString(tex, { displayMode: display, throwOnError: true }), null];
+    } catch (e) {
+      return [null, String(e.message)];
+    }
+  });
+  process.stdout.write(JSON.stringify(out));
+});
+"""
+SEARCH_EXCLUDE = '<span class="katex-mathml" data-search-exclude>'
+
+
+class Typesetter:
+    """Typesets the formulas of pages, reusing what an earlier build rendered."""
+
+    def __init__(self, root: Path, cache_file: Path) -> None:
+        self.katex = root / "docs" / "node_modules" / "katex"
+        self.cache_file = cache_file
+        self.used: dict[str, str] = {}
+        try:
+            self.cache = json.loads(cache_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.cache = {}
+        try:
+            package = json.loads((self.katex / "package.json").read_text("utf-8"))
+            self.version = package["version"]
+        except (OSError, ValueError, KeyError):
+            self.version = ""
+
+    def key(self, tex: str, display: bool) -> str:
+        text = f"{self.version}\0{int(display)}\0{tex}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def typeset(self, page_html: str, page: str) -> str:
+        """The page with every formula typeset; a formula KaTeX refuses stops the build."""
+        marks = [
+            (
+                html.unescape(m["inline"] if m["display"] is None else m["display"]),
+                m["display"] is not None,
+            )
+            for m in MARK.finditer(page_html)
+        ]
+        typeset = iter(self._html(marks, page))
+        return MARK.sub(lambda _: next(typeset), page_html)
+
+    def typeset_title(self, title: str, page: str) -> str:
+        """A heading's title as the table of contents shows it (text, where the toc
+        extension left each formula as `\\(...\\)`), with its formulas typeset."""
+        marks = [(html.unescape(m[1]), False) for m in TITLE_MARK.finditer(title)]
+        typeset = iter(self._html(marks, page))
+        return TITLE_MARK.sub(lambda _: next(typeset), title)
+
+    def _html(self, marks: list[tuple[str, bool]], page: str) -> list[str]:
+        missing = {
+            self.key(tex, display): (tex, display)
+            for tex, display in marks
+            if self.key(tex, display) not in self.cache
+        }
+        if missing:
+            self.cache.update(self._render(list(missing.items()), page))
+        keys = [self.key(tex, display) for tex, display in marks]
+        self.used.update((key, self.cache[key]) for key in keys)
+        return [self.cache[key] for key in keys]
+
+    def _render(self, todo: list, page: str) -> dict[str, str]:
+        if not (self.katex / "package.json").is_file():
+            raise ExecutionError(
+                "docs/node_modules/katex is missing: run `npm ci --prefix docs` "
+                "(nox does it for you)"
+            )
+        try:
+            result = subprocess.run(
+                ["node", "-e", RENDER, str(self.katex)],
+                input=json.dumps([formula for _, formula in todo]),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+        except FileNotFoundError as exc:
+            raise ExecutionError(
+                "Node.js is needed to typeset math: install node"
+            ) from exc
+        except subprocess.CalledProcessError as exc:
+            raise ExecutionError(
+                f"KaTeX failed on {page}: {exc.stderr.strip()}"
+            ) from exc
+        rendered = {}
+        for (key, (tex, _)), (out, error) in zip(
+            todo, json.loads(result.stdout), strict=True
+        ):
+            if error is not None:
+                raise ExecutionError(
+                    f"page {page}: KaTeX cannot typeset {tex!r}: {error}"
+                )
+            rendered[key] = out.replace(
+                '<span class="katex-mathml">', SEARCH_EXCLUDE, 1
+            )
+        return rendered
+
+    def save(self) -> None:
+        """Keep what this build used (a formula removed from every page is forgotten)."""
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        self.cache_file.write_text(
+            json.dumps(self.used, sort_keys=True), encoding="utf-8"
+        )
