@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections.abc import Iterable, Sequence
 
 import matplotlib
@@ -19,6 +20,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 INK = "#1f2329"  # text, ticks and spines in the light palette
 INK_DARK = "#d5d8df"  # ... and in the dark palette
@@ -94,6 +96,60 @@ def notebook_style() -> None:
     )
 
 
+COLUMN_PX = (
+    688  # the page's text column on a desktop screen (mkdocs-material at 1280 px)
+)
+MIN_TEXT_PX = 10  # the smallest text of a figure, as that column draws it
+
+
+def legible(fig: Figure) -> Figure:
+    """Raise every text of `fig` to at least MIN_TEXT_PX as the page's column draws it.
+
+    A page scales a figure wider than its column down, text included (an SVG is sized in
+    points: 96 CSS pixels per inch). Text below the limit grows instead, and the
+    constrained layout makes room for it when the figure is drawn. A root drawn by
+    mathtext (`\\sqrt`) is a glyph and a bar that a browser's fonts set apart: figures
+    write √ as a character instead.
+    """
+    # 5% to spare: the saved SVG is cropped to what is drawn, which may reach a little
+    # beyond the figure's edge and so be scaled down a little more; 2% for the rounding
+    # of font sizes in the SVG.
+    scale = min(1.0, COLUMN_PX / (fig.get_figwidth() * 96 * 1.05))
+    smallest = MIN_TEXT_PX * 1.02 / scale * 72 / 96  # in points
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            # a logarithmic axis labels its ticks 10^k, the exponent a superscript
+            needed = smallest / 0.7 if axis.get_scale() == "log" else smallest
+            ticks = axis.get_major_ticks() + axis.get_minor_ticks()
+            if ticks and min(t.label1.get_fontsize() for t in ticks) < needed:
+                axis.set_tick_params(which="both", labelsize=needed)
+    for text in fig.findobj(Text):
+        content = text.get_text()
+        # mathtext draws a sub- or superscript at 0.7 times the size of its text
+        needed = smallest / 0.7 if re.search(r"\$.*[_^].*\$", content) else smallest
+        if content and text.get_fontsize() < needed:
+            text.set_fontsize(needed)
+    # Panel titles keep one size, the largest, so that a title with a subscript does not
+    # stand out from its neighbours.
+    titles = [ax.title for ax in fig.axes if ax.title.get_text()]
+    for title in titles:
+        title.set_fontsize(max(t.get_fontsize() for t in titles))
+    return fig
+
+
+def smallest_text_px(svg: str) -> float | None:
+    """The smallest text of a matplotlib SVG, in CSS pixels, as the page's column draws it
+    (None if it has no text). Its sizes are in points, 96 CSS pixels per 72 points, and
+    a figure wider than the column is scaled down to fit it."""
+    size = re.search(r'<svg[^>]*\bwidth="([\d.]+)pt"[^>]*viewBox="0 0 ([\d.]+) ', svg)
+    if size is None:
+        raise ValueError("not an SVG sized in points, as matplotlib writes it")
+    width_pt, view_width = float(size[1]), float(size[2])
+    drawn_px = min(COLUMN_PX, width_pt * 96 / 72)
+    fonts = [float(f) for f in re.findall(r"font-size:\s*([\d.]+)px", svg)]
+    return min(fonts) * drawn_px / view_width if fonts else None
+
+
 def dark_variant(svg: str) -> str:
     """The same SVG for the dark palette: ink and grid colours swapped, data colours kept."""
     return svg.replace(INK, INK_DARK).replace(GRID, GRID_DARK)
@@ -110,7 +166,7 @@ def figure_html(fig: Figure, alt: str, caption: str) -> str:
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{name} must be a non-empty description of the figure")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="svg")
+    legible(fig).savefig(buffer, format="svg")
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return (
         f'<figure><img src="data:image/svg+xml;base64,{data}" '
@@ -127,6 +183,22 @@ def show_figure(fig: Figure, alt: str, caption: str) -> None:
     markup = figure_html(fig, alt, caption)
     plt.close(fig)
     display({"text/html": markup, "text/plain": caption}, raw=True)
+
+
+def significant(x: float, digits: int = 3) -> str:
+    """One number format for the columns of a table: `digits` significant digits, trailing
+    zeros kept (2.00 beside 1.87), no exponent from 0.001 up, thousands separated.
+
+    >>> [significant(v) for v in (2, 1.8, 0.05541, 447.2, 1070.4, 0.000123)]
+    ['2.00', '1.80', '0.0554', '447', '1,070', '1.23e-04']
+    """
+    if x == 0:
+        return "0"
+    if abs(x) >= 10 ** (digits - 1):
+        return f"{x:,.0f}"
+    if abs(x) >= 0.001:
+        return f"{x:#.{digits}g}".rstrip(".")
+    return f"{x:.{digits - 1}e}"
 
 
 # A column's alignment, as the rule under a Markdown table's header writes it.

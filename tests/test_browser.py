@@ -205,7 +205,9 @@ async def check_page(
 
 
 async def check_accessibility(page: Page, path: str, problems: list[str]) -> None:
-    """axe-core in the light palette, then the palette toggle, then axe in the dark."""
+    """axe-core in the light palette, then the palette toggle, then axe in the dark;
+    a figure opened full-screen in each palette."""
+    await check_zoom(page, path, problems)
     await page.add_script_tag(path=str(AXE))
     problems += [f"{path} (light): {v}" for v in await page.evaluate(RUN_AXE, True)]
     scheme = "[data-md-color-scheme]"
@@ -217,6 +219,23 @@ async def check_accessibility(page: Page, path: str, problems: list[str]) -> Non
     if await page.get_attribute("body", "data-md-color-scheme") != "slate":
         problems.append(f"{path}: the palette toggle did not switch to dark")
     problems += [f"{path} (dark): {v}" for v in await page.evaluate(RUN_AXE, False)]
+    await check_zoom(page, path, problems)
+
+
+async def check_zoom(page: Page, path: str, problems: list[str]) -> None:
+    """A figure opens full-screen with its button, in the current palette, and Escape
+    closes it."""
+    button = page.locator("article figure .figure-zoom__open").first
+    if not await button.count():
+        return
+    await button.click()
+    dialog = page.locator("dialog.figure-zoom[open]")
+    shown = dialog.locator("img:visible")
+    if not await dialog.count() or await shown.count() != 1:
+        problems.append(f"{path}: a figure did not open full-screen with one image")
+    await page.keyboard.press("Escape")
+    if await dialog.count():
+        problems.append(f"{path}: Escape did not close the full-screen figure")
 
 
 async def in_pairs(jobs) -> list:

@@ -5,6 +5,7 @@ The build itself is the `built_site` fixture in conftest.py.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -26,6 +27,7 @@ from executed.plan import (
 )
 from executed.render import REPORT_URI
 from executed.run import execute
+from snippets.plotting import MIN_TEXT_PX, smallest_text_px
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "en"
@@ -271,6 +273,38 @@ def test_every_nav_title_is_its_page_title_or_a_short_form_of_it():
         assert full == title or full.startswith((f"{title}: ", f"{title} (")), (
             f"nav says {title!r}, the page {target} says {full!r}"
         )
+
+
+def site_figures(site: Path) -> dict[str, str]:
+    """Every figure of the site as SVG text: the chapters' files and the labs' inline
+    images, by name."""
+    figures = {
+        p.name: p.read_text(encoding="utf-8")
+        for p in (site / "assets" / "figures").glob("*.svg")
+    }
+    for lab in (site / "labs").rglob("index.html"):
+        inline = re.findall(
+            r'src="data:image/svg\+xml;base64,([^"]+)"', lab.read_text()
+        )
+        for i, data in enumerate(inline):
+            figures[f"{lab.parent.name} figure {i + 1}"] = base64.b64decode(
+                data
+            ).decode()
+    return figures
+
+
+def test_every_figure_text_is_legible_in_the_column(built_site):
+    figures = site_figures(built_site)
+    assert len(figures) > 80  # the chapters' (light and dark) and the labs'
+    small = {
+        name: round(px, 1)
+        for name, svg in figures.items()
+        if (px := smallest_text_px(svg)) is not None and px < MIN_TEXT_PX
+    }
+    assert not small, f"text under {MIN_TEXT_PX} px in the 688 px column: {small}"
+    # mathtext's \sqrt: a radical glyph and a separate bar, which browsers set apart
+    roots = [n for n, svg in figures.items() if re.search(r"STIXSize\w*[^>]*>√<", svg)]
+    assert not roots, f"figures with a mathtext root (write √ as text): {roots}"
 
 
 def test_labs_offer_their_executed_notebook_for_download_and_in_colab(built_site):

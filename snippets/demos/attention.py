@@ -11,7 +11,7 @@ from snippets.attention import (
     scaled_dot_product_attention,
     softmax_statistics,
 )
-from snippets.plotting import COLORS, Figure, figure, markdown_table
+from snippets.plotting import COLORS, Figure, figure, markdown_table, significant
 from snippets.runtime import device
 
 _D_KS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
@@ -58,7 +58,7 @@ def variance_figure() -> Figure:
         [m["scaled_var"] for m in moments.values()],
         "s",
         color=COLORS[2],
-        label=r"measured $\mathrm{Var}(q\cdot k/\sqrt{d_k})$",
+        label=r"measured Var($q\cdot k$ / √$d_k$)",  # √ as text: see plotting.legible
     )
     ax.set(
         xscale="log",
@@ -151,10 +151,10 @@ def gradient_table() -> str:
                 d_k,
                 f"{off['max_weight']:.2f}",
                 f"{on['max_weight']:.2f}",
-                f"{off['jacobian_norm']:.3g}",
-                f"{on['jacobian_norm']:.3g}",
-                f"{off['query_gradient_norm']:.3g}",
-                f"{on['query_gradient_norm']:.3g}",
+                significant(off["jacobian_norm"]),
+                significant(on["jacobian_norm"]),
+                significant(off["query_gradient_norm"]),
+                significant(on["query_gradient_norm"]),
             ]
         )
     return markdown_table(header, rows, "r" * len(header))

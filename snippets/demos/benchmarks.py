@@ -25,7 +25,7 @@ from snippets.measure import (
     log_log_slope,
     timing_device,
 )
-from snippets.plotting import COLORS, Figure, figure, markdown_table
+from snippets.plotting import COLORS, Figure, figure, markdown_table, significant
 from snippets.runtime import device, measured
 
 _SETTINGS = dict(batch=1, heads=1, d=64, rounds=6, warmup=1, max_seconds=0.25)
@@ -114,21 +114,14 @@ def memory_figure() -> Figure:
     return _plot("peak_bytes", 1 / 2**20, "peak memory (MiB)")
 
 
-def _number(x: float) -> str:
-    """One format for a column of measured numbers: 3 significant digits, no exponent."""
-    if x >= 100:
-        return f"{x:,.0f}"
-    return f"{x:.3g}" if x >= 0.001 else f"{x:.1e}"
-
-
 @measured
 def time_table() -> str:
-    return sweep_table(list(_results()), "seconds", lambda s: _number(s * 1e3))
+    return sweep_table(list(_results()), "seconds", lambda s: significant(s * 1e3))
 
 
 @measured
 def memory_table() -> str:
-    return sweep_table(list(_results()), "peak_bytes", lambda b: _number(b / 2**20))
+    return sweep_table(list(_results()), "peak_bytes", lambda b: significant(b / 2**20))
 
 
 @measured

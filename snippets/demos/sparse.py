@@ -84,9 +84,7 @@ def density_figure() -> Figure:
         "BigBird, block 16: 3 window, 2 global, 3 random": lambda n: bigbird_mask(
             n, 16, 3, 2, 3, gen
         ),
-        r"strided, stride $\lfloor\sqrt{n}\rfloor$": lambda n: strided_mask(
-            n, math.isqrt(n)
-        ),
+        "strided, stride ⌊√$n$⌋": lambda n: strided_mask(n, math.isqrt(n)),
     }
     fig, ax = figure(width=6.4, height=3.8)
     for (name, build), color, marker in zip(

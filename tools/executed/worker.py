@@ -117,11 +117,16 @@ def _differs(a: Any, b: Any) -> bool:
 
 
 def svg(fig: Any) -> str:
-    """The figure as SVG text, with no date in it (two builds give the same bytes)."""
+    """The figure as SVG text, with no date in it (two builds give the same bytes), its
+    text legible at the page's column width."""
     import matplotlib.pyplot as plt
 
+    from snippets.plotting import legible
+
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    legible(fig).savefig(
+        buf, format="svg", metadata={"Date": None}, bbox_inches="tight"
+    )
     plt.close(fig)
     return buf.getvalue()
 
