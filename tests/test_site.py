@@ -325,6 +325,12 @@ def test_labs_offer_their_executed_notebook_for_download_and_in_colab(built_site
         # The Pages workflow publishes site/labs/<name>/<name>.ipynb as labs/<name>.ipynb.
         colab = f"https://colab.research.google.com/github/{repo}/blob/{branch}/labs/{name}.ipynb"
         assert colab in links, f"{name}: no Colab link {colab}"
+        page = (notebook.parent / "index.html").read_text()
+        for label in ("Open in Colab", "Download notebook", "Edit"):
+            button = rf'class="md-button"[^>]*>\s*<svg.*?</svg>\s*{label}\s*</a>'
+            assert re.search(button, page, re.S), (
+                f"{name}: no labelled {label!r} button"
+            )
 
 
 def test_every_edit_link_opens_a_file_of_the_repository(built_site):
