@@ -29,7 +29,7 @@ from executed.plan import (
     snippet_deps,
     write_record,
 )
-from executed.plugin import load_cached, prune
+from executed.plugin import load_cached, prune, shared_notebook_css
 from executed.render import render_page
 from executed.run import execute
 from snippets.runtime import device
@@ -460,3 +460,15 @@ def test_a_formula_in_a_heading_is_typeset_for_the_table_of_contents(tmp_path):
     )
     assert title.startswith('Why divide by <span class="katex">')
     assert title.endswith("</span>: the variance") and "\\(" not in title
+
+
+def test_a_notebook_page_links_one_shared_stylesheet_instead_of_inlining_it():
+    page = (
+        "<head></head><body><style>a { color: red }</style><p>cell</p>"
+        "<style type='text/css'>p { margin: 0 }</style><style>['pre { }']</style></body>"
+    )
+    html, uri, css = shared_notebook_css(page, "labs/lab/")
+    assert "<style" not in html and "<p>cell</p>" in html
+    assert html.count(f'<link rel="stylesheet" href="../../{uri}">') == 1
+    assert css == "a { color: red }\np { margin: 0 }"  # the Python repr is dropped
+    assert uri == shared_notebook_css(page, "labs/other/")[1]  # one file for all labs

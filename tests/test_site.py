@@ -326,6 +326,12 @@ def test_labs_offer_their_executed_notebook_for_download_and_in_colab(built_site
         colab = f"https://colab.research.google.com/github/{repo}/blob/{branch}/labs/{name}.ipynb"
         assert colab in links, f"{name}: no Colab link {colab}"
         page = (notebook.parent / "index.html").read_text()
+        inline = re.findall(r"<style[^>]*>(.*?)</style>", page, re.S)
+        assert all(len(css) < 10_000 for css in inline), f"{name}: inline notebook CSS"
+        shared = re.search(
+            r'href="\.\./\.\./(assets/stylesheets/notebook\.\w+\.css)"', page
+        )
+        assert shared and (built_site / shared[1]).stat().st_size > 100_000, name
         for label in ("Open in Colab", "Download notebook", "Edit"):
             button = rf'class="md-button"[^>]*>\s*<svg.*?</svg>\s*{label}\s*</a>'
             assert re.search(button, page, re.S), (

@@ -3,7 +3,9 @@ the report and the vendored assets into a build. It holds the state of one build
 
 from __future__ import annotations
 
+import hashlib
 import os
+import posixpath
 import re
 import shutil
 import time
@@ -113,6 +115,25 @@ def without_code_in_search(html: str) -> str:
     return CODE_BLOCK.sub(r'<div class="\1" data-search-exclude', html)
 
 
+# The stylesheets mkdocs-jupyter writes into every notebook page (about 590 kB).
+NOTEBOOK_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL)
+NOTEBOOK_CSS = "assets/stylesheets/notebook.{digest}.css"
+
+
+def shared_notebook_css(page_html: str, page_url: str) -> tuple[str, str, str]:
+    """A notebook page with its inline stylesheets replaced by one link to a shared file,
+    which the browser caches across labs; the page, the file's URI and its CSS."""
+    styles = NOTEBOOK_STYLE.findall(page_html)
+    # mkdocs-jupyter also writes a Python list's repr as a stylesheet: not CSS, dropped.
+    css = "\n".join(s.strip() for s in styles if not s.strip().startswith("["))
+    uri = NOTEBOOK_CSS.format(digest=hashlib.sha256(css.encode()).hexdigest()[:8])
+    href = posixpath.relpath(uri, page_url or ".")
+    link = f'<link rel="stylesheet" href="{href}">'
+    first = iter([link])
+    page_html = NOTEBOOK_STYLE.sub(lambda _: next(first, ""), page_html)
+    return page_html, uri, css
+
+
 class ExecutedPlugin(BasePlugin):
     """Run what the pages declare, cache it, and embed the results."""
 
@@ -194,6 +215,16 @@ class ExecutedPlugin(BasePlugin):
         if page.edit_url and page.file.src_uri.startswith(LAB_DIR):
             page.edit_url = page.edit_url.removesuffix(".ipynb") + ".py"
         return context
+
+    def on_post_page(self, output: str, page: Any, config: Any) -> str:
+        """A lab page links one shared notebook stylesheet instead of inlining it."""
+        if not page.file.src_uri.startswith(LAB_DIR) or "jupyter-wrapper" not in output:
+            return output
+        output, uri, css = shared_notebook_css(output, page.url)
+        path = Path(config["site_dir"]) / uri
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(css, encoding="utf-8")
+        return output
 
     def on_post_build(self, config: Any) -> None:
         if self.typesetter is not None:
