@@ -25,12 +25,13 @@ from executed.plan import (
     Item,
     Project,
     device_name,
+    figure_numbers,
     read_record,
     snippet_deps,
     write_record,
 )
 from executed.plugin import load_cached, prune, shared_notebook_css
-from executed.render import render_page
+from executed.render import number_figures, render_page
 from executed.run import execute
 from snippets.runtime import device
 
@@ -472,3 +473,46 @@ def test_a_notebook_page_links_one_shared_stylesheet_instead_of_inlining_it():
     assert html.count(f'<link rel="stylesheet" href="../../{uri}">') == 1
     assert css == "a { color: red }\np { margin: 0 }"  # the Python repr is dropped
     assert uri == shared_notebook_css(page, "labs/other/")[1]  # one file for all labs
+
+
+CHAPTER = (
+    "# 3. A chapter\n\n![A](exec:alpha.line)\n/// caption\nFirst.\n///\n\n"
+    "As [](#fig:beta.curve) shows, and [](04-next.md#fig:gamma.bars) too.\n\n"
+    "![B](exec:beta.curve)\n/// caption\nSecond.\n///\n"
+)
+
+
+def test_chapter_figures_are_numbered_in_order_and_references_link_to_them():
+    pages = {
+        "chapters/03-a.md": CHAPTER,
+        "chapters/04-next.md": "![C](exec:gamma.bars)\n/// caption\nC.\n///\n",
+        "index.md": "![D](exec:delta.map)\n/// caption\nD.\n///\n",  # not a chapter
+    }
+    numbers = figure_numbers(pages)
+    assert numbers == {
+        "alpha.line": ("chapters/03-a.md", "3.1"),
+        "beta.curve": ("chapters/03-a.md", "3.2"),
+        "gamma.bars": ("chapters/04-next.md", "4.1"),
+    }
+    out = number_figures(CHAPTER, "chapters/03-a.md", numbers)
+    assert "/// caption\n    attrs: {id: fig-alpha-line}\n**Figure 3.1.** First." in out
+    assert "**Figure 3.2.** Second." in out
+    assert "As [Figure 3.2](#fig-beta-curve) shows" in out
+    assert "[Figure 4.1](04-next.md#fig-gamma-bars) too" in out
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("[](#fig:gamma.bars)", r"points to chapters/03-a\.md, but gamma\.bars is on"),
+        ("[](04-next.md#fig:nope.none)", "not a numbered figure"),
+        ("[the figure](#fig:alpha.line)", "with empty text"),
+    ],
+)
+def test_a_wrong_figure_reference_stops_the_build(reference, message):
+    numbers = {
+        "alpha.line": ("chapters/03-a.md", "3.1"),
+        "gamma.bars": ("chapters/04-next.md", "4.1"),
+    }
+    with pytest.raises(ExecutionError, match=message):
+        number_figures(f"See {reference}.", "chapters/03-a.md", numbers)

@@ -275,6 +275,25 @@ def test_every_nav_title_is_its_page_title_or_a_short_form_of_it():
         )
 
 
+def test_chapter_figures_are_numbered_and_referenced_by_number(built_site):
+    referenced = 0
+    for page in sorted((built_site / "chapters").glob("*/index.html")):
+        chapter = int(page.parent.name.split("-")[0])
+        html_text = page.read_text()
+        captions = re.findall(r'<figure id="fig-[\w-]+">.*?<figcaption>(.*?)</figcaption>',
+                              html_text, re.S)  # fmt: skip
+        numbers = [
+            re.match(r"<p><strong>Figure (\d+\.\d+)\.</strong>", c.strip())
+            for c in captions
+        ]
+        expected = [f"{chapter}.{k}" for k in range(1, len(captions) + 1)]
+        assert [n and n[1] for n in numbers] == expected, page
+        referenced += len(
+            re.findall(r'<a href="[^"]*#fig-[\w-]+">Figure \d+\.\d+</a>', html_text)
+        )
+    assert referenced >= 7  # the prose's references (their anchors: the link test)
+
+
 def site_figures(site: Path) -> dict[str, str]:
     """Every figure of the site as SVG text: the chapters' files and the labs' inline
     images, by name."""

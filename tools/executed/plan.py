@@ -77,6 +77,23 @@ def scan_page(markdown: str) -> set[str]:
     return refs
 
 
+# A chapter's page: its number prefixes its figures' numbers ("Figure 3.2").
+CHAPTER_RE = re.compile(r"(?:^|/)(?P<number>\d+)-[^/]*\.md$")
+
+
+def figure_numbers(pages: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Each figure of a chapter, by demo name: its page and its number, "chapter.k" in the
+    order the page shows them. `pages` maps a page's path to its Markdown."""
+    numbers = {}
+    for page, markdown in pages.items():
+        chapter = CHAPTER_RE.search(page)
+        if chapter is None:
+            continue
+        for k, m in enumerate(FIGURE_RE.finditer(markdown), start=1):
+            numbers[m["ref"]] = (page, f"{int(chapter['number'])}.{k}")
+    return numbers
+
+
 def demo_source(ref: str, root: Path) -> Path:
     module, _ = ref.split(".")
     return root / "snippets" / "demos" / f"{module}.py"

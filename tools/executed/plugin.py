@@ -22,6 +22,7 @@ from .plan import (
     Project,
     demo_source,
     environment_fingerprint,
+    figure_numbers,
     item_key,
     read_record,
     scan_page,
@@ -142,6 +143,7 @@ class ExecutedPlugin(BasePlugin):
         self.demos: dict[str, Item] = {}
         self.labs: list[Item] = []
         self.typesetter: Typesetter | None = None
+        self.figures: dict[str, tuple[str, str]] = {}
 
     @event_priority(100)  # before mkdocs-jupyter wraps the notebooks
     def on_files(self, files: Files, config: Any) -> Files:
@@ -149,6 +151,13 @@ class ExecutedPlugin(BasePlugin):
         self.project = project = Project.at(Path(config["config_file_path"]).parent)
         started = time.perf_counter()
         self.demos, self.labs = demos, labs = plan(files, project)
+        self.figures = figure_numbers(
+            {
+                f.src_uri: Path(f.abs_src_path).read_text(encoding="utf-8")
+                for f in files
+                if f.src_uri.endswith(".md") and f.abs_src_path
+            }
+        )
         self.typesetter = Typesetter(
             project.root, project.cache_dir.parent / "katex.json"
         )
@@ -198,7 +207,7 @@ class ExecutedPlugin(BasePlugin):
 
     def on_page_markdown(self, markdown: str, page: Any, **kwargs: Any) -> str:
         """Replace each declaration with its result: figures (light and dark) and values."""
-        return render_page(markdown, page.file.src_uri, self.demos)
+        return render_page(markdown, page.file.src_uri, self.demos, self.figures)
 
     def on_page_content(self, html: str, page: Any, **kwargs: Any) -> str:
         """Typeset the page's math with KaTeX, so that it reads without JavaScript: in

@@ -9,15 +9,40 @@ from .checks import check_leftovers
 from .errors import ExecutionError
 from .plan import FIGURE_RE, VALUE_RE, Item, scan_page
 
+# A figure declaration and the first line of the caption block that must follow it.
+CAPTIONED_RE = re.compile(FIGURE_RE.pattern + r"[ \t]*\n/// caption[ \t]*\n")
+# A reference to a figure, on its page or another: `[](#fig:module.function)` or
+# `[](03-scaled-dot-product-attention.md#fig:module.function)`; the build writes the text.
+FIGURE_REF_RE = re.compile(
+    r"\[\]\((?P<path>[^)\s#]*)#fig:(?P<ref>[a-z_]\w*\.[a-z_]\w*)\)"
+)
 FIGURE_DIR = "assets/figures"
+
+
+def figure_anchor(ref: str) -> str:
+    """The id of a numbered figure on its page."""
+    return "fig-" + ref.replace(".", "-")
+
+
 REPORT_URI = "appendix/build-report.md"
 
 
-def render_page(markdown: str, page: str, demos: dict[str, Item]) -> str:
+def render_page(
+    markdown: str,
+    page: str,
+    demos: dict[str, Item],
+    figures: dict[str, tuple[str, str]] | None = None,
+) -> str:
     """`page`'s Markdown with figures (light and dark) and values in place of their
-    declarations, checked for leftovers, and the timing box if it shows timings."""
+    declarations, checked for leftovers, and the timing box if it shows timings.
+
+    `figures` (from `plan.figure_numbers`) numbers the figures of chapters: each caption
+    starts with "Figure 3.2." and each reference `[](#fig:module.function)` becomes a
+    link with that text; a reference to an unknown figure stops the build."""
     here = posixpath.dirname(page)
     declared = scan_page(markdown)
+    figures = figures or {}
+    markdown = number_figures(markdown, page, figures)
 
     def planned(ref: str) -> Item:
         if ref not in demos:  # the page changed between planning and now
@@ -69,6 +94,43 @@ def render_page(markdown: str, page: str, demos: dict[str, Item]) -> str:
     check_leftovers(markdown, page)
     timed = [demos[r] for r in sorted(declared) if demos[r].result.get("timings")]
     return markdown + timing_note(timed, here) if timed else markdown
+
+
+def number_figures(
+    markdown: str, page: str, figures: dict[str, tuple[str, str]]
+) -> str:
+    """Caption prefixes and anchors for the page's numbered figures, and the text of
+    every figure reference."""
+    here = posixpath.dirname(page)
+
+    def caption(m: re.Match[str]) -> str:
+        if figures.get(m["ref"], ("",))[0] != page:
+            return m[0]
+        number = figures[m["ref"]][1]
+        return (
+            f"{m[0]}    attrs: {{id: {figure_anchor(m['ref'])}}}\n**Figure {number}.** "
+        )
+
+    def reference(m: re.Match[str]) -> str:
+        ref, path = m["ref"], m["path"]
+        target = posixpath.normpath(posixpath.join(here, path)) if path else page
+        if ref not in figures or figures[ref][0] != target:
+            where = (
+                f"on {figures[ref][0]}" if ref in figures else "not a numbered figure"
+            )
+            raise ExecutionError(
+                f"page {page}: the reference {m[0]} points to {target}, but {ref} is {where}"
+            )
+        return f"[Figure {figures[ref][1]}]({path}#{figure_anchor(ref)})"
+
+    markdown = FIGURE_REF_RE.sub(reference, CAPTIONED_RE.sub(caption, markdown))
+    if "#fig:" in markdown:
+        start = markdown.index("#fig:")
+        raise ExecutionError(
+            f"page {page}: a figure reference must be written [](page.md#fig:module.function)"
+            f", with empty text: {markdown[max(0, start - 40) : start + 40]!r}"
+        )
+    return markdown
 
 
 def timing_note(items: list[Item], here: str) -> str:
