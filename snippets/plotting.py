@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.ticker import LogFormatterMathtext
 
 INK = "#1f2329"  # text, ticks and spines in the light palette
 INK_DARK = "#d5d8df"  # ... and in the dark palette
@@ -118,22 +119,35 @@ def legible(fig: Figure) -> Figure:
     smallest = MIN_TEXT_PX * 1.02 / scale * 72 / 96  # in points
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            # a logarithmic axis labels its ticks 10^k, the exponent a superscript
-            needed = smallest / 0.7 if axis.get_scale() == "log" else smallest
+            # a logarithmic axis may label its ticks 10^k, the exponent a superscript
+            powers = isinstance(axis.get_major_formatter(), LogFormatterMathtext)
+            needed = smallest / 0.7 if powers else smallest
             ticks = axis.get_major_ticks() + axis.get_minor_ticks()
             if ticks and min(t.label1.get_fontsize() for t in ticks) < needed:
                 axis.set_tick_params(which="both", labelsize=needed)
+            if (
+                axis.offsetText.get_fontsize() < smallest
+            ):  # "1e-5", written at draw time
+                axis.offsetText.set_fontsize(smallest)
     for text in fig.findobj(Text):
         content = text.get_text()
-        # mathtext draws a sub- or superscript at 0.7 times the size of its text
-        needed = smallest / 0.7 if re.search(r"\$.*[_^].*\$", content) else smallest
+        # mathtext draws a script or a fraction's parts at 0.7 times the size of its text
+        # (a script of a script at 0.49: write none)
+        scripts = re.search(r"\$.*([_^]|\\frac|\\sqrt).*\$", content)
+        needed = smallest / 0.7 if scripts else smallest
         if content and text.get_fontsize() < needed:
             text.set_fontsize(needed)
-    # Panel titles keep one size, the largest, so that a title with a subscript does not
-    # stand out from its neighbours.
-    titles = [ax.title for ax in fig.axes if ax.title.get_text()]
-    for title in titles:
-        title.set_fontsize(max(t.get_fontsize() for t in titles))
+    # Texts of one kind keep one size, the largest, so that one with a subscript does not
+    # stand out from its neighbours: panel titles, axis labels, each legend's entries.
+    kinds = [
+        [ax.title for ax in fig.axes],
+        [label for ax in fig.axes for label in (ax.xaxis.label, ax.yaxis.label)],
+        *([*legend.get_texts()] for ax in fig.axes if (legend := ax.get_legend())),
+    ]
+    for texts in kinds:
+        texts = [t for t in texts if t.get_text()]
+        for text in texts:
+            text.set_fontsize(max(t.get_fontsize() for t in texts))
     return fig
 
 
@@ -187,7 +201,8 @@ def show_figure(fig: Figure, alt: str, caption: str) -> None:
 
 def significant(x: float, digits: int = 3) -> str:
     """One number format for the columns of a table: `digits` significant digits, trailing
-    zeros kept (2.00 beside 1.87), no exponent from 0.001 up, thousands separated.
+    zeros kept (2.00 beside 1.87), no exponent from 0.001 up; from 10^digits on, the
+    whole integer part, thousands separated (1,070, not 1.07e+03).
 
     >>> [significant(v) for v in (2, 1.8, 0.05541, 447.2, 1070.4, 0.000123)]
     ['2.00', '1.80', '0.0554', '447', '1,070', '1.23e-04']

@@ -225,7 +225,7 @@ async def check_accessibility(page: Page, path: str, problems: list[str]) -> Non
 async def check_zoom(page: Page, path: str, problems: list[str]) -> None:
     """A figure opens full-screen with its button, in the current palette, and Escape
     closes it."""
-    button = page.locator("article figure .figure-zoom__open").first
+    button = page.locator("article figure .figure-zoom__open:visible").first
     if not await button.count():
         return
     await button.click()

@@ -207,12 +207,15 @@ def test_math_and_diagram_assets_are_served_by_the_site(built_site):
         assert (built_site / "assets/vendor/katex" / font).exists(), font
 
 
-RAW_TEX = re.compile(r"\\\(|\\\[|\$\$|\\frac|\\begin\{")
+RAW_TEX = re.compile(r"\\\(|\\\[|\$\$|\\frac|\\begin\{|\$[^$\s][^$]*\$")
 
 
 def visible_text(page: str) -> str:
-    """What a reader sees with JavaScript off: no scripts, styles or MathML annotations."""
-    page = re.sub(r"<(script|style|annotation)\b.*?</\1>", "", page, flags=re.S)
+    """What a reader sees with JavaScript off, code apart: no scripts, styles, MathML
+    annotations or code (where `$` is Python or shell)."""
+    page = re.sub(
+        r"<(script|style|annotation|code|pre)\b.*?</\1>", "", page, flags=re.S
+    )
     return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
@@ -352,7 +355,7 @@ def test_labs_offer_their_executed_notebook_for_download_and_in_colab(built_site
         )
         assert shared and (built_site / shared[1]).stat().st_size > 100_000, name
         for label in ("Open in Colab", "Download notebook", "Edit"):
-            button = rf'class="md-button"[^>]*>\s*<svg.*?</svg>\s*{label}\s*</a>'
+            button = rf'class="md-button"[^>]*>\s*<svg[^<]*(?:<(?!/a>)[^<]*)*?</svg>\s*{label}\s*</a>'
             assert re.search(button, page, re.S), (
                 f"{name}: no labelled {label!r} button"
             )

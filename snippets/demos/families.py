@@ -57,7 +57,7 @@ def weights_figure() -> Figure:
         im = ax.imshow(w, cmap=_ramp(COLORS[0]), vmin=0, vmax=vmax, aspect="auto")
         ax.set(title=title, xlabel="key position", ylabel="query")
         ax.grid(False)
-    fig.colorbar(im, ax=axes[1], label="weight", shrink=0.9)
+    fig.colorbar(im, ax=axes[1], shrink=0.9)  # the bar chart's axis says "weight"
     row = 0
     pos = torch.arange(n_k)
     axes[2].bar(pos - 0.2, soft[row], width=0.4, color=COLORS[0], label="soft")

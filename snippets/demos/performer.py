@@ -146,11 +146,11 @@ def orthogonal_figure() -> Figure:
             va="top",
         )
     ax.set(
-        xlabel=r"$|x + y|^2$",
+        xlabel=r"$\|x + y\|^2$",
         ylabel="MSE orthogonal / MSE i.i.d.",
         ylim=(0.5, 1.05),
     )
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower center")  # clear of the dotted line at the right
     return fig
 
 

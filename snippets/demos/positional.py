@@ -90,9 +90,9 @@ def sinusoidal_heatmap() -> Figure:
         xlabel="position",
         ylabel="value",
         title="even (sine) dimensions",
-        ylim=(-1.1, 1.7),
+        ylim=(-1.1, 1.1),
     )
-    ax2.legend(ncols=2, loc="upper center", fontsize=8)
+    ax2.legend(ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8)
     return fig
 
 

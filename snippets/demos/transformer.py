@@ -342,7 +342,10 @@ def schedule_figure() -> Figure:
 
 
 def data_flow_figure() -> Figure:
-    """The encoder-decoder at a glance: what flows from the token ids to the logits."""
+    """The encoder-decoder at a glance: what flows from the token ids to the logits.
+
+    Every text is 11 pt, the size `legible` gives the labels with subscripts.
+    """
     n = _BASE.num_layers
     fig, ax = figure(width=6.8, height=5.0)
     ax.set(xlim=(0, 10), ylim=(0, 10))
@@ -351,7 +354,7 @@ def data_flow_figure() -> Figure:
     stack = {**box, "ec": COLORS[2], "lw": 1.6}
 
     def node(x: float, y: float, text: str, style: dict = box) -> None:
-        ax.text(x, y, text, ha="center", va="center", fontsize=10, bbox=style)
+        ax.text(x, y, text, ha="center", va="center", fontsize=11, bbox=style)
 
     def arrow(a: tuple, b: tuple, label: str = "", **kw) -> None:
         ax.annotate(
@@ -359,7 +362,7 @@ def data_flow_figure() -> Figure:
         )
         if label:
             mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
-            ax.text(*mid, label, fontsize=9, **{"ha": "center", "va": "bottom", **kw})
+            ax.text(*mid, label, fontsize=11, **{"ha": "center", "va": "bottom", **kw})
 
     # √ as a character: a mathtext root, kept as SVG text, would lose its bar in a browser
     embed = r"$E[\mathrm{%s}]$ × √$d_\mathrm{model}$ + PE"
@@ -382,11 +385,11 @@ def data_flow_figure() -> Figure:
     for x, top, bottom in ((2.2, 9.0, 8.3), (7.75, 9.0, 8.3)):
         arrow((x, top), (x, bottom))
     arrow((2.2, 7.5), (2.2, 5.85))
-    arrow((7.75, 7.5), (7.75, 6.4))
-    arrow((4.15, 5.2), (5.35, 5.2))
+    arrow((7.75, 7.5), (7.75, 6.15))
+    arrow((4.3, 5.05), (5.0, 5.05))  # into the decoder, at its cross-attention line
     ax.text(
-        2.2, 4.45, "memory $(B, N_s, d_\\mathrm{model})$:\nthe keys and values of\n"
-        "every cross-attention", ha="center", va="top", fontsize=9,
+        2.2, 4.45, "memory $(B, N_s, d_\\mathrm{model})$:\nsource of the keys and\n"
+        "values of every cross-attention", ha="center", va="top", fontsize=11,
     )  # fmt: skip
     arrow((7.75, 3.95), (7.75, 2.9), r" $(B, N_t, d_\mathrm{model})$", ha="left")
     arrow((7.75, 2.1), (7.75, 1.2))

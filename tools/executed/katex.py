@@ -4,7 +4,8 @@ docs/package-lock.json), run by Node once per page that has formulas.
 pymdownx.arithmatex marks each formula in the HTML (`<span class="arithmatex">\\(...\\)`
 inline, `<div class="arithmatex">\\[...\\]` on its own line); each mark is replaced by
 KaTeX's HTML and MathML, so a page reads without JavaScript and search sees no TeX.
-Results are kept in `.cache/katex.json`, keyed by KaTeX's version and the formula.
+Results are kept in `.cache/executed/katex/formulas.json`, keyed by KaTeX's version, this
+module's script and the formula.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from .errors import ExecutionError
+from .plan import write_record
 
 # One formula as pymdownx.arithmatex's generic mode writes it.
 MARK = re.compile(
@@ -63,7 +65,7 @@ class Typesetter:
             self.version = ""
 
     def key(self, tex: str, display: bool) -> str:
-        text = f"{self.version}\0{int(display)}\0{tex}"
+        text = f"{self.version}\0{RENDER}\0{SEARCH_EXCLUDE}\0{int(display)}\0{tex}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def typeset(self, page_html: str, page: str) -> str:
@@ -108,9 +110,9 @@ class Typesetter:
                 ["node", "-e", RENDER, str(self.katex)],
                 input=json.dumps([formula for _, formula in todo]),
                 capture_output=True,
-                text=True,
                 timeout=120,
                 check=True,
+                encoding="utf-8",
             )
         except FileNotFoundError as exc:
             raise ExecutionError(
@@ -134,8 +136,6 @@ class Typesetter:
         return rendered
 
     def save(self) -> None:
-        """Keep what this build used (a formula removed from every page is forgotten)."""
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        self.cache_file.write_text(
-            json.dumps(self.used, sort_keys=True), encoding="utf-8"
-        )
+        """Keep what this build used (a formula removed from every page is forgotten),
+        written atomically."""
+        write_record(self.cache_file, dict(sorted(self.used.items())))

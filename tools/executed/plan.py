@@ -21,8 +21,9 @@ FIGURE_RE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(exec:(?P<ref>[a-z_][\w]*\.[a-z_]\
 VALUE_RE = re.compile(r"\{\{\s*(?P<ref>[a-z_]\w*\.[a-z_]\w*)(?:\.(?P<key>\w+))?\s*\}\}")
 SNIPPET_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+snippets(?:\.(\w+))?", re.M)
 MACHINERY = Path(__file__).resolve().parent
-# The machinery's modules that make, check or format a stored result: their source is part
-# of every key. Planning, rendering, typesetting and the report run on every build anyway.
+# The machinery's modules that make, check or format a stored result (`run` also decides
+# which demos are timed): their source is part of every key. Planning, rendering,
+# typesetting and the report run on every build anyway.
 RESULT_MODULES = ("checks.py", "lab.py", "run.py", "worker.py")
 
 
@@ -162,8 +163,11 @@ def _imported_snippet_modules(text: str, path: Path, root: Path) -> set[str]:
     return found
 
 
-# Device nodes without which no GPU is visible to torch on Linux (NVIDIA's driver; ROCm).
-GPU_NODES = (Path("/dev/nvidiactl"), Path("/dev/kfd"))
+# Device nodes without which no GPU is visible to torch on Linux: NVIDIA's driver, ROCm,
+# WSL2's GPU paravirtualisation, NVIDIA Jetson.
+GPU_NODES = tuple(
+    Path(p) for p in ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg", "/dev/nvhost-ctrl")
+)
 
 
 def device_name(root: Path) -> str:
@@ -213,29 +217,19 @@ def item_key(item: Item, fingerprint: dict[str, str], root: Path) -> str:
     h.update(item.name.encode())
     h.update(machinery_digest())
     h.update(json.dumps(fingerprint, sort_keys=True).encode())
-    for dep in snippet_deps(item.source, root):
+    # The item's modules, and those the worker itself uses on every result (plotting's
+    # legible and dark_variant, runtime's seeding, measure's recording).
+    snippets = root / "snippets"  # worker.py itself is in machinery_digest
+    worker = [
+        d
+        for d in snippet_deps(MACHINERY / "worker.py", root)
+        if d.is_relative_to(snippets)
+    ]
+    deps = {*snippet_deps(item.source, root), *worker}
+    for dep in sorted(deps):
         h.update(dep.relative_to(root).as_posix().encode())
         h.update(_digest(dep, *_stamp(dep)))
     return h.hexdigest()[:24]
-
-
-def is_timed(item: Item) -> bool:
-    """A lab (it prints training times) or a demo decorated @measured, read from its source."""
-    if item.is_lab:
-        return True
-    func = item.name.split(".")[1]
-    try:
-        tree = ast.parse(item.source.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError):
-        return False
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == func:
-            return any(
-                (isinstance(d, ast.Name) and d.id == "measured")
-                or (isinstance(d, ast.Attribute) and d.attr == "measured")
-                for d in node.decorator_list
-            )
-    return False
 
 
 def read_record(path: Path) -> dict[str, Any] | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import re
 import shutil
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files
+from mkdocs.utils import get_relative_url
 
 from .errors import ExecutionError
 from .katex import Typesetter
@@ -128,7 +128,7 @@ def shared_notebook_css(page_html: str, page_url: str) -> tuple[str, str, str]:
     # mkdocs-jupyter also writes a Python list's repr as a stylesheet: not CSS, dropped.
     css = "\n".join(s.strip() for s in styles if not s.strip().startswith("["))
     uri = NOTEBOOK_CSS.format(digest=hashlib.sha256(css.encode()).hexdigest()[:8])
-    href = posixpath.relpath(uri, page_url or ".")
+    href = get_relative_url(uri, page_url)
     link = f'<link rel="stylesheet" href="{href}">'
     first = iter([link])
     page_html = NOTEBOOK_STYLE.sub(lambda _: next(first, ""), page_html)
@@ -159,7 +159,7 @@ class ExecutedPlugin(BasePlugin):
             }
         )
         self.typesetter = Typesetter(
-            project.root, project.cache_dir.parent / "katex.json"
+            project.root, project.cache_dir / "katex" / "formulas.json"
         )
         fingerprint = environment_fingerprint(project.root)
         everything = [*demos.values(), *labs]
@@ -215,7 +215,10 @@ class ExecutedPlugin(BasePlugin):
         stack = list(page.toc)
         while stack:
             link = stack.pop()
-            link.title = self.typesetter.typeset_title(link.title, page.file.src_uri)
+            # Material shows `typeset.title` and keeps `title` as text (aria-label)
+            typeset = self.typesetter.typeset_title(link.title, page.file.src_uri)
+            if typeset != link.title:
+                link.typeset = {"title": typeset}
             stack.extend(link.children)
         return without_code_in_search(self.typesetter.typeset(html, page.file.src_uri))
 

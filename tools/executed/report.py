@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import os
 import platform
 import posixpath
 
@@ -10,12 +12,27 @@ from .plan import Item
 from .worker import now
 
 
+def device_line(device: str) -> str:
+    """The build machine's device, described without importing torch when it is the CPU
+    (a build whose results are all cached needs nothing else from torch)."""
+    if device != "cpu":
+        from snippets.runtime import device_description
+
+        return device_description()
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [
+                ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")
+            ]
+        model = names[0] if names else model
+    return f"CPU: {model}, {os.cpu_count()} logical CPUs"
+
+
 def build_report(
     demos: list[Item], labs: list[Item], fingerprint: dict[str, str], seconds: float
 ) -> str:
     """The report's Markdown: one row per executed item, then the timed items."""
-    from snippets.runtime import device_description
-
     items = sorted([*demos, *labs], key=lambda i: i.name)
     rows = []
     for item in items:
@@ -47,7 +64,7 @@ def build_report(
             "every figure and number on the site was produced and how long each took.",
             "",
             f"- **Built:** {now()}",
-            f"- **Device:** {device_description()}",
+            f"- **Device:** {device_line(fingerprint['device'])}",
             f"- **Versions:** {versions} · MkDocs {importlib.metadata.version('mkdocs')}",
             f"- **Platform:** {platform.platform()}",
             f"- **Executed items:** {len(rows)}; their run time adds up to {total:.1f} s; "

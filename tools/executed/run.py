@@ -9,6 +9,7 @@ child and the build, naming what failed, and leaves nothing half-written in the 
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -23,11 +24,30 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExecutionError, info
-from .plan import Item, Project, is_timed, read_record, write_record
+from .plan import Item, Project, read_record, write_record
 from .worker import now
 
 TIMEOUT_ENV = "AE_ITEM_TIMEOUT"  # seconds one demo or one lab cell may take
 PROFILER_NOISE = re.compile(r"^USDT:.*profiler_(?:start|stop)\n", re.M)
+
+
+def is_timed(item: Item) -> bool:
+    """A lab (it prints training times) or a demo decorated @measured, read from its source."""
+    if item.is_lab:
+        return True
+    func = item.name.split(".")[1]
+    try:
+        tree = ast.parse(item.source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == func:
+            return any(
+                (isinstance(d, ast.Name) and d.id == "measured")
+                or (isinstance(d, ast.Attribute) and d.attr == "measured")
+                for d in node.decorator_list
+            )
+    return False
 
 
 def item_timeout() -> float:

@@ -316,7 +316,7 @@ show_figure(
 # through the layers instead. In each layer it
 # averages the heads, adds the identity for the residual connection (a token also keeps
 # what it had) and renormalises the rows; then it multiplies the layers,
-# $R = A_3 A_2 A_1$. Row 0 of $R$ estimates how much of the class token's final vector
+# *R* = *A*<sub>3</sub>*A*<sub>2</sub>*A*<sub>1</sub>. Row 0 of *R* estimates how much of the class token's final vector
 # comes from each input patch. `attention_rollout` in `snippets/vit.py` does this; the test
 # suite checks it against the recipe computed entry by entry for two layers.
 #

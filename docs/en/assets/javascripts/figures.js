@@ -1,8 +1,9 @@
 // Every figure of an article opens full-screen: click or tap it, or use the button that
-// keyboard users reach with Tab. The dialog shows the figure at its natural size (larger
-// than the column for wide figures), in the current palette, scrollable and pinch-zoomable
-// on a phone. Escape, the close button or a click on the backdrop returns to the page.
-document$.subscribe(({ body }) => {
+// keyboard users reach with Tab. The dialog shows the whole figure as large as the screen
+// allows, in the current palette; on a phone, at twice the screen's width, to scroll and
+// pinch-zoom. Escape, the close button or a click on the backdrop returns to the page.
+const zoom = (() => {
+  // One dialog for the whole visit: instant navigation keeps the body.
   const dialog = Object.assign(document.createElement("dialog"), {
     className: "figure-zoom",
   });
@@ -15,7 +16,12 @@ document$.subscribe(({ body }) => {
   dialog.addEventListener("click", (event) => {
     if (event.target === dialog) dialog.close();
   });
-  body.append(dialog);
+  return { dialog, close };
+})();
+
+document$.subscribe(({ body }) => {
+  const { dialog, close } = zoom;
+  if (!dialog.isConnected) body.append(dialog);
 
   const open = (figure) => {
     dialog.replaceChildren(close, ...[...figure.querySelectorAll("img")].map((img) => {
