@@ -438,7 +438,7 @@ def test_math_is_typeset_at_build_time_and_reused(tmp_path, monkeypatch):
     assert 'class="katex-display"' in typeset  # the display formula, and only it
     assert typeset.count("katex-display") == 1
     assert '<annotation encoding="application/x-tex">a &lt; b</annotation>' in typeset
-    assert typeset.count("data-search-exclude") == 2  # search indexes no TeX
+    assert typeset.count("data-search-exclude") == 2  # search indexes no formula
     Typesetter(REPO, cache).save()  # used nothing: forgets everything
     assert json.loads(cache.read_text()) == {}
 
@@ -459,8 +459,10 @@ def test_a_formula_in_a_heading_is_typeset_for_the_table_of_contents(tmp_path):
     title = Typesetter(REPO, tmp_path / "k.json").typeset_title(
         "Why divide by \\(\\sqrt{d_k}\\): the variance", "ch.md"
     )
-    assert title.startswith('Why divide by <span class="katex">')
-    assert title.endswith("</span>: the variance") and "\\(" not in title
+    assert title.startswith(
+        'Why divide by <ae-math data-search-exclude><span class="katex">'
+    )
+    assert title.endswith("</ae-math>: the variance") and "\\(" not in title
 
 
 def test_a_notebook_page_links_one_shared_stylesheet_instead_of_inlining_it():

@@ -234,6 +234,8 @@ def test_math_is_typeset_in_the_html_and_search_sees_no_tex(built_site):
     for doc in index["docs"]:
         raw = RAW_TEX.search(doc["text"] + doc["title"])
         assert raw is None, f"search entry {doc['location']}: TeX {raw}"
+        # KaTeX's glyphs, which it separates by zero-width spaces, are not words either
+        assert "\u200b" not in doc["text"], f"search entry {doc['location']}: a formula"
 
 
 def test_search_indexes_neither_code_blocks_nor_the_build_report(built_site):

@@ -44,7 +44,11 @@ process.stdin.on("end", () => {
   process.stdout.write(JSON.stringify(out));
 });
 """
-SEARCH_EXCLUDE = '<span class="katex-mathml" data-search-exclude>'
+# Search indexes no formula: its TeX (in the MathML) and its glyphs (in the HTML, split by
+# zero-width spaces) are no words; the prose around a formula stays searchable. The marker
+# sits on an element of its own: mkdocs-material's search parser matches end tags by name,
+# so inside KaTeX's nested spans an excluded span would end at the first `</span>`.
+SEARCH_EXCLUDE = "<ae-math data-search-exclude>{}</ae-math>"
 
 
 class Typesetter:
@@ -130,9 +134,7 @@ class Typesetter:
                 raise ExecutionError(
                     f"page {page}: KaTeX cannot typeset {tex!r}: {error}"
                 )
-            rendered[key] = out.replace(
-                '<span class="katex-mathml">', SEARCH_EXCLUDE, 1
-            )
+            rendered[key] = SEARCH_EXCLUDE.format(out)
         return rendered
 
     def save(self) -> None:
