@@ -80,7 +80,12 @@ def variance_table() -> str:
             "variance of $q\\cdot k/\\sqrt{d_k}$",
         ],
         [
-            [d_k, f"{m['mean']:+.3f}", f"{m['var']:.2f}", f"{m['scaled_var']:.3f}"]
+            [
+                d_k,
+                f"{m['mean']:+.3f}",
+                significant(m["var"]),
+                significant(m["scaled_var"]),
+            ]
             for d_k, m in _variances().items()
         ],
         "rrrr",
