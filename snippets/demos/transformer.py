@@ -387,10 +387,11 @@ def data_flow_figure() -> Figure:
     arrow((2.2, 7.5), (2.2, 5.85))
     arrow((7.75, 7.5), (7.75, 6.15))
     arrow((4.3, 5.05), (5.0, 5.05))  # into the decoder, at its cross-attention line
-    ax.text(
-        2.2, 4.45, "memory $(B, N_s, d_\\mathrm{model})$:\nsource of the keys and\n"
-        "values of every cross-attention", ha="center", va="top", fontsize=11,
-    )  # fmt: skip
+    memory = (
+        "memory $(B, N_s, d_\\mathrm{model})$:\nsource of the keys and\n"
+        "values of every cross-attention"
+    )
+    ax.text(2.2, 4.45, memory, ha="center", va="top", fontsize=11)
     arrow((7.75, 3.95), (7.75, 2.9), r" $(B, N_t, d_\mathrm{model})$", ha="left")
     arrow((7.75, 2.1), (7.75, 1.2))
     return fig

@@ -92,14 +92,12 @@ class Typesetter:
         return TITLE_MARK.sub(lambda _: next(typeset), title)
 
     def _html(self, marks: list[tuple[str, bool]], page: str) -> list[str]:
+        keys = [self.key(tex, display) for tex, display in marks]
         missing = {
-            self.key(tex, display): (tex, display)
-            for tex, display in marks
-            if self.key(tex, display) not in self.cache
+            k: mark for k, mark in zip(keys, marks, strict=True) if k not in self.cache
         }
         if missing:
             self.cache.update(self._render(list(missing.items()), page))
-        keys = [self.key(tex, display) for tex, display in marks]
         self.used.update((key, self.cache[key]) for key in keys)
         return [self.cache[key] for key in keys]
 

@@ -46,23 +46,33 @@ def fresh_timings() -> bool:
     return os.environ.get(TIMINGS_ENV, "") == "fresh"
 
 
-def plan(files: Files, project: Project) -> tuple[dict[str, Item], list[Item]]:
-    """The demos the pages declare (by name) and the labs, with their cache keys."""
+def markdown_pages(files: Files) -> dict[str, str]:
+    """Each Markdown page's source, by its path in the docs."""
+    return {
+        file.src_uri: Path(file.abs_src_path).read_text(encoding="utf-8")
+        for file in files
+        if file.src_uri.endswith(".md") and file.abs_src_path
+    }
+
+
+def plan(
+    files: Files, pages: dict[str, str], project: Project
+) -> tuple[dict[str, Item], list[Item]]:
+    """The demos the pages (`markdown_pages`) declare, by name, and the labs."""
     demos: dict[str, Item] = {}
     labs: list[Item] = []
+    for page, text in pages.items():
+        for ref in sorted(scan_page(text)):
+            source = demo_source(ref, project.root)
+            if not source.exists():
+                raise ExecutionError(
+                    f"page {page} declares demo {ref}, but "
+                    f"{source.relative_to(project.root)} does not exist"
+                )
+            item = demos.setdefault(ref, Item(ref, source, []))
+            item.pages.append(page)
     for file in files:
-        if file.src_uri.endswith(".md") and file.abs_src_path:
-            text = Path(file.abs_src_path).read_text(encoding="utf-8")
-            for ref in sorted(scan_page(text)):
-                source = demo_source(ref, project.root)
-                if not source.exists():
-                    raise ExecutionError(
-                        f"page {file.src_uri} declares demo {ref}, but "
-                        f"{source.relative_to(project.root)} does not exist"
-                    )
-                item = demos.setdefault(ref, Item(ref, source, []))
-                item.pages.append(file.src_uri)
-        elif file.src_uri.startswith(LAB_DIR) and file.src_uri.endswith(".py"):
+        if file.src_uri.startswith(LAB_DIR) and file.src_uri.endswith(".py"):
             page = file.src_uri.removesuffix(".py") + ".ipynb"  # what the site shows
             labs.append(Item(file.src_uri, Path(file.abs_src_path), [page]))
     return demos, labs
@@ -150,14 +160,9 @@ class ExecutedPlugin(BasePlugin):
         """Plan, execute what is stale, and add figures, labs, assets and the report."""
         self.project = project = Project.at(Path(config["config_file_path"]).parent)
         started = time.perf_counter()
-        self.demos, self.labs = demos, labs = plan(files, project)
-        self.figures = figure_numbers(
-            {
-                f.src_uri: Path(f.abs_src_path).read_text(encoding="utf-8")
-                for f in files
-                if f.src_uri.endswith(".md") and f.abs_src_path
-            }
-        )
+        pages = markdown_pages(files)
+        self.demos, self.labs = demos, labs = plan(files, pages, project)
+        self.figures = figure_numbers(pages)
         self.typesetter = Typesetter(
             project.root, project.cache_dir / "katex" / "formulas.json"
         )
