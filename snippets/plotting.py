@@ -69,78 +69,72 @@ def figure(
     return fig, axes
 
 
-# The rcParams that colour text, spines and ticks.
-TEXT_AND_AXES = (
-    "text.color",
-    "axes.labelcolor",
-    "axes.titlecolor",
-    "axes.edgecolor",
-    "xtick.color",
-    "ytick.color",
-)
-
-
-def notebook_style() -> None:
-    """The house style adapted to a lab notebook's inline figures.
-
-    A notebook's figures cannot switch colours with the site's palette, so their text and
-    axes are mid-grey on a transparent background: legible on the light and the dark page.
-    """
-    grey = "#808080"
-    plt.rcParams.update(
-        {
-            **dict.fromkeys(TEXT_AND_AXES, grey),
-            "grid.color": "#80808055",
-            "figure.facecolor": "none",
-            "savefig.facecolor": "none",
-        }
-    )
-
-
 COLUMN_PX = (
     688  # the page's text column on a desktop screen (mkdocs-material at 1280 px)
 )
 MIN_TEXT_PX = 10  # the smallest text of a figure, as that column draws it
+TEXT_PX = 12  # ... and most of its text: titles, axis labels, legends, ticks
+DENSE_TICKS = (
+    12  # an axis with more labelled ticks (a heat map's tokens) keeps MIN_TEXT_PX
+)
 
 
 def legible(fig: Figure) -> Figure:
-    """Raise every text of `fig` to at least MIN_TEXT_PX as the page's column draws it.
+    """Raise the text of `fig` to the sizes the page's column can be read at.
 
     A page scales a figure wider than its column down, text included (an SVG is sized in
-    points: 96 CSS pixels per inch). Text below the limit grows instead, and the
-    constrained layout makes room for it when the figure is drawn. A root drawn by
-    mathtext (`\\sqrt`) is a glyph and a bar that a browser's fonts set apart: figures
-    write √ as a character instead.
+    points: 96 CSS pixels per inch). Titles, axis labels, legends and tick labels grow to
+    TEXT_PX as the column draws them; the texts inside a plot (annotations) and the ticks
+    of an axis with many labels (a heat map's tokens) to MIN_TEXT_PX, which leaves them
+    room. The constrained layout makes room for larger text when the figure is drawn. A
+    root drawn by mathtext (`\\sqrt`) is a glyph and a bar that a browser's fonts set
+    apart: figures write √ as a character instead.
     """
     # 5% to spare: the saved SVG is cropped to what is drawn, which may reach a little
     # beyond the figure's edge and so be scaled down a little more; 2% for the rounding
     # of font sizes in the SVG.
     scale = min(1.0, COLUMN_PX / (fig.get_figwidth() * 96 * 1.05))
-    smallest = MIN_TEXT_PX * 1.02 / scale * 72 / 96  # in points
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            # a logarithmic axis may label its ticks 10^k, the exponent a superscript
-            powers = isinstance(axis.get_major_formatter(), LogFormatterMathtext)
-            needed = smallest / 0.7 if powers else smallest
-            ticks = axis.get_major_ticks() + axis.get_minor_ticks()
-            if ticks and min(t.label1.get_fontsize() for t in ticks) < needed:
-                axis.set_tick_params(which="both", labelsize=needed)
-            if (
-                axis.offsetText.get_fontsize() < smallest
-            ):  # "1e-5", written at draw time
-                axis.offsetText.set_fontsize(smallest)
-    for text in fig.findobj(Text):
+
+    def points(px: float) -> float:
+        return px * 1.02 / scale * 72 / 96
+
+    def raise_to(text: Text, px: float) -> None:
         content = text.get_text()
         # mathtext draws a script or a fraction's parts at 0.7 times the size of its text
         # (a script of a script at 0.49: write none)
         scripts = re.search(r"\$.*([_^]|\\frac|\\sqrt).*\$", content)
-        needed = smallest / 0.7 if scripts else smallest
+        needed = max(points(px), points(MIN_TEXT_PX) / 0.7) if scripts else points(px)
         if content and text.get_fontsize() < needed:
             text.set_fontsize(needed)
+
+    inside = {id(t) for ax in fig.axes for t in ax.texts}
+    ticks = {  # tick labels and offsets: sized per axis below
+        id(text)
+        for ax in fig.axes
+        for axis in (ax.xaxis, ax.yaxis)
+        for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+        for text in (tick.label1, tick.label2, axis.offsetText)
+    }
+    for text in fig.findobj(Text):
+        if id(text) not in ticks:
+            raise_to(text, MIN_TEXT_PX if id(text) in inside else TEXT_PX)
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            ticks = [t for t in axis.get_major_ticks() if t.label1.get_text()]
+            px = MIN_TEXT_PX if len(ticks) > DENSE_TICKS else TEXT_PX
+            # a logarithmic axis may label its ticks 10^k, the exponent a superscript
+            powers = isinstance(axis.get_major_formatter(), LogFormatterMathtext)
+            needed = max(points(px), points(MIN_TEXT_PX) / 0.7) if powers else points(px)
+            every = axis.get_major_ticks() + axis.get_minor_ticks()
+            if every and min(t.label1.get_fontsize() for t in every) < needed:
+                axis.set_tick_params(which="both", labelsize=needed)
+            # "1e-5", written at draw time
+            if axis.offsetText.get_fontsize() < points(TEXT_PX):
+                axis.offsetText.set_fontsize(points(TEXT_PX))
     # Texts of one kind keep one size, the largest, so that one with a subscript does not
-    # stand out from its neighbours: panel titles, axis labels, each legend's entries.
+    # stand out from its neighbours: axis labels, each legend's entries. (Not panel
+    # titles: a larger one could run into its neighbour's.)
     kinds = [
-        [ax.title for ax in fig.axes],
         [label for ax in fig.axes for label in (ax.xaxis.label, ax.yaxis.label)],
         *([*legend.get_texts()] for ax in fig.axes if (legend := ax.get_legend())),
     ]
@@ -151,17 +145,26 @@ def legible(fig: Figure) -> Figure:
     return fig
 
 
-def smallest_text_px(svg: str) -> float | None:
-    """The smallest text of a matplotlib SVG, in CSS pixels, as the page's column draws it
-    (None if it has no text). Its sizes are in points, 96 CSS pixels per 72 points, and
-    a figure wider than the column is scaled down to fit it."""
+def text_px(svg: str) -> list[tuple[float, int]]:
+    """Each text of a matplotlib SVG: its size in CSS pixels as the page's column draws it,
+    and its number of characters. Sizes are in points, 96 CSS pixels per 72 points, and a
+    figure wider than the column is scaled down to fit it."""
     size = re.search(r'<svg[^>]*\bwidth="([\d.]+)pt"[^>]*viewBox="0 0 ([\d.]+) ', svg)
     if size is None:
         raise ValueError("not an SVG sized in points, as matplotlib writes it")
     width_pt, view_width = float(size[1]), float(size[2])
-    drawn_px = min(COLUMN_PX, width_pt * 96 / 72)
-    fonts = [float(f) for f in re.findall(r"font-size:\s*([\d.]+)px", svg)]
-    return min(fonts) * drawn_px / view_width if fonts else None
+    scale = min(COLUMN_PX, width_pt * 96 / 72) / view_width
+    # a plain text carries its size; mathtext sizes each of its <tspan> parts
+    texts = re.finditer(
+        r"<(?:text|tspan)\b[^>]*font-size:\s*([\d.]+)px[^>]*>([^<]*)", svg
+    )
+    return [(float(t[1]) * scale, len(t[2].strip())) for t in texts]
+
+
+def smallest_text_px(svg: str) -> float | None:
+    """The smallest text of a matplotlib SVG, in CSS pixels, as the page's column draws it
+    (None if it has no text)."""
+    return min((px for px, _ in text_px(svg)), default=None)
 
 
 def dark_variant(svg: str) -> str:
@@ -170,21 +173,32 @@ def dark_variant(svg: str) -> str:
 
 
 def figure_html(fig: Figure, alt: str, caption: str) -> str:
-    """A notebook figure as HTML: <figure>, the SVG as an <img> with alt text, <figcaption>.
+    """A notebook figure as HTML: <figure>, the SVG for each palette, <figcaption>.
 
     A plain image output has no alt text (nbconvert, which renders the lab pages, then
     writes "No description has been provided for this image"); this markup carries both
-    the description and the caption. alt and caption are plain text; they are escaped.
+    the description and the caption. The two images are the chapters' light and dark
+    variants, told apart as Material tells them apart (#only-light, #only-dark). Outside
+    the site, in Jupyter or Colab, only the light one shows, on a white ground that keeps
+    it legible under a dark notebook theme. alt and caption are plain text; they are
+    escaped.
     """
     for name, text in (("alt", alt), ("caption", caption)):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{name} must be a non-empty description of the figure")
     buffer = io.BytesIO()
     legible(fig).savefig(buffer, format="svg")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    svg = buffer.getvalue().decode("utf-8")
+    alt = html.escape(alt.strip())
+
+    def img(svg: str, palette: str, style: str) -> str:
+        data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+        src = f"data:image/svg+xml;base64,{data}#only-{palette}"
+        return f'<img src="{src}" alt="{alt}" style="{style}">'
+
     return (
-        f'<figure><img src="data:image/svg+xml;base64,{data}" '
-        f'alt="{html.escape(alt.strip())}">'
+        f'<figure class="lab-figure">{img(svg, "light", "background: #fff")}'
+        f"{img(dark_variant(svg), 'dark', 'display: none')}"
         f"<figcaption>{html.escape(caption.strip())}</figcaption></figure>"
     )
 
@@ -258,6 +272,5 @@ __all__ = [
     "figure",
     "figure_html",
     "markdown_table",
-    "notebook_style",
     "show_figure",
 ]

@@ -3,8 +3,9 @@
 Uses Debian's `chromium` (no browser download). The site is served on 127.0.0.1, and every
 request to another host is aborted and counted as a failure: pages must be self-contained.
 Every page is loaded and checked, two at a time: scripts, images, typeset math, its weight
-(gzip), and at a phone's width (390 px) that it does not scroll sideways and that every
-table or formula wider than its box shows that it scrolls.
+(gzip), that every table fits the column at 1280 px, and at a phone's width (390 px) that
+it does not scroll sideways and that every table or formula wider than its box shows that
+it scrolls.
 axe-core then checks, in both palettes, the fewest pages that together hold every kind of
 element the site's articles use (tag and class), so that no kind goes unchecked.
 """
@@ -122,6 +123,10 @@ NARROW = """() => ({
     .filter(e => e.scrollWidth > e.clientWidth + 1)
     .filter(e => !getComputedStyle(e).backgroundImage.includes('gradient'))
     .map(e => e.className),
+  // an equation's number beside its formula, never over it
+  overlapping: [...document.querySelectorAll('.katex-display .tag')]
+    .filter(t => t.getBoundingClientRect().left <
+                 t.previousElementSibling.getBoundingClientRect().right - 1).length,
 })"""
 CHECK_PAGE = """async () => {
   const images = await Promise.all([...document.images].map(img => new Promise(done => {
@@ -140,6 +145,10 @@ CHECK_PAGE = """async () => {
     images,
     kinds: [...kinds],
     katexErrors: document.querySelectorAll('.katex-error').length,
+    // at the desktop width every table fits its column: a wider one is split or transposed
+    wideTables: [...article.querySelectorAll('.md-typeset__scrollwrap')]
+      .filter(e => e.scrollWidth > e.clientWidth + 1)
+      .map(e => e.querySelector('tr').innerText.slice(0, 60)),
     rawMath: /\\$\\$|\\\\\\(|\\\\\\[/.test(article.innerText),
   };
 }"""
@@ -190,12 +199,18 @@ async def check_page(
     for src, width in result["images"]:
         if not width:
             problems.append(f"{path}: image did not load: {src}")
+    if result["wideTables"]:
+        problems.append(f"{path}: tables wider than the column: {result['wideTables']}")
     if result["katexErrors"] or result["rawMath"]:
         problems.append(f"{path}: math left untypeset or with KaTeX errors")
     await page.set_viewport_size({"width": 390, "height": 844})
     narrow = await page.evaluate(NARROW)
     if narrow["sideways"]:
         problems.append(f"{path}: the page scrolls sideways at 390 px")
+    if narrow["overlapping"]:
+        problems.append(
+            f"{path}: {narrow['overlapping']} equation numbers over formulas"
+        )
     if narrow["unmarked"]:
         problems.append(f"{path}: wide regions without a scroll shadow: {narrow}")
     await page.set_viewport_size({"width": 1280, "height": 720})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,13 +26,13 @@ from executed.plan import (
     Item,
     Project,
     device_name,
-    figure_numbers,
+    numbering,
     read_record,
     snippet_deps,
     write_record,
 )
 from executed.plugin import load_cached, prune, shared_notebook_css
-from executed.render import number_figures, render_page
+from executed.render import number, render_page
 from executed.run import execute
 from snippets.runtime import device
 
@@ -455,6 +456,13 @@ def test_a_formula_katex_refuses_stops_the_build_naming_page_and_formula(tmp_pat
         Typesetter(REPO, tmp_path / "k.json").typeset(bad, "ch.md")
 
 
+def test_katex_never_sees_an_equations_label(tmp_path):
+    page = '<div class="arithmatex">\\[x = 1 \\label{eq:one}\n\\tag{2.1}\\]</div>'
+    typeset = Typesetter(REPO, tmp_path / "k.json").typeset(page, "ch.md")
+    assert "label" not in typeset and "katex-error" not in typeset
+    assert re.search(r'class="tag">.*2\.1', typeset)  # the number, at the right
+
+
 def test_a_formula_in_a_heading_is_typeset_for_the_table_of_contents(tmp_path):
     title = Typesetter(REPO, tmp_path / "k.json").typeset_title(
         "Why divide by \\(\\sqrt{d_k}\\): the variance", "ch.md"
@@ -490,31 +498,103 @@ def test_chapter_figures_are_numbered_in_order_and_references_link_to_them():
         "chapters/04-next.md": "![C](exec:gamma.bars)\n/// caption\nC.\n///\n",
         "index.md": "![D](exec:delta.map)\n/// caption\nD.\n///\n",  # not a chapter
     }
-    numbers = figure_numbers(pages)
+    numbers = numbering(pages)
     assert numbers == {
-        "alpha.line": ("chapters/03-a.md", "3.1"),
-        "beta.curve": ("chapters/03-a.md", "3.2"),
-        "gamma.bars": ("chapters/04-next.md", "4.1"),
+        "fig:alpha.line": ("chapters/03-a.md", "3.1"),
+        "fig:beta.curve": ("chapters/03-a.md", "3.2"),
+        "fig:gamma.bars": ("chapters/04-next.md", "4.1"),
     }
-    out = number_figures(CHAPTER, "chapters/03-a.md", numbers)
+    out = number(CHAPTER, "chapters/03-a.md", numbers)
     assert "/// caption\n    attrs: {id: fig-alpha-line}\n**Figure 3.1.** First." in out
     assert "**Figure 3.2.** Second." in out
     assert "As [Figure 3.2](#fig-beta-curve) shows" in out
     assert "[Figure 4.1](04-next.md#fig-gamma-bars) too" in out
 
 
+TABLES_AND_EQUATIONS = """# 5. A chapter
+
+$$
+a = b
+$$
+
+| x |
+| --- |
+| 1 |
+
+/// table-caption
+First.
+///
+
+!!! note
+
+    $$
+    c = d \\label{eq:cd}
+    $$
+
+{{ alpha.table }}
+
+/// table-caption | second
+Second.
+///
+
+By [](#eq:cd) and [](#tab:second).
+"""
+
+
+def test_tables_and_display_equations_are_numbered_each_in_their_own_sequence():
+    numbers = numbering(
+        {
+            "chapters/05-a.md": TABLES_AND_EQUATIONS,
+            "index.md": "$$\nx \\label{eq:x}\n$$",
+        }
+    )
+    # only labelled ones are looked up; every one is numbered
+    assert numbers == {
+        "eq:cd": ("chapters/05-a.md", "5.2"),
+        "tab:second": ("chapters/05-a.md", "5.2"),
+    }
+    out = number(TABLES_AND_EQUATIONS, "chapters/05-a.md", numbers)
+    assert "$$\na = b\n\\tag{5.1}\n$$" in out
+    # indented, and wrapped in its anchor
+    assert (
+        '    <div class="equation" id="eq-cd" markdown>\n\n'
+        "    $$\n    c = d \\label{eq:cd}\n    \\tag{5.2}\n    $$\n\n    </div>"
+    ) in out
+    assert (
+        "/// caption | <\n**Table 5.1.** \nFirst." in out
+    )  # a caption above the table
+    assert (
+        "/// caption | <\n    attrs: {id: tab-second}\n**Table 5.2.** \nSecond." in out
+    )
+    assert "By [(5.2)](#eq-cd) and [Table 5.2](#tab-second)." in out
+    # elsewhere, a caption without a number and an equation without a tag
+    page = "| x |\n| --- |\n| 1 |\n\n/// table-caption\nA.\n///\n\n$$\ny\n$$\n"
+    assert number(page, "index.md", {}) == page.replace("table-caption", "caption | <")
+
+
+def test_a_label_used_twice_stops_the_build():
+    twice = "$$\na \\label{eq:a}\n$$\n"
+    with pytest.raises(ExecutionError, match=r"eq:a is also used on chapters/01-a\.md"):
+        numbering({"chapters/01-a.md": twice, "chapters/02-b.md": twice})
+
+
 @pytest.mark.parametrize(
     ("reference", "message"),
     [
-        ("[](#fig:gamma.bars)", r"points to chapters/03-a\.md, but gamma\.bars is on"),
-        ("[](04-next.md#fig:nope.none)", "not a numbered figure"),
+        (
+            "[](#fig:gamma.bars)",
+            r"points to chapters/03-a\.md, but fig:gamma\.bars is on",
+        ),
+        ("[](04-next.md#fig:nope.none)", "not numbered"),
+        ("[](#tab:nope)", "not numbered"),
+        ("[](#eq:nope)", "not numbered"),
         ("[the figure](#fig:alpha.line)", "with empty text"),
     ],
 )
-def test_a_wrong_figure_reference_stops_the_build(reference, message):
+def test_a_wrong_reference_stops_the_build(reference, message):
     numbers = {
-        "alpha.line": ("chapters/03-a.md", "3.1"),
-        "gamma.bars": ("chapters/04-next.md", "4.1"),
+        "fig:alpha.line": ("chapters/03-a.md", "3.1"),
+        "fig:gamma.bars": ("chapters/04-next.md", "4.1"),
     }
     with pytest.raises(ExecutionError, match=message):
-        number_figures(f"See {reference}.", "chapters/03-a.md", numbers)
+        number(f"See {reference}.", "chapters/03-a.md", numbers)

@@ -11,7 +11,11 @@ import matplotlib.pyplot as plt
 import pytest
 
 from snippets.plotting import (
+    COLUMN_PX,
+    INK,
+    INK_DARK,
     MIN_TEXT_PX,
+    TEXT_PX,
     figure,
     figure_html,
     legible,
@@ -19,6 +23,7 @@ from snippets.plotting import (
     show_figure,
     significant,
     smallest_text_px,
+    text_px,
 )
 
 
@@ -35,25 +40,30 @@ class _Tags(HTMLParser):
         self.text.append(data)
 
 
-def test_figure_html_holds_the_svg_its_alt_text_and_its_caption():
+def test_figure_html_holds_both_palettes_svgs_their_alt_text_and_the_caption():
     fig, ax = figure()
     ax.plot([0, 1], [1, 0])
-    markup = figure_html(
-        fig, 'A line falling from 1 to 0 ("down")', "Loss < 1 & falling."
-    )
+    alt = 'A line falling from 1 to 0 ("down")'
+    markup = figure_html(fig, alt, "Loss < 1 & falling.")
     plt.close(fig)
     parsed = _Tags()
     parsed.feed(markup)
-    assert [t for t, _ in parsed.tags] == ["figure", "img", "figcaption"]
-    img = parsed.tags[1][1]
-    assert (
-        img["alt"] == 'A line falling from 1 to 0 ("down")'
-    )  # escaped, then read back
+    assert [t for t, _ in parsed.tags] == ["figure", "img", "img", "figcaption"]
+    light, dark = parsed.tags[1][1], parsed.tags[2][1]
+    assert light["alt"] == dark["alt"] == alt  # escaped, then read back
     assert "".join(parsed.text) == "Loss < 1 & falling."
-    prefix = "data:image/svg+xml;base64,"
-    assert img["src"].startswith(prefix)
-    svg = base64.b64decode(img["src"][len(prefix) :]).decode()
-    assert re.search(r"<svg[ >]", svg)
+    # Material shows one image per palette; a notebook shows the light one only
+    assert "display: none" in dark["style"] and "display" not in light["style"]
+    svgs = {}
+    for palette, img in (("light", light), ("dark", dark)):
+        data = re.fullmatch(
+            rf"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)#only-{palette}", img["src"]
+        )
+        assert data, img["src"][:60]
+        svgs[palette] = base64.b64decode(data[1]).decode()
+        assert re.search(r"<svg[ >]", svgs[palette])
+    assert INK in svgs["light"] and INK not in svgs["dark"]
+    assert INK_DARK in svgs["dark"] and INK_DARK not in svgs["light"]
 
 
 def test_show_figure_closes_the_figure_and_refuses_an_empty_description(capsys):
@@ -122,6 +132,46 @@ def test_legible_raises_every_text_to_ten_pixels_in_the_column(width):
     plt.close(fig)
     assert smallest_text_px(buffer.getvalue()) >= MIN_TEXT_PX
     assert "font-size: 20px" in buffer.getvalue()
+
+
+def test_legible_sets_labels_at_twelve_pixels_and_leaves_dense_ticks_at_ten():
+    width = 10.0  # inches: drawn at 688 / 960 of its size in the column
+    fig, (ax, heat) = figure(ncols=2, width=width, height=3.0)
+    ax.plot([1, 2, 3], [3, 1, 2], label="a line")
+    ax.set_xlabel("label", fontsize=5)
+    ax.legend(fontsize=4)
+    note = ax.text(2, 2, "note", fontsize=3)
+    heat.imshow([[0.0] * 20] * 20)
+    heat.set_xticks(range(20), [str(i) for i in range(20)], fontsize=4)  # tokens
+    legible(fig)
+    scale = COLUMN_PX / (width * 96 * 1.05)
+
+    def px(
+        points: float,
+    ) -> float:  # as the column draws it, with the margins of legible
+        return points / 0.75 * scale / 1.02
+
+    assert px(ax.xaxis.label.get_fontsize()) >= TEXT_PX
+    assert px(ax.get_legend().get_texts()[0].get_fontsize()) >= TEXT_PX
+    assert px(ax.xaxis.get_major_ticks()[0].label1.get_fontsize()) >= TEXT_PX
+    assert MIN_TEXT_PX <= px(note.get_fontsize()) < TEXT_PX  # inside the plot
+    dense = heat.xaxis.get_major_ticks()[0].label1.get_fontsize()
+    assert MIN_TEXT_PX <= px(dense) < TEXT_PX  # twenty labels keep their room
+    plt.close(fig)
+
+
+def test_text_px_reads_plain_and_mathtext_sizes_in_column_pixels():
+    fig, ax = figure(width=COLUMN_PX / 96 * 2, height=2)  # drawn at half its size
+    ax.set_axis_off()
+    ax.text(0, 0, "abc", fontsize=24)  # 32 CSS px, 16 in the column
+    ax.text(0, 1, "$x_i$", fontsize=24)  # mathtext: x at 16 px, i at 0.7 of it
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    sizes = sorted(text_px(buffer.getvalue()))
+    assert [n for _, n in sizes] == [1, 1, 3]  # i; then x and abc, both at 16 px
+    assert sizes[-1][0] == pytest.approx(16, rel=0.01)
+    assert sizes[0][0] == pytest.approx(16 * 0.7, rel=0.01)
 
 
 @pytest.mark.parametrize(

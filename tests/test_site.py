@@ -27,7 +27,7 @@ from executed.plan import (
 )
 from executed.render import REPORT_URI
 from executed.run import execute
-from snippets.plotting import MIN_TEXT_PX, smallest_text_px
+from snippets.plotting import MIN_TEXT_PX, TEXT_PX, smallest_text_px, text_px
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "en"
@@ -280,23 +280,85 @@ def test_every_nav_title_is_its_page_title_or_a_short_form_of_it():
         )
 
 
-def test_chapter_figures_are_numbered_and_referenced_by_number(built_site):
-    referenced = 0
+def test_chapter_figures_tables_and_equations_are_numbered_and_referenced(built_site):
+    referenced = {"Figure": 0, "Table": 0, "equation": 0}
     for page in sorted((built_site / "chapters").glob("*/index.html")):
         chapter = int(page.parent.name.split("-")[0])
-        html_text = page.read_text()
-        captions = re.findall(r'<figure id="fig-[\w-]+">.*?<figcaption>(.*?)</figcaption>',
-                              html_text, re.S)  # fmt: skip
-        numbers = [
-            re.match(r"<p><strong>Figure (\d+\.\d+)\.</strong>", c.strip())
-            for c in captions
+        text = page.read_text()
+        figures = re.findall(r'<figure id="fig-[\w-]+">.*?<figcaption>\s*<p><strong>Figure (\d+\.\d+)\.</strong>', text, re.S)  # fmt: skip
+        # a table's caption is above it, in the figure that holds both
+        tables = re.findall(r"<figure[^>]*>\s*<figcaption>\s*<p><strong>Table (\d+\.\d+)\.</strong>[^<]*.*?</figcaption>\s*<table>", text, re.S)  # fmt: skip
+        equations = re.findall(r'class="katex-display">.*?<span class="tag">.*?</ae-math>', text, re.S)  # fmt: skip
+        tags = [
+            "".join(re.findall(r'<span class="mord">([\d.()]+)</span>', e.split('class="tag">')[1]))
+            for e in equations
+        ]  # fmt: skip
+        for kind, found, total in (
+            ("figures", figures, text.count('<figure id="fig-')),
+            ("tables", tables, text.count("<table>")),
+            ("equations", tags, text.count('class="katex-display"')),
+        ):
+            form = "({})" if kind == "equations" else "{}"
+            expected = [form.format(f"{chapter}.{k}") for k in range(1, total + 1)]
+            assert found == expected, f"{page}: {kind} numbered {found}, not {expected}"
+        for name in referenced:
+            target = "eq" if name == "equation" else name[:3].lower()
+            text_re = r"\(\d+\.\d+\)" if name == "equation" else rf"{name} \d+\.\d+"
+            referenced[name] += len(
+                re.findall(rf'<a href="[^"]*#{target}-[\w-]+">{text_re}</a>', text)
+            )
+    # the prose's references (their anchors: the link test)
+    assert referenced["Figure"] >= 7 and referenced["Table"] >= 5, referenced
+    assert referenced["equation"] >= 2, referenced
+
+
+# A number as the tables write it: "1,024", "0.0554", "-1.667", "8.3e-09", "4.59×".
+NUMBER = re.compile(
+    r"^[+−-]?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?(?P<exp>e[+-]?\d+)?"
+)
+
+
+def table_columns(page: str) -> list[tuple[str, list[str]]]:
+    """Each column of each table of a page: its header and its cells, as text."""
+    columns = []
+    for table in re.findall(r"<table>.*?</table>", page, re.S):
+        rows = [
+            [visible_text(c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+        ]  # fmt: skip
+        columns += [
+            (h, [r[j] for r in rows[1:] if j < len(r)]) for j, h in enumerate(rows[0])
         ]
-        expected = [f"{chapter}.{k}" for k in range(1, len(captions) + 1)]
-        assert [n and n[1] for n in numbers] == expected, page
-        referenced += len(
-            re.findall(r'<a href="[^"]*#fig-[\w-]+">Figure \d+\.\d+</a>', html_text)
-        )
-    assert referenced >= 7  # the prose's references (their anchors: the link test)
+    return columns
+
+
+def test_every_table_column_writes_its_numbers_in_one_format(built_site):
+    """No column mixes exponents with plain decimals ("1.27e+03" beside "0.0902"), or
+    writes one number to a single significant digit and another to four or more (a fixed
+    number of decimals over values orders of magnitude apart)."""
+    problems = []
+    for path in sorted(built_site.rglob("index.html")):
+        for header, cells in table_columns(path.read_text(encoding="utf-8")):
+            forms, digits = set(), []
+            for cell in cells:
+                if (m := NUMBER.match(cell)) is None:
+                    continue
+                forms.add(
+                    "exponent" if m["exp"] else "decimal" if m["frac"] else "integer"
+                )
+                if m["frac"] and not m["exp"]:
+                    significant = (m["whole"].replace(",", "") + m["frac"][1:]).lstrip(
+                        "0"
+                    )
+                    if significant.strip("0"):  # a zero has no significant digits
+                        digits.append(len(significant))
+            if {"exponent", "decimal"} <= forms or (
+                digits and min(digits) < 2 <= 3 < max(digits)
+            ):
+                problems.append(
+                    f"{path.parent.relative_to(built_site)}, {header!r}: {cells}"
+                )
+    assert not problems, "\n".join(problems)
 
 
 def site_figures(site: Path) -> dict[str, str]:
@@ -308,7 +370,8 @@ def site_figures(site: Path) -> dict[str, str]:
     }
     for lab in (site / "labs").rglob("index.html"):
         inline = re.findall(
-            r'src="data:image/svg\+xml;base64,([^"]+)"', lab.read_text()
+            r'src="data:image/svg\+xml;base64,([\w+/=]+)(?:#only-\w+)?"',
+            lab.read_text(),
         )
         for i, data in enumerate(inline):
             figures[f"{lab.parent.name} figure {i + 1}"] = base64.b64decode(
@@ -326,9 +389,42 @@ def test_every_figure_text_is_legible_in_the_column(built_site):
         if (px := smallest_text_px(svg)) is not None and px < MIN_TEXT_PX
     }
     assert not small, f"text under {MIN_TEXT_PX} px in the 688 px column: {small}"
+    # and most of it, counted in characters, at TEXT_PX or more
+    sizes = [size for svg in figures.values() for size in text_px(svg)]
+    large = sum(n for px, n in sizes if px >= TEXT_PX - 0.05) / sum(n for _, n in sizes)
+    print(f"figure text at {TEXT_PX} px or more: {large:.0%} of the characters")
+    assert large > 0.5, (
+        f"only {large:.0%} of the figures' text is at {TEXT_PX} px or more"
+    )
     # mathtext's \sqrt: a radical glyph and a separate bar, which browsers set apart
     roots = [n for n, svg in figures.items() if re.search(r"STIXSize\w*[^>]*>√<", svg)]
     assert not roots, f"figures with a mathtext root (write √ as text): {roots}"
+
+
+def test_every_lab_figure_has_both_palettes_alt_text_and_a_caption(built_site):
+    labs = sorted((built_site / "labs").rglob("index.html"))
+    assert len(labs) == 2
+    for lab in labs:
+        page = lab.read_text(encoding="utf-8")
+        figures = re.findall(r'<figure class="lab-figure">(.*?)</figure>', page, re.S)
+        assert len(figures) >= 3, f"{lab}: {len(figures)} figures"
+        # every inline image of a lab is one palette's variant of a captioned figure
+        assert page.count("<img") == 2 * len(figures), lab
+        for i, markup in enumerate(figures, 1):
+            where = f"{lab.parent.name}, figure {i}"
+            images = [
+                dict(re.findall(r'(\w+)="([^"]*)"', a))
+                for a in re.findall(r"<img ([^>]*)>", markup)
+            ]
+            assert [img["src"].rsplit("#", 1)[-1] for img in images] == [
+                "only-light",
+                "only-dark",
+            ], where
+            alts = {html.unescape(img.get("alt", "")).strip() for img in images}
+            assert len(alts) == 1 and len(alts.pop()) > 20, f"{where}: alt text {alts}"
+            assert "No description" not in markup, where
+            caption = re.search(r"<figcaption>(.+?)</figcaption>", markup, re.S)
+            assert caption and caption[1].strip(), f"{where}: no caption"
 
 
 def test_labs_offer_their_executed_notebook_for_download_and_in_colab(built_site):

@@ -184,8 +184,8 @@ def _scaling(name: str) -> ScalingCheck:
 
 @functools.cache
 def _fits() -> dict[str, dict[str, str]]:
-    """name -> its measured time exponent ("time"), the exponent of its count ("model")
-    and its memory exponent ("memory"), as text."""
+    """name -> its measured time exponent with its interval ("time"), the lengths of the
+    fit ("over"), the exponent of its count ("model") and its memory exponent ("memory")."""
     out = {}
     for name in _impls():
         check = _scaling(name)
@@ -193,8 +193,8 @@ def _fits() -> dict[str, dict[str, str]]:
         memory = log_log_slope([m.n for m in tail], [float(m.peak_bytes) for m in tail])
         fit = check.fit
         out[name] = {
-            "time": f"{fit.exponent:.2f} [{fit.low:.2f}, {fit.high:.2f}] "
-            f"({min(check.sizes):,}–{max(check.sizes):,})",
+            "time": f"{fit.exponent:.2f} [{fit.low:.2f}, {fit.high:.2f}]",
+            "over": f"{min(check.sizes):,}–{max(check.sizes):,}",
             "model": f"{check.predicted:.2f}",
             "memory": f"{memory:.2f}",
         }
@@ -202,7 +202,8 @@ def _fits() -> dict[str, dict[str, str]]:
 
 
 @measured
-def summary_table() -> str:
+def error_table() -> str:
+    """What each implementation computes, and how far it is from exact attention."""
     errors = {  # scale -> implementation -> relative error
         s: {
             k: rel
@@ -210,22 +211,43 @@ def summary_table() -> str:
         }
         for s in _SCALES
     }
-    dense, fused = _name("dense"), _name("PyTorch fused")
     header = ["implementation", "computes"]
     header += [f"error, $\\sigma = {s:g}$" for s in _SCALES]
-    header += ["time $\\propto N^p$: $p$ measured [95%]", "$p$ of the model"]
-    header += ["memory $p$", "longest $N$"]
+    rows = [
+        [name, impl.computes, *(f"{errors[s][name]:.1e}" for s in _SCALES)]
+        for name, impl in _impls().items()
+    ]
+    return markdown_table(header, rows, "ll" + "r" * len(_SCALES))
+
+
+@measured
+def scaling_table() -> str:
+    """How time and memory grow with N: measured exponents beside the model's."""
+    header = ["implementation", "time: $p$ measured [95%]", "time: $p$ of the model"]
+    header += ["over $N$", "memory: $p$ measured"]
+    rows = [
+        [name, fit["time"], fit["model"], fit["over"], fit["memory"]]
+        for name, fit in _fits().items()
+    ]
+    return markdown_table(header, rows, "lrrrr")
+
+
+@measured
+def crossover_table() -> str:
+    """From which length each implementation is faster than the two exact baselines."""
+    dense, fused = _name("dense"), _name("PyTorch fused")
+    header = ["implementation", "longest $N$ run"]
     header += ["faster than dense from $N =$", "faster than fused from $N =$"]
-    rows = []
-    for name, impl in _impls().items():
-        fit = _fits()[name]
-        vs_dense = "—" if name == dense else _crossing(name, dense)
-        vs_fused = "—" if name == fused else _crossing(name, fused)
-        errs = [f"{errors[s][name]:.1e}" for s in _SCALES]
-        longest = f"{_longest(name).n:,}"
-        fits = [fit["time"], fit["model"], fit["memory"]]
-        rows.append([name, impl.computes, *errs, *fits, longest, vs_dense, vs_fused])
-    return markdown_table(header, rows, "ll" + "r" * (len(header) - 2))
+    rows = [
+        [
+            name,
+            f"{_longest(name).n:,}",
+            "—" if name == dense else _crossing(name, dense),
+            "—" if name == fused else _crossing(name, fused),
+        ]
+        for name in _impls()
+    ]
+    return markdown_table(header, rows, "lrrr")
 
 
 def _exact_fits() -> str:

@@ -41,8 +41,9 @@ def _vec(t: torch.Tensor, digits: int | None = None) -> str:
     return "(" + ", ".join(f"{v:{fmt}}" for v in t.tolist()) + ")"
 
 
-def lookup_table() -> str:
-    """The library look-up, hard and soft at three temperatures, as the build computed it."""
+def lookup() -> dict[str, str]:
+    """The library look-up, hard and soft at three temperatures, as the build computed it:
+    the query, the table of scores and weights, and the hard look-up's answer."""
     q, k, v = (torch.tensor(a, dtype=torch.float64) for a in (_QUERY, _KEYS, _VALUES))
     outputs, weights = {}, {}  # temperature -> the soft look-up's output and weights
     for t in _TEMPERATURES:
@@ -60,15 +61,12 @@ def lookup_table() -> str:
         + [f"**{_vec(outputs[t], 2)}**" for t in _TEMPERATURES]
     )
     best = _BOOKS[int(scores.argmax())]
-    lines = [
-        f"The query: $q = {_vec(q)}$.",
-        "",
-        markdown_table(header, rows, "lllr" + "r" * len(_TEMPERATURES)),
-        "",
-        f"The hard look-up returns the value of *{best}* unchanged: "
-        f"{_vec(hard_lookup(q, k, v))}.",
-    ]
-    return "\n".join(lines)
+    return {
+        "query": _vec(q),
+        "table": markdown_table(header, rows, "lllr" + "r" * len(_TEMPERATURES)),
+        "best": best,
+        "hard": _vec(hard_lookup(q, k, v)),
+    }
 
 
 def _latex(m: torch.Tensor, digits: int) -> str:

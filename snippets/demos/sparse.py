@@ -22,7 +22,7 @@ from snippets.measure import (
     peak_memory_bytes,
     timing_device,
 )
-from snippets.plotting import COLORS, Figure, figure, markdown_table
+from snippets.plotting import COLORS, Figure, figure, markdown_table, significant
 from snippets.runtime import device, measured
 from snippets.sparse import (
     bigbird_mask,
@@ -69,6 +69,7 @@ def patterns_figure() -> Figure:
         ax.set_xlabel("key position $j$")
     for ax in axes[:, 0]:
         ax.set_ylabel("query position $i$")
+    fig.get_layout_engine().set(h_pad=0.2)  # the lower titles clear the upper ticks
     return fig
 
 
@@ -215,19 +216,26 @@ def speed_table() -> str:
         rows.append(
             [
                 f"{n:,}",
-                f"{t.median('dense') * 1e3:.1f} ms",
-                f"{t.median('fused') * 1e3:.1f} ms",
-                f"{t.median('banded') * 1e3:.1f} ms",
+                *(significant(t.median(key) * 1e3) for key in _BENCH_NAMES),
                 *(f"{fmt_ratio(x.estimate)}× [{x.interval()}]" for x in ratios),
                 f"{fmt_ratio(_predicted_speedup(n))}×",
-                f"{r['peaks']['dense'] / 2**20:.1f} MiB",
-                f"{r['peaks']['banded'] / 2**20:.2f} MiB",
             ]
         )
-    header = ["$n$", "dense: time", "fused: time", "banded: time"]
+    header = ["$n$", "dense (ms)", "fused (ms)", "banded (ms)"]
     header += ["dense ÷ banded [95%]", "fused ÷ banded [95%]", "counted"]
-    header += ["dense: peak memory", "banded: peak memory"]
     return markdown_table(header, rows, "r" * len(header))
+
+
+@measured
+def memory_table() -> str:
+    rows = [
+        [
+            f"{n:,}",
+            *(significant(r["peaks"][key] / 2**20) for key in ("dense", "banded")),
+        ]
+        for n, r in _benchmark().items()
+    ]
+    return markdown_table(["$n$", "dense (MiB)", "banded (MiB)"], rows, "rrr")
 
 
 def _against_count(measured: Ratio, predicted: float) -> str:

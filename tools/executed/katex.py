@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from .errors import ExecutionError
-from .plan import write_record
+from .plan import EQUATION_LABEL_RE, write_record
 
 # One formula as pymdownx.arithmatex's generic mode writes it.
 MARK = re.compile(
@@ -73,10 +73,17 @@ class Typesetter:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def typeset(self, page_html: str, page: str) -> str:
-        """The page with every formula typeset; a formula KaTeX refuses stops the build."""
+        """The page with every formula typeset; a formula KaTeX refuses stops the build.
+        An equation's `\\label{eq:name}` is dropped: the anchor it names is the element
+        around the formula (see render.number)."""
         marks = [
             (
-                html.unescape(m["inline"] if m["display"] is None else m["display"]),
+                EQUATION_LABEL_RE.sub(
+                    "",
+                    html.unescape(
+                        m["inline"] if m["display"] is None else m["display"]
+                    ),
+                ),
                 m["display"] is not None,
             )
             for m in MARK.finditer(page_html)

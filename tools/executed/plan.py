@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import warn
+from .errors import ExecutionError, warn
 
 FIGURE_RE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(exec:(?P<ref>[a-z_][\w]*\.[a-z_]\w*)\)")
 VALUE_RE = re.compile(r"\{\{\s*(?P<ref>[a-z_]\w*\.[a-z_]\w*)(?:\.(?P<key>\w+))?\s*\}\}")
@@ -82,16 +82,55 @@ def scan_page(markdown: str) -> set[str]:
 CHAPTER_RE = re.compile(r"(?:^|/)(?P<number>\d+)-[^/]*\.md$")
 
 
-def figure_numbers(pages: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """Each figure of a chapter, by demo name: its page and its number, "chapter.k" in the
-    order the page shows them. `pages` maps a page's path to its Markdown."""
-    numbers = {}
+# What a chapter numbers, each kind in its own sequence ("Figure 3.2", "Table 3.1",
+# "(3.4)"): figures (the demo is the label), tables (a `/// table-caption | label` block
+# after the table; the label is optional) and display equations (`$$` blocks;
+# `\label{eq:label}` inside one names it).
+NUMBERED = {
+    "fig": FIGURE_RE,
+    "tab": re.compile(
+        r"^(?P<indent>[ \t]*)/// table-caption(?:[ \t]*\|[ \t]*(?P<ref>[a-z][\w-]*))?[ \t]*$",
+        re.M,
+    ),
+    "eq": re.compile(
+        r"^(?P<indent>[ \t]*)\$\$[ \t]*\n(?P<tex>.*?)\n[ \t]*\$\$[ \t]*$", re.M | re.S
+    ),
+}
+EQUATION_LABEL_RE = re.compile(r"\\label\{eq:(?P<ref>[a-z][\w-]*)\}")
+
+
+def label(kind: str, m: re.Match[str]) -> str | None:
+    """The label of a numbered thing, if it has one."""
+    if kind == "eq":
+        found = EQUATION_LABEL_RE.search(m["tex"])
+        return found["ref"] if found else None
+    return m["ref"]
+
+
+def anchor(key: str) -> str:
+    """The id of a numbered thing on its page: "fig:attention.variance" -> "fig-attention-variance"."""
+    return key.replace(":", "-").replace(".", "-")
+
+
+def numbering(pages: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Each labelled figure, table and equation of a chapter, keyed "fig:module.function",
+    "tab:label" or "eq:label": its page and its number, "chapter.k" in the order the page
+    shows its kind. `pages` maps a page's path to its Markdown."""
+    numbers: dict[str, tuple[str, str]] = {}
     for page, markdown in pages.items():
         chapter = CHAPTER_RE.search(page)
         if chapter is None:
             continue
-        for k, m in enumerate(FIGURE_RE.finditer(markdown), start=1):
-            numbers[m["ref"]] = (page, f"{int(chapter['number'])}.{k}")
+        for kind, pattern in NUMBERED.items():
+            for k, m in enumerate(pattern.finditer(markdown), start=1):
+                if (name := label(kind, m)) is None:
+                    continue
+                key = f"{kind}:{name}"
+                if key in numbers and kind != "fig":
+                    raise ExecutionError(
+                        f"page {page}: the label {key} is also used on {numbers[key][0]}"
+                    )
+                numbers[key] = (page, f"{int(chapter['number'])}.{k}")
     return numbers
 
 

@@ -22,8 +22,8 @@ from .plan import (
     Project,
     demo_source,
     environment_fingerprint,
-    figure_numbers,
     item_key,
+    numbering,
     read_record,
     scan_page,
     write_record,
@@ -153,7 +153,7 @@ class ExecutedPlugin(BasePlugin):
         self.demos: dict[str, Item] = {}
         self.labs: list[Item] = []
         self.typesetter: Typesetter | None = None
-        self.figures: dict[str, tuple[str, str]] = {}
+        self.numbers: dict[str, tuple[str, str]] = {}
 
     @event_priority(100)  # before mkdocs-jupyter wraps the notebooks
     def on_files(self, files: Files, config: Any) -> Files:
@@ -162,7 +162,7 @@ class ExecutedPlugin(BasePlugin):
         started = time.perf_counter()
         pages = markdown_pages(files)
         self.demos, self.labs = demos, labs = plan(files, pages, project)
-        self.figures = figure_numbers(pages)
+        self.numbers = numbering(pages)
         self.typesetter = Typesetter(
             project.root, project.cache_dir / "katex" / "formulas.json"
         )
@@ -212,7 +212,7 @@ class ExecutedPlugin(BasePlugin):
 
     def on_page_markdown(self, markdown: str, page: Any, **kwargs: Any) -> str:
         """Replace each declaration with its result: figures (light and dark) and values."""
-        return render_page(markdown, page.file.src_uri, self.demos, self.figures)
+        return render_page(markdown, page.file.src_uri, self.demos, self.numbers)
 
     def on_page_content(self, html: str, page: Any, **kwargs: Any) -> str:
         """Typeset the page's math with KaTeX, so that it reads without JavaScript: in

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 
 from .checks import check_leftovers
 from .errors import ExecutionError
-from .plan import FIGURE_RE, VALUE_RE, Item, scan_page
+from .plan import (
+    CHAPTER_RE,
+    FIGURE_RE,
+    NUMBERED,
+    VALUE_RE,
+    Item,
+    anchor,
+    label,
+    scan_page,
+)
 
 # A figure declaration and the first line of the caption block that must follow it.
 CAPTIONED_RE = re.compile(FIGURE_RE.pattern + r"[ \t]*\n/// caption[ \t]*\n")
-# A reference to a figure, on its page or another: `[](#fig:module.function)` or
-# `[](03-scaled-dot-product-attention.md#fig:module.function)`; the build writes the text.
-FIGURE_REF_RE = re.compile(
-    r"\[\]\((?P<path>[^)\s#]*)#fig:(?P<ref>[a-z_]\w*\.[a-z_]\w*)\)"
+# A reference to a numbered figure, table or equation, on its page or another:
+# `[](#fig:module.function)`, `[](#tab:label)`, `[](#eq:label)`, or with a page before the
+# `#`, as in `[](03-scaled-dot-product-attention.md#fig:module.function)`; the build writes
+# the text ("Figure 3.2", "Table 3.1", "(3.4)").
+REFERENCE_RE = re.compile(
+    r"\[\]\((?P<path>[^)\s#]*)#(?P<key>(?P<kind>fig|tab|eq):(?P<ref>[a-z_][\w.-]*))\)"
 )
+NAMES = {"fig": "Figure {}", "tab": "Table {}", "eq": "({})"}
 FIGURE_DIR = "assets/figures"
-
-
-def figure_anchor(ref: str) -> str:
-    """The id of a numbered figure on its page."""
-    return "fig-" + ref.replace(".", "-")
 
 
 REPORT_URI = "appendix/build-report.md"
@@ -31,18 +39,16 @@ def render_page(
     markdown: str,
     page: str,
     demos: dict[str, Item],
-    figures: dict[str, tuple[str, str]] | None = None,
+    numbers: dict[str, tuple[str, str]] | None = None,
 ) -> str:
     """`page`'s Markdown with figures (light and dark) and values in place of their
     declarations, checked for leftovers, and the timing box if it shows timings.
 
-    `figures` (from `plan.figure_numbers`) numbers the figures of chapters: each caption
-    starts with "Figure 3.2." and each reference `[](#fig:module.function)` becomes a
-    link with that text; a reference to an unknown figure stops the build."""
+    `numbers` (from `plan.numbering`) numbers the figures, tables and equations of
+    chapters (see `number`); a reference to an unknown one stops the build."""
     here = posixpath.dirname(page)
     declared = scan_page(markdown)
-    figures = figures or {}
-    markdown = number_figures(markdown, page, figures)
+    markdown = number(markdown, page, numbers or {})
 
     def planned(ref: str) -> Item:
         if ref not in demos:  # the page changed between planning and now
@@ -96,39 +102,71 @@ def render_page(
     return markdown + timing_note(timed, here) if timed else markdown
 
 
-def number_figures(
-    markdown: str, page: str, figures: dict[str, tuple[str, str]]
-) -> str:
-    """Caption prefixes and anchors for the page's numbered figures, and the text of
-    every figure reference."""
+def number(markdown: str, page: str, numbers: dict[str, tuple[str, str]]) -> str:
+    """A chapter's figures, tables and display equations numbered, and the text of every
+    reference written.
+
+    A figure's caption starts "**Figure 3.2.**", a table's "**Table 3.1.**" (its
+    `/// table-caption` block becomes a caption above the table), an equation gets
+    `\\tag{3.4}`; a labelled one gets its anchor. On other pages captions have no
+    number and equations no tag."""
     here = posixpath.dirname(page)
+    chapter = CHAPTER_RE.search(page)
+
+    def numbered(kind: str) -> Callable[[re.Match[str]], str]:
+        """Numbers the tables ("tab") or the equations ("eq") of the page in order."""
+        count = 0
+
+        def replace(m: re.Match[str]) -> str:
+            nonlocal count
+            count += 1
+            number = f"{int(chapter['number'])}.{count}" if chapter else None
+            name = label(kind, m)
+            if kind == "tab":
+                indent = m["indent"]
+                header = f"{indent}/// caption | <"  # a table's caption goes above it
+                if name:
+                    header += f"\n{indent}    attrs: {{id: {anchor('tab:' + name)}}}"
+                return header + (f"\n{indent}**Table {number}.** " if number else "")
+            indent = m["indent"]
+            tex = m["tex"] + (f"\n{indent}\\tag{{{number}}}" if number else "")
+            block = f"{indent}$$\n{tex}\n{indent}$$"
+            if name is None:
+                return block
+            # the anchor of the references; the typesetter drops the \label itself
+            start = (
+                f'{indent}<div class="equation" id="{anchor("eq:" + name)}" markdown>'
+            )
+            return f"{start}\n\n{block}\n\n{indent}</div>"
+
+        return replace
 
     def caption(m: re.Match[str]) -> str:
-        if figures.get(m["ref"], ("",))[0] != page:
+        key = f"fig:{m['ref']}"
+        if numbers.get(key, ("",))[0] != page:
             return m[0]
-        number = figures[m["ref"]][1]
-        return (
-            f"{m[0]}    attrs: {{id: {figure_anchor(m['ref'])}}}\n**Figure {number}.** "
-        )
+        return f"{m[0]}    attrs: {{id: {anchor(key)}}}\n**Figure {numbers[key][1]}.** "
 
     def reference(m: re.Match[str]) -> str:
-        ref, path = m["ref"], m["path"]
+        key, path = m["key"], m["path"]
         target = posixpath.normpath(posixpath.join(here, path)) if path else page
-        if ref not in figures or figures[ref][0] != target:
-            where = (
-                f"on {figures[ref][0]}" if ref in figures else "not a numbered figure"
-            )
+        if key not in numbers or numbers[key][0] != target:
+            where = f"on {numbers[key][0]}" if key in numbers else "not numbered"
             raise ExecutionError(
-                f"page {page}: the reference {m[0]} points to {target}, but {ref} is {where}"
+                f"page {page}: the reference {m[0]} points to {target}, but {key} is {where}"
             )
-        return f"[Figure {figures[ref][1]}]({path}#{figure_anchor(ref)})"
+        text = NAMES[m["kind"]].format(numbers[key][1])
+        return f"[{text}]({path}#{anchor(key)})"
 
-    markdown = FIGURE_REF_RE.sub(reference, CAPTIONED_RE.sub(caption, markdown))
-    if "#fig:" in markdown:
-        start = markdown.index("#fig:")
+    for kind in ("tab", "eq"):
+        markdown = NUMBERED[kind].sub(numbered(kind), markdown)
+    markdown = REFERENCE_RE.sub(reference, CAPTIONED_RE.sub(caption, markdown))
+    if stray := re.search(r"#(fig|tab|eq):", markdown):
+        start = stray.start()
         raise ExecutionError(
-            f"page {page}: a figure reference must be written [](page.md#fig:module.function)"
-            f", with empty text: {markdown[max(0, start - 40) : start + 40]!r}"
+            f"page {page}: a reference must be written [](page.md#fig:module.function), "
+            f"[](#tab:label) or [](#eq:label), with empty text: "
+            f"{markdown[max(0, start - 40) : start + 40]!r}"
         )
     return markdown
 

@@ -33,6 +33,8 @@ def build_report(
     demos: list[Item], labs: list[Item], fingerprint: dict[str, str], seconds: float
 ) -> str:
     """The report's Markdown: one row per executed item, then the timed items."""
+    from snippets.plotting import significant  # the tables' one number format
+
     items = sorted([*demos, *labs], key=lambda i: i.name)
     rows = []
     for item in items:
@@ -46,9 +48,8 @@ def build_report(
         pages = ", ".join(
             f"[{p}]({posixpath.relpath(p, 'appendix')})" for p in item.pages
         )
-        rows.append(
-            f"| `{item.name}` | {kind} | {r['seconds']:.2f} | {status} | {pages} |"
-        )
+        ms = significant(r["seconds"] * 1e3, 2)
+        rows.append(f"| `{item.name}` | {kind} | {ms} | {status} | {pages} |")
     total = sum(i.result["seconds"] for i in items)
     versions = " · ".join(f"{k} {v}" for k, v in fingerprint.items() if k != "device")
     return "\n".join(
@@ -73,7 +74,7 @@ def build_report(
             "A *cached* item was not run again because neither its code, nor any `snippets` module "
             "it imports, nor the versions above, nor the device changed since it was executed.",
             "",
-            "| item | output | seconds | status | used on |",
+            "| item | output | ms | status | used on |",
             "| --- | --- | ---: | --- | --- |",
             *rows,
             "",

@@ -51,12 +51,12 @@ from pygments.lexers import PythonLexer
 
 from snippets import lab
 from snippets.measure import describe_steps
-from snippets.plotting import COLORS, figure, notebook_style, show_figure
+from snippets.plotting import COLORS, figure, show_figure
 from snippets.runtime import device, device_description, seed_everything
 from snippets.transformer import TransformerConfig, count_parameters
 
-# Every figure is shown by show_figure: an SVG image with alt text, and its caption.
-notebook_style()  # grey text on a transparent background, for both palettes
+# Every figure is shown by show_figure: an SVG for each of the site's palettes, with alt
+# text and a caption.
 
 
 def show(*objects: object) -> None:

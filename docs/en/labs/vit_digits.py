@@ -44,7 +44,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from snippets.measure import describe_steps, step_clock
-from snippets.plotting import COLORS, figure, notebook_style, show_figure
+from snippets.plotting import COLORS, figure, show_figure
 from snippets.runtime import device, device_description, seed_everything
 from snippets.vit import (
     VisionTransformer,
@@ -54,8 +54,8 @@ from snippets.vit import (
     weight_decay_groups,
 )
 
-# Every figure is shown by show_figure: an SVG image with alt text, and its caption.
-notebook_style()  # grey text on a transparent background, for both palettes
+# Every figure is shown by show_figure: an SVG for each of the site's palettes, with alt
+# text and a caption.
 
 # The models are tiny: on a CPU, one thread avoids the cost of synchronising several
 # threads at every small operation, and keeps the time predictable on a shared machine.

@@ -27,6 +27,8 @@ document$.subscribe(({ body }) => {
     dialog.replaceChildren(close, ...[...figure.querySelectorAll("img")].map((img) => {
       const copy = img.cloneNode();
       copy.removeAttribute("loading");
+      // a lab figure's inline style serves notebooks; here the palette picks the image
+      copy.removeAttribute("style");
       return copy;
     }));
     dialog.showModal();
