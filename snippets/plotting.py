@@ -95,20 +95,22 @@ def legible(fig: Figure) -> Figure:
     # of font sizes in the SVG.
     scale = min(1.0, COLUMN_PX / (fig.get_figwidth() * 96 * 1.05))
 
-    def points(px: float) -> float:
-        return px * 1.02 / scale * 72 / 96
+    def points(px: float, scripts: bool = False) -> float:
+        """The font size (pt) the column draws at px; mathtext draws a script or a
+        fraction's parts at 0.7 times the size of its text, and those need MIN_TEXT_PX
+        (a script of a script at 0.49: write none)."""
+        low = MIN_TEXT_PX / 0.7 if scripts else 0.0
+        return max(px, low) * 1.02 / scale * 72 / 96
 
     def raise_to(text: Text, px: float) -> None:
         content = text.get_text()
-        # mathtext draws a script or a fraction's parts at 0.7 times the size of its text
-        # (a script of a script at 0.49: write none)
-        scripts = re.search(r"\$.*([_^]|\\frac|\\sqrt).*\$", content)
-        needed = max(points(px), points(MIN_TEXT_PX) / 0.7) if scripts else points(px)
+        scripts = re.search(r"\$.*([_^]|\\frac|\\sqrt).*\$", content) is not None
+        needed = points(px, scripts)
         if content and text.get_fontsize() < needed:
             text.set_fontsize(needed)
 
     inside = {id(t) for ax in fig.axes for t in ax.texts}
-    ticks = {  # tick labels and offsets: sized per axis below
+    tick_texts = {  # tick labels and offsets: sized per axis below
         id(text)
         for ax in fig.axes
         for axis in (ax.xaxis, ax.yaxis)
@@ -116,15 +118,15 @@ def legible(fig: Figure) -> Figure:
         for text in (tick.label1, tick.label2, axis.offsetText)
     }
     for text in fig.findobj(Text):
-        if id(text) not in ticks:
+        if id(text) not in tick_texts:
             raise_to(text, MIN_TEXT_PX if id(text) in inside else TEXT_PX)
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            ticks = [t for t in axis.get_major_ticks() if t.label1.get_text()]
-            px = MIN_TEXT_PX if len(ticks) > DENSE_TICKS else TEXT_PX
+            labelled = [t for t in axis.get_major_ticks() if t.label1.get_text()]
+            px = MIN_TEXT_PX if len(labelled) > DENSE_TICKS else TEXT_PX
             # a logarithmic axis may label its ticks 10^k, the exponent a superscript
             powers = isinstance(axis.get_major_formatter(), LogFormatterMathtext)
-            needed = max(points(px), points(MIN_TEXT_PX) / 0.7) if powers else points(px)
+            needed = points(px, scripts=powers)
             every = axis.get_major_ticks() + axis.get_minor_ticks()
             if every and min(t.label1.get_fontsize() for t in every) < needed:
                 axis.set_tick_params(which="both", labelsize=needed)
