@@ -69,14 +69,14 @@ def figure(
     return fig, axes
 
 
-COLUMN_PX = (
-    688  # the page's text column on a desktop screen (mkdocs-material at 1280 px)
-)
+# The page's text column on a desktop screen (mkdocs-material at 1280 px), in CSS pixels
+COLUMN_PX = 688
 MIN_TEXT_PX = 10  # the smallest text of a figure, as that column draws it
 TEXT_PX = 12  # ... and most of its text: titles, axis labels, legends, ticks
-DENSE_TICKS = (
-    12  # an axis with more labelled ticks (a heat map's tokens) keeps MIN_TEXT_PX
-)
+# An axis with more labelled ticks than this (a heat map's tokens) keeps MIN_TEXT_PX.
+DENSE_TICKS = 12
+# Mathtext with a script, a fraction or a root: those parts are drawn at 0.7 of its size.
+SCRIPTS = re.compile(r"\$.*([_^]|\\frac|\\sqrt).*\$")
 
 
 def legible(fig: Figure) -> Figure:
@@ -104,8 +104,7 @@ def legible(fig: Figure) -> Figure:
 
     def raise_to(text: Text, px: float) -> None:
         content = text.get_text()
-        scripts = re.search(r"\$.*([_^]|\\frac|\\sqrt).*\$", content) is not None
-        needed = points(px, scripts)
+        needed = points(px, SCRIPTS.search(content) is not None)
         if content and text.get_fontsize() < needed:
             text.set_fontsize(needed)
 
@@ -122,23 +121,29 @@ def legible(fig: Figure) -> Figure:
             raise_to(text, MIN_TEXT_PX if id(text) in inside else TEXT_PX)
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            labelled = [t for t in axis.get_major_ticks() if t.label1.get_text()]
-            px = MIN_TEXT_PX if len(labelled) > DENSE_TICKS else TEXT_PX
+            # the labels as they will be drawn (a formatter writes most at draw time)
+            formatter = axis.get_major_formatter()
+            labels = formatter.format_ticks(axis.get_majorticklocs())
+            labels = [str(text) for text in labels if str(text)]
+            px = MIN_TEXT_PX if len(labels) > DENSE_TICKS else TEXT_PX
             # a logarithmic axis may label its ticks 10^k, the exponent a superscript
-            powers = isinstance(axis.get_major_formatter(), LogFormatterMathtext)
-            needed = points(px, scripts=powers)
+            scripts = isinstance(formatter, LogFormatterMathtext) or any(
+                SCRIPTS.search(text) for text in labels
+            )
+            needed = points(px, scripts)
             every = axis.get_major_ticks() + axis.get_minor_ticks()
             if every and min(t.label1.get_fontsize() for t in every) < needed:
                 axis.set_tick_params(which="both", labelsize=needed)
-            # "1e-5", written at draw time
-            if axis.offsetText.get_fontsize() < points(TEXT_PX):
-                axis.offsetText.set_fontsize(points(TEXT_PX))
+            # "1e-5" or "×10^-5", written at draw time
+            if axis.offsetText.get_fontsize() < points(TEXT_PX, scripts=True):
+                axis.offsetText.set_fontsize(points(TEXT_PX, scripts=True))
     # Texts of one kind keep one size, the largest, so that one with a subscript does not
     # stand out from its neighbours: axis labels, each legend's entries. (Not panel
     # titles: a larger one could run into its neighbour's.)
     kinds = [
         [label for ax in fig.axes for label in (ax.xaxis.label, ax.yaxis.label)],
         *([*legend.get_texts()] for ax in fig.axes if (legend := ax.get_legend())),
+        *([*legend.get_texts()] for legend in fig.legends),
     ]
     for texts in kinds:
         texts = [t for t in texts if t.get_text()]

@@ -128,7 +128,15 @@ NARROW = """() => ({
     .filter(t => t.getBoundingClientRect().left <
                  t.previousElementSibling.getBoundingClientRect().right - 1).length,
 })"""
-CHECK_PAGE = """async () => {
+# Per lab figure, the images shown: one, the current palette's.
+LAB_IMAGES = """() => [...document.querySelectorAll('figure.lab-figure')].map(f =>
+  [...f.querySelectorAll('img')].filter(i => i.offsetWidth > 0)
+    .map(i => i.getAttribute('src').split('#').pop()).join(' '))"""
+CHECK_PAGE = (
+    """async () => {
+  const LAB_IMAGES = """
+    + LAB_IMAGES
+    + """;
   const images = await Promise.all([...document.images].map(img => new Promise(done => {
     const probe = new Image();
     probe.onload = () => done([img.getAttribute('src'), probe.naturalWidth]);
@@ -145,6 +153,7 @@ CHECK_PAGE = """async () => {
     images,
     kinds: [...kinds],
     katexErrors: document.querySelectorAll('.katex-error').length,
+    labImages: LAB_IMAGES(),
     // at the desktop width every table fits its column: a wider one is split or transposed
     wideTables: [...article.querySelectorAll('.md-typeset__scrollwrap')]
       .filter(e => e.scrollWidth > e.clientWidth + 1)
@@ -152,6 +161,7 @@ CHECK_PAGE = """async () => {
     rawMath: /\\$\\$|\\\\\\(|\\\\\\[/.test(article.innerText),
   };
 }"""
+)
 
 
 def covering(kinds: dict[str, set[str]]) -> list[str]:
@@ -199,6 +209,8 @@ async def check_page(
     for src, width in result["images"]:
         if not width:
             problems.append(f"{path}: image did not load: {src}")
+    if any(shown != "only-light" for shown in result["labImages"]):
+        problems.append(f"{path}: lab figures show {result['labImages']} in light")
     if result["wideTables"]:
         problems.append(f"{path}: tables wider than the column: {result['wideTables']}")
     if result["katexErrors"] or result["rawMath"]:
@@ -234,6 +246,10 @@ async def check_accessibility(page: Page, path: str, problems: list[str]) -> Non
     if await page.get_attribute("body", "data-md-color-scheme") != "slate":
         problems.append(f"{path}: the palette toggle did not switch to dark")
     problems += [f"{path} (dark): {v}" for v in await page.evaluate(RUN_AXE, False)]
+    # a lab figure (a kind of element, so a lab page is among those checked here)
+    shown = await page.evaluate(LAB_IMAGES)
+    if any(images != "only-dark" for images in shown):
+        problems.append(f"{path}: lab figures show {shown} in dark")
     await check_zoom(page, path, problems)
 
 

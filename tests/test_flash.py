@@ -6,7 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snippets.flash import online_logsumexp, tiled_attention
+from snippets.flash import (
+    flash_attention,
+    flash_attention_io,
+    online_logsumexp,
+    standard_attention_io,
+    tiled_attention,
+)
 from snippets.measure import peak_memory_bytes
 from snippets.runtime import device
 
@@ -122,3 +128,108 @@ def test_tiles_of_queries_and_keys_bound_the_scores():
     )
     output = n * d * 4
     assert peak < output + 16 * block * max(block, d) * 4
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(
+    "batch, n_q, n_k, d, d_v, block",
+    [
+        ((2, 3), 37, 37, 8, 5, 10),  # n not a multiple of the block
+        ((2,), 5, 23, 4, 3, 4),  # fewer queries than keys
+        ((2,), 23, 5, 4, 6, 7),  # more queries than keys
+        ((), 1, 1, 2, 2, 64),  # one position, a block longer than the sequence
+        ((1, 2), 64, 64, 16, 16, 16),  # exact multiples
+    ],
+)
+def test_flash_attention_gradients_equal_autograd_through_dense_attention(
+    gen, causal, batch, n_q, n_k, d, d_v, block
+):
+    """The recomputing backward pass gives autograd's gradients of exact attention."""
+
+    def inputs(*shape):
+        return torch.randn(
+            *shape, generator=gen, dtype=torch.float64, requires_grad=True
+        )
+
+    q, k, v = inputs(*batch, n_q, d), inputs(*batch, n_k, d), inputs(*batch, n_k, d_v)
+    upstream = torch.randn(*batch, n_q, d_v, generator=gen, dtype=torch.float64)
+    out = flash_attention(q, k, v, causal=causal, block_size=block)
+    grads = torch.autograd.grad(out, (q, k, v), upstream)
+    expected_out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    expected = torch.autograd.grad(expected_out, (q, k, v), upstream)
+    torch.testing.assert_close(out, expected_out, **TOL[torch.float64])
+    for name, got, want in zip("qkv", grads, expected, strict=True):
+        torch.testing.assert_close(got, want, **TOL[torch.float64], msg=name)
+
+
+def test_flash_attention_passes_gradcheck(gen):
+    q, k, v = (
+        torch.randn(1, 9, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+        for _ in range(3)
+    )
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: flash_attention(q, k, v, causal=True, block_size=4), (q, k, v)
+    )
+
+
+def saved_numels(fn) -> list[int]:
+    """The sizes of the tensors autograd keeps for the backward pass of fn()."""
+    sizes = []
+
+    def pack(t):
+        sizes.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sizes
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_attention_saves_o_n_d_numbers_never_an_n_by_n_matrix(gen, causal):
+    n, d = 128, 8
+    q, k, v = (
+        torch.randn(2, n, d, generator=gen, requires_grad=True) for _ in range(3)
+    )
+    saved = saved_numels(lambda: flash_attention(q, k, v, causal, block_size=16))
+    # q, k, v, the output and one log-sum-exp per query
+    assert sorted(saved) == sorted([2 * n * d] * 4 + [2 * n])
+    # the check can fail: autograd through dense attention keeps an n x n matrix
+    dense = saved_numels(lambda: F.scaled_dot_product_attention(q, k, v))
+    assert max(dense) >= 2 * n * n
+
+
+def test_flash_attention_names_a_bad_argument(gen):
+    q = torch.randn(4, 8, generator=gen)
+    with pytest.raises(ValueError, match="block_size"):
+        flash_attention(q, q, q, block_size=0)
+    with pytest.raises(ValueError, match="batch dimensions"):
+        flash_attention(q.expand(2, 4, 8), q, q)
+
+
+def test_standard_attention_moves_the_n_by_n_matrix_four_times():
+    # Q, K, V read and O written: 4Nd; S written and read, P written and read: 4N^2
+    for n, d in [(1, 1), (7, 3), (1024, 64)]:
+        assert standard_attention_io(n, d) == 4 * n * d + 4 * n * n
+
+
+@pytest.mark.parametrize(
+    "n, d, sram", [(4096, 64, 98_304), (1000, 64, 20_000), (37, 8, 100)]
+)
+def test_flash_attention_io_matches_the_closed_form_of_algorithm_1(n, d, sram):
+    """Outer loop over T_c = ceil(N / B_c) key blocks: K and V read once (2Nd); per key
+    block, every query block read (Q, O, l, m) and written (O, l, m): N(3d + 4); plus O,
+    l and m initialised (Nd + 2N). Theorem 2: Theta(N^2 d^2 / M)."""
+    b_c = -(-sram // (4 * d))
+    t_c = -(-n // b_c)
+    assert flash_attention_io(n, d, sram) == n * d + 2 * n + 2 * n * d + t_c * n * (
+        3 * d + 4
+    )
+
+
+def test_flash_attention_io_falls_like_one_over_the_on_chip_memory():
+    n, d = 8192, 64
+    small, large = (flash_attention_io(n, d, m) for m in (4 * d * 64, 4 * d * 128))
+    base = 3 * n * d + 2 * n  # what no on-chip memory saves: read K, V; initialise O
+    assert (small - base) / (large - base) == pytest.approx(2)
+    assert large < standard_attention_io(n, d) / 2

@@ -456,9 +456,10 @@ def test_a_formula_katex_refuses_stops_the_build_naming_page_and_formula(tmp_pat
         Typesetter(REPO, tmp_path / "k.json").typeset(bad, "ch.md")
 
 
-def test_katex_never_sees_an_equations_label(tmp_path):
+def test_katex_never_sees_an_equations_label_and_the_label_becomes_its_anchor(tmp_path):
     page = '<div class="arithmatex">\\[x = 1 \\label{eq:one}\n\\tag{2.1}\\]</div>'
     typeset = Typesetter(REPO, tmp_path / "k.json").typeset(page, "ch.md")
+    assert typeset.startswith('<div class="equation" id="eq-one">')
     assert "label" not in typeset and "katex-error" not in typeset
     assert re.search(r'class="tag">.*2\.1', typeset)  # the number, at the right
 
@@ -555,11 +556,8 @@ def test_tables_and_display_equations_are_numbered_each_in_their_own_sequence():
     }
     out = number(TABLES_AND_EQUATIONS, "chapters/05-a.md", numbers)
     assert "$$\na = b\n\\tag{5.1}\n$$" in out
-    # indented, and wrapped in its anchor
-    assert (
-        '    <div class="equation" id="eq-cd" markdown>\n\n'
-        "    $$\n    c = d \\label{eq:cd}\n    \\tag{5.2}\n    $$\n\n    </div>"
-    ) in out
+    # indented; the typesetter gives it its anchor
+    assert "    $$\n    c = d \\label{eq:cd}\n    \\tag{5.2}\n    $$" in out
     assert (
         "/// caption | <\n**Table 5.1.** \nFirst." in out
     )  # a caption above the table
@@ -576,6 +574,34 @@ def test_a_label_used_twice_stops_the_build():
     twice = "$$\na \\label{eq:a}\n$$\n"
     with pytest.raises(ExecutionError, match=r"eq:a is also used on chapters/01-a\.md"):
         numbering({"chapters/01-a.md": twice, "chapters/02-b.md": twice})
+
+
+def test_code_comments_and_notag_are_not_numbered():
+    page = (
+        "```md\n$$\nshown\n$$\n/// table-caption\nshown\n///\n[](#eq:x)\n```\n\n"
+        "<!-- $$\nhidden\n$$ -->\n\nInline `[](#tab:y)` code.\n\n"
+        "$$\nx \\notag\n$$\n\n$$\ny \\label{eq:y}\n$$\n"
+    )
+    assert numbering({"chapters/02-a.md": page}) == {
+        "eq:y": ("chapters/02-a.md", "2.1")
+    }
+    out = number(page, "chapters/02-a.md", numbering({"chapters/02-a.md": page}))
+    assert out.count("\\tag{") == 1 and "y \\label{eq:y}\n\\tag{2.1}" in out
+    assert out.startswith(page.split("\n\n")[0])  # the code block as it was
+
+
+@pytest.mark.parametrize(
+    ("page", "message"),
+    [
+        ("| a |\n| - |\n\n/// table-caption | Library\nA.\n///\n", "'Library' must be"),
+        ("$$\na \\label{eq:a.b}\n$$\n", "'a.b' must be"),
+        ("$$\na \\label{first}\n$$\n", r"one label, \\label\{eq:name\}"),
+        ("$$\na \\label{eq:a} \\notag\n$$\n", "cannot be referenced"),
+    ],
+)
+def test_a_malformed_label_stops_the_build(page, message):
+    with pytest.raises(ExecutionError, match=message):
+        numbering({"chapters/03-a.md": page})
 
 
 @pytest.mark.parametrize(

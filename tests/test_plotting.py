@@ -160,6 +160,22 @@ def test_legible_sets_labels_at_twelve_pixels_and_leaves_dense_ticks_at_ten():
     plt.close(fig)
 
 
+def test_legible_sizes_script_ticks_and_a_category_axis_by_their_drawn_labels():
+    fig, (ax, bars) = figure(ncols=2, width=10.0, height=3.0)
+    ax.plot([0, 1, 2], [1, 2, 3])
+    ax.set_xticks(
+        range(3), ["$q_1$", "$q_2$", "$q_3$"]
+    )  # subscripts at 0.7 of the size
+    bars.bar([f"c{i}" for i in range(20)], range(20))  # labelled only when drawn
+    buffer = io.StringIO()
+    legible(fig).savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    assert smallest_text_px(buffer.getvalue()) >= MIN_TEXT_PX
+    scale = COLUMN_PX / (10.0 * 96 * 1.05)
+    dense = bars.xaxis.get_major_ticks()[0].label1.get_fontsize() / 0.75 * scale / 1.02
+    assert MIN_TEXT_PX <= dense < TEXT_PX  # twenty categories keep their room
+
+
 def test_text_px_reads_plain_and_mathtext_sizes_in_column_pixels():
     fig, ax = figure(width=COLUMN_PX / 96 * 2, height=2)  # drawn at half its size
     ax.set_axis_off()

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import Rectangle
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from snippets.attention import scaled_dot_product_attention
-from snippets.flash import tiled_attention
+from snippets.flash import (
+    flash_attention,
+    flash_attention_io,
+    standard_attention_io,
+    tiled_attention,
+)
 from snippets.measure import (
     Timings,
     check_ratio,
@@ -19,7 +27,15 @@ from snippets.measure import (
     peak_memory_bytes,
     timing_device,
 )
-from snippets.plotting import COLORS, Figure, figure, markdown_table
+from snippets.plotting import (
+    COLORS,
+    GRID,
+    INK,
+    Figure,
+    figure,
+    markdown_table,
+    significant,
+)
 from snippets.runtime import device, device_description, measured
 
 _D = 64  # head width, as in GPT-2 and the FlashAttention paper's benchmarks
@@ -27,12 +43,14 @@ _BLOCK = 256  # keys per tile (and queries per tile for the two-level variant)
 _NS = [256, 512, 1024, 2048, 4096]  # sequence lengths of the memory sweep
 _N_SPEED = 2048  # the sequence length of the speed comparison
 _SPEED_ROUNDS = 8
-_N_TRAIN = [1024, 2048]  # forward + backward memory
+_N_TRAIN = [256, 512, 1024, 2048]  # forward + backward memory
 # The four implementations, by the names the tables show.
 _DENSE = "dense (ours, full n×n)"
 _KEYS = f"tiled, key blocks of {_BLOCK}"
 _TILES = f"tiled, {_BLOCK}×{_BLOCK} tiles"
 _FUSED = "PyTorch fused"
+_FLASH_BLOCK = 128  # queries and keys per tile of flash_attention
+_FLASH = f"flash_attention, {_FLASH_BLOCK}×{_FLASH_BLOCK} tiles"
 
 
 def _qkv(n: int, seed: int, requires_grad: bool = False) -> list[torch.Tensor]:
@@ -105,6 +123,7 @@ _STYLES = {  # name -> colour and marker in the memory figure
     _KEYS: (COLORS[0], "s"),
     _TILES: (COLORS[2], "^"),
     _FUSED: (COLORS[4], "D"),
+    _FLASH: (INK, "v"),  # drawn in the ink: legible in both palettes
 }
 
 
@@ -153,6 +172,7 @@ def memory_numbers() -> dict[str, str]:
     return {
         "n_max": f"{n_max:,}",
         "block": str(_BLOCK),
+        "flash_block": str(_FLASH_BLOCK),
         "dense_mib": f"{dense / mib:.0f}",
         "keys_mib": f"{keys / mib:.1f}",
         "tiles_mib": f"{tiles / mib:.1f}",
@@ -291,16 +311,28 @@ def speed_numbers() -> dict[str, str]:
     }
 
 
+def _training_implementations() -> dict[str, object]:
+    """name -> attention(q, k, v) for a training step: the forward-pass four less the
+    loop with key blocks only, plus FlashAttention's backward pass."""
+    forward = _implementations()
+    return {
+        _DENSE: forward[_DENSE],
+        _TILES: forward[_TILES],
+        _FLASH: lambda q, k, v: flash_attention(q, k, v, block_size=_FLASH_BLOCK),
+        _FUSED: forward[_FUSED],
+    }
+
+
 @functools.cache
 def _training_memory() -> dict[str, dict[int, int]]:
     """name -> n -> peak bytes of forward + backward, where autograd keeps what the
     backward needs."""
-    chosen = [_DENSE, _TILES, _FUSED]
-    peaks: dict[str, dict[int, int]] = {name: {} for name in chosen}
+    peaks: dict[str, dict[int, int]] = {
+        name: {} for name in _training_implementations()
+    }
     for n in _N_TRAIN:
-        for name in chosen:
+        for name, fn in _training_implementations().items():
             q, k, v = _qkv(n, seed=n, requires_grad=True)
-            fn = _implementations()[name]
             peaks[name][n] = peak_memory_bytes(
                 lambda fn=fn, q=q, k=k, v=v: fn(q, k, v).sum().backward()
             )
@@ -311,9 +343,9 @@ def _training_memory() -> dict[str, dict[int, int]]:
 def training_memory_table() -> str:
     peaks = _training_memory()
     mib = 2**20
-    a, b = _N_TRAIN
+    a, b = _N_TRAIN[-2:]
     rows = [
-        [name, f"{p[a] / mib:.1f}", f"{p[b] / mib:.1f}", f"{p[b] / p[a]:.1f}×"]
+        [name, significant(p[a] / mib), significant(p[b] / mib), f"{p[b] / p[a]:.1f}×"]
         for name, p in peaks.items()
     ]
     return markdown_table(
@@ -326,3 +358,200 @@ def training_memory_table() -> str:
         rows,
         "lrrr",
     )
+
+
+@measured
+def training_memory_figure() -> Figure:
+    peaks = _training_memory()
+    fig, ax = figure(width=6.0, height=3.8)
+    mib = 2**20
+    ax.plot(
+        _N_TRAIN,
+        [4 * n * n / mib for n in _N_TRAIN],
+        color=COLORS[1],
+        linestyle="--",
+        label=r"one $N\times N$ float32 matrix",
+    )
+    for name, by_n in peaks.items():
+        color, marker = _STYLES[name]
+        ax.plot(
+            _N_TRAIN,
+            [by_n[n] / mib for n in _N_TRAIN],
+            marker=marker,
+            color=color,
+            label=name,
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="sequence length $N$",
+        ylabel="peak memory (MiB)",
+        title=f"one head, $d_k = {_D}$, float32, forward + backward",
+    )
+    ax.set_xticks(_N_TRAIN, [str(n) for n in _N_TRAIN])
+    ax.minorticks_off()
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _saved_bytes(fn: object, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> int:
+    """Bytes of the tensors autograd keeps for the backward pass of fn(q, k, v), each
+    storage counted once (q, k and v among them)."""
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(q, k, v)  # type: ignore[operator]
+    return sum(saved.values())
+
+
+def saved_table() -> str:
+    """What each implementation keeps for the backward pass, against N."""
+    names = [_DENSE, _TILES, _FLASH]
+    kept = {name: {} for name in names}
+    for n in _N_TRAIN:
+        q, k, v = _qkv(n, seed=n, requires_grad=True)
+        for name in names:
+            kept[name][n] = _saved_bytes(_training_implementations()[name], q, k, v)
+    mib = 2**20
+    rows = [
+        [f"{n:,}", *(significant(kept[name][n] / mib) for name in names),
+         significant(4 * (4 * n * _D + n) / mib)]
+        for n in _N_TRAIN
+    ]  # fmt: skip
+    header = ["$N$", *(f"{name} (MiB)" for name in names), "$4Nd + N$ numbers (MiB)"]
+    return markdown_table(header, rows, "r" * len(header))
+
+
+def gradient_table() -> str:
+    """Largest difference of flash_attention's gradients from autograd's through PyTorch's
+    attention, for a length that no block divides."""
+    g = torch.Generator().manual_seed(5)
+    rows = []
+    for dtype in (torch.float32, torch.float64):
+        q, k, v = (
+            torch.randn(1, 2, 1000, 32, generator=g, dtype=dtype)
+            .to(device())
+            .requires_grad_()
+            for _ in range(3)
+        )
+        upstream = torch.randn(1, 2, 1000, 32, generator=g, dtype=dtype).to(device())
+        for causal in (False, True):
+            ours = torch.autograd.grad(
+                flash_attention(q, k, v, causal, _FLASH_BLOCK), (q, k, v), upstream
+            )
+            with sdpa_kernel(SDPBackend.MATH):
+                ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            expected = torch.autograd.grad(ref, (q, k, v), upstream)
+            errors = [
+                (a - b).abs().max().item() for a, b in zip(ours, expected, strict=True)
+            ]
+            rows.append(
+                [str(dtype).removeprefix("torch."), "yes" if causal else "no",
+                 *(f"{e:.1e}" for e in errors)]
+            )  # fmt: skip
+    header = ["dtype", "causal", "$dQ$", "$dK$", "$dV$"]
+    return markdown_table(header, rows, "llrrr")
+
+
+def tiling_figure() -> Figure:
+    """Which blocks are on chip at three steps: two of the forward pass, one backward."""
+    blocks = 6
+    steps = [
+        ("forward:\nquery block 2, key block 1", 2, 1, "forward"),
+        ("forward:\nquery block 2, key block 4", 2, 4, "forward"),
+        ("backward:\nkey block 3, query block 4", 4, 3, "backward"),
+    ]
+    fig, axes = figure(ncols=3, width=9.6, height=4.2)
+    live, done = COLORS[0], COLORS[5]
+    for ax, (title, qi, kj, direction) in zip(axes, steps, strict=True):
+        ax.set_title(title)
+        ax.set_xlim(-1.6, blocks + 1.6)
+        ax.set_ylim(blocks + 1.6, -1.6)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        for r in range(blocks):
+            for c in range(blocks):
+                if direction == "forward":
+                    finished = r < qi or (r == qi and c < kj)
+                else:
+                    finished = c < kj or (c == kj and r < qi)
+                color = live if (r, c) == (qi, kj) else done if finished else "none"
+                alpha = 1.0 if (r, c) == (qi, kj) else 0.45
+                ax.add_patch(Rectangle((c, r), 1, 1, facecolor=color, alpha=alpha,
+                                       edgecolor=GRID, linewidth=0.8))  # fmt: skip
+        # the strips of Q (left), O (right), K and V (top): the live blocks filled
+        strips = [((-1.4, r), r == qi) for r in range(blocks)]
+        strips += [((blocks + 0.4, r), r == qi) for r in range(blocks)]
+        strips += [((c, -1.4), c == kj) for c in range(blocks)]
+        for corner, on in strips:
+            ax.add_patch(Rectangle(corner, 1, 1, facecolor=live if on else "none",
+                                   edgecolor=INK, linewidth=0.8))  # fmt: skip
+        ax.text(-0.9, blocks + 0.5, "$Q$", ha="center", va="center")
+        right = "$O$" if direction == "forward" else "$dQ$"
+        ax.text(blocks + 0.9, blocks + 0.5, right, ha="center", va="center")
+        top = "$K, V$" if direction == "forward" else "$K, V$\n$dK, dV$"
+        ax.text(-0.5, -0.9, top, ha="right", va="center")
+    return fig
+
+
+# The on-chip memory of a GPU's streaming multiprocessor, in numbers of 2 bytes (fp16):
+# A100, 192 KB (Dao et al., 2022, section 2.1); H100 SXM5, 228 KB (NVIDIA H100 Tensor
+# Core GPU Architecture whitepaper, 2022).
+_GPU_SRAM = {"A100 (192 KB)": 192 * 1024 // 2, "H100 (228 KB)": 228 * 1024 // 2}
+_IO_N, _IO_D = 4096, 64
+
+
+def _cpu_caches() -> dict[str, int]:
+    """The build machine's per-core data caches, name -> size in float32 numbers (from
+    Linux's sysfs; empty where it is not readable)."""
+    caches = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            kind = (index / "type").read_text().strip()
+            level = (index / "level").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if kind in ("Data", "Unified") and size.endswith("K") and level in ("1", "2"):
+            caches[f"this CPU's L{level} ({size[:-1]} KB)"] = int(size[:-1]) * 1024 // 4
+    return caches
+
+
+def io_figure() -> Figure:
+    srams = [2**k for k in range(12, 20)]  # 4,096 to 524,288 numbers
+    fig, ax = figure(width=6.4, height=3.8)
+    standard = standard_attention_io(_IO_N, _IO_D)
+    ax.plot(srams, [standard] * len(srams), color=COLORS[3], label="standard attention")
+    ax.plot(srams, [flash_attention_io(_IO_N, _IO_D, m) for m in srams], marker="o",
+            color=COLORS[0], label="FlashAttention, counted")  # fmt: skip
+    marks = {**_GPU_SRAM, **_cpu_caches()}
+    for (name, m), color in zip(marks.items(), COLORS[1:], strict=False):
+        ax.axvline(m, color=color, linestyle=":", label=name)
+    fig.legend(loc="outside lower center", ncols=2)
+    ax.set(xscale="log", yscale="log", xlabel="on-chip memory $M$ (numbers)",
+           ylabel="HBM reads and writes (numbers)",
+           title=f"forward pass, $N = {_IO_N:,}$, $d = {_IO_D}$")  # fmt: skip
+    return fig
+
+
+def io_numbers() -> dict[str, str]:
+    standard = standard_attention_io(_IO_N, _IO_D)
+    out = {"n": f"{_IO_N:,}", "d": str(_IO_D), "standard": f"{standard / 1e6:.1f}"}
+    marks = {**_GPU_SRAM, **_cpu_caches()}
+    lines = []
+    for name, m in marks.items():
+        flash = flash_attention_io(_IO_N, _IO_D, m)
+        ratio = (
+            f"{fmt_ratio(standard / flash)} times fewer"
+            if flash < standard
+            else f"{fmt_ratio(flash / standard)} times more"
+        )
+        lines.append(
+            f"{name}, $M$ = {m:,} numbers: {flash / 1e6:.1f} million accesses, {ratio}"
+        )
+    out["by_memory"] = "; ".join(lines)
+    return out

@@ -221,8 +221,8 @@ def speed_table() -> str:
                 f"{fmt_ratio(_predicted_speedup(n))}×",
             ]
         )
-    header = ["$n$", "dense (ms)", "fused (ms)", "banded (ms)"]
-    header += ["dense ÷ banded [95%]", "fused ÷ banded [95%]", "counted"]
+    header = ["$N$", "dense (ms)", "fused (ms)", "banded (ms)"]
+    header += ["dense ÷ banded [95%]", "fused ÷ banded [95%]", "predicted by the count"]
     return markdown_table(header, rows, "r" * len(header))
 
 
@@ -235,7 +235,7 @@ def memory_table() -> str:
         ]
         for n, r in _benchmark().items()
     ]
-    return markdown_table(["$n$", "dense (MiB)", "banded (MiB)"], rows, "rrr")
+    return markdown_table(["$N$", "dense (MiB)", "banded (MiB)"], rows, "rrr")
 
 
 def _against_count(measured: Ratio, predicted: float) -> str:

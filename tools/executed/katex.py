@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from .errors import ExecutionError
-from .plan import EQUATION_LABEL_RE, write_record
+from .plan import EQUATION_LABEL_RE, anchor, write_record
 
 # One formula as pymdownx.arithmatex's generic mode writes it.
 MARK = re.compile(
@@ -26,6 +26,8 @@ MARK = re.compile(
     r"(?:\\\((?P<inline>.*?)\\\)|\\\[(?P<display>.*?)\\\])</(?P=tag)>",
     re.DOTALL,
 )
+# What the build reads in a display formula and KaTeX never sees: a label, and \notag.
+NOT_FOR_KATEX = re.compile(r"\\label\{[^}]*\}|\\(?:notag|nonumber)\b")
 # A formula in a heading's title, which the toc extension keeps as text.
 TITLE_MARK = re.compile(r"\\\((.*?)\\\)", re.DOTALL)
 # Reads [[tex, display], ...] as JSON on stdin; writes [[html, error], ...].
@@ -74,22 +76,23 @@ class Typesetter:
 
     def typeset(self, page_html: str, page: str) -> str:
         """The page with every formula typeset; a formula KaTeX refuses stops the build.
-        An equation's `\\label{eq:name}` is dropped: the anchor it names is the element
-        around the formula (see render.number)."""
-        marks = [
-            (
-                EQUATION_LABEL_RE.sub(
-                    "",
-                    html.unescape(
-                        m["inline"] if m["display"] is None else m["display"]
-                    ),
-                ),
-                m["display"] is not None,
-            )
-            for m in MARK.finditer(page_html)
-        ]
-        typeset = iter(self._html(marks, page))
-        return MARK.sub(lambda _: next(typeset), page_html)
+        A display formula labelled `\\label{eq:name}` is wrapped in an element with the
+        id "eq-name", the target of its references; `\\notag` marks one left unnumbered.
+        Neither reaches KaTeX."""
+        marks, ids = [], []
+        for m in MARK.finditer(page_html):
+            display = m["display"] is not None
+            tex = html.unescape(m["display"] if display else m["inline"])
+            found = EQUATION_LABEL_RE.search(tex) if display else None
+            ids.append(anchor(found["ref"]) if found else None)
+            marks.append((NOT_FOR_KATEX.sub("", tex) if display else tex, display))
+        typeset = iter(zip(self._html(marks, page), ids, strict=True))
+
+        def place(_: re.Match[str]) -> str:
+            out, id_ = next(typeset)
+            return f'<div class="equation" id="{id_}">{out}</div>' if id_ else out
+
+        return MARK.sub(place, page_html)
 
     def typeset_title(self, title: str, page: str) -> str:
         """A heading's title as the table of contents shows it (text, where the toc

@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,26 +86,71 @@ CHAPTER_RE = re.compile(r"(?:^|/)(?P<number>\d+)-[^/]*\.md$")
 # What a chapter numbers, each kind in its own sequence ("Figure 3.2", "Table 3.1",
 # "(3.4)"): figures (the demo is the label), tables (a `/// table-caption | label` block
 # after the table; the label is optional) and display equations (`$$` blocks;
-# `\label{eq:label}` inside one names it).
+# `\label{eq:label}` inside one names it; `\notag` leaves one unnumbered).
 NUMBERED = {
     "fig": FIGURE_RE,
     "tab": re.compile(
-        r"^(?P<indent>[ \t]*)/// table-caption(?:[ \t]*\|[ \t]*(?P<ref>[a-z][\w-]*))?[ \t]*$",
+        r"^(?P<indent>[ \t]*)/// table-caption(?:[ \t]*\|[ \t]*(?P<ref>\S*))?[ \t]*$",
         re.M,
     ),
     "eq": re.compile(
         r"^(?P<indent>[ \t]*)\$\$[ \t]*\n(?P<tex>.*?)\n[ \t]*\$\$[ \t]*$", re.M | re.S
     ),
 }
-EQUATION_LABEL_RE = re.compile(r"\\label\{eq:(?P<ref>[a-z][\w-]*)\}")
+LABEL_RE = re.compile(r"[a-z][\w-]*")  # a table's or an equation's label
+EQUATION_LABEL_RE = re.compile(r"\\label\{(?P<ref>[^}]*)\}")
+UNNUMBERED_RE = re.compile(r"\\(?:tag|notag|nonumber)\b")
+# Code (fenced or inline) and HTML comments: nothing in them is numbered or referenced.
+CODE_RE = re.compile(
+    r"^[ \t]*(?P<fence>`{3,}|~{3,})[^\n]*\n.*?^[ \t]*(?P=fence)[ \t]*$|<!--.*?-->|`[^`\n]+`",
+    re.M | re.S,
+)
 
 
-def label(kind: str, m: re.Match[str]) -> str | None:
-    """The label of a numbered thing, if it has one."""
-    if kind == "eq":
-        found = EQUATION_LABEL_RE.search(m["tex"])
-        return found["ref"] if found else None
-    return m["ref"]
+def in_code(markdown: str) -> Callable[[int], bool]:
+    """Whether a position of `markdown` lies in code or in an HTML comment."""
+    spans = [m.span() for m in CODE_RE.finditer(markdown)]
+    return lambda position: any(start <= position < end for start, end in spans)
+
+
+def numbered(
+    kind: str, markdown: str, page: str
+) -> list[tuple[re.Match[str], str | None]]:
+    """The figures ("fig"), tables ("tab") or equations ("eq") of a page that get a
+    number, in order, each with its label (None without one). A malformed label, or a
+    label on an equation left unnumbered, stops the build."""
+    code = in_code(markdown)
+    found = []
+    for m in NUMBERED[kind].finditer(markdown):
+        if code(m.start()):
+            continue
+        if kind == "fig":
+            found.append((m, m["ref"]))
+            continue
+        if kind == "tab":
+            name = m["ref"] or None
+        else:
+            labels = EQUATION_LABEL_RE.findall(m["tex"])
+            if UNNUMBERED_RE.search(m["tex"]):
+                if labels:
+                    raise ExecutionError(
+                        f"page {page}: an equation with \\notag or its own \\tag cannot "
+                        f"be referenced, but it has \\label{{{labels[0]}}}"
+                    )
+                continue
+            if len(labels) > 1 or (labels and not labels[0].startswith("eq:")):
+                raise ExecutionError(
+                    f"page {page}: an equation takes one label, \\label{{eq:name}}; "
+                    f"got {', '.join(labels)}"
+                )
+            name = labels[0].removeprefix("eq:") if labels else None
+        if name is not None and not LABEL_RE.fullmatch(name):
+            raise ExecutionError(
+                f"page {page}: the label {name!r} must be lower-case letters, digits, "
+                "'_' and '-', starting with a letter"
+            )
+        found.append((m, name))
+    return found
 
 
 def anchor(key: str) -> str:
@@ -121,9 +167,9 @@ def numbering(pages: dict[str, str]) -> dict[str, tuple[str, str]]:
         chapter = CHAPTER_RE.search(page)
         if chapter is None:
             continue
-        for kind, pattern in NUMBERED.items():
-            for k, m in enumerate(pattern.finditer(markdown), start=1):
-                if (name := label(kind, m)) is None:
+        for kind in NUMBERED:
+            for k, (_, name) in enumerate(numbered(kind, markdown, page), start=1):
+                if name is None:
                     continue
                 key = f"{kind}:{name}"
                 if key in numbers and kind != "fig":

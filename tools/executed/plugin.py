@@ -225,7 +225,13 @@ class ExecutedPlugin(BasePlugin):
             if typeset != link.title:
                 link.typeset = {"title": typeset}
             stack.extend(link.children)
-        return without_code_in_search(self.typesetter.typeset(html, page.file.src_uri))
+        html = self.typesetter.typeset(html, page.file.src_uri)
+        # the anchors of labelled equations, made here, for mkdocs' check of links
+        if page.present_anchor_ids is not None:
+            page.present_anchor_ids.update(
+                re.findall(r'<div class="equation" id="([^"]+)"', html)
+            )
+        return without_code_in_search(html)
 
     def on_page_context(self, context: Any, page: Any, **kwargs: Any) -> Any:
         """A lab page's "edit" link opens its jupytext script, not the generated notebook."""

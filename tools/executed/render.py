@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
 
 from .checks import check_leftovers
 from .errors import ExecutionError
 from .plan import (
     CHAPTER_RE,
     FIGURE_RE,
-    NUMBERED,
     VALUE_RE,
     Item,
     anchor,
-    label,
+    in_code,
+    numbered,
     scan_page,
 )
 
@@ -107,39 +106,32 @@ def number(markdown: str, page: str, numbers: dict[str, tuple[str, str]]) -> str
     reference written.
 
     A figure's caption starts "**Figure 3.2.**", a table's "**Table 3.1.**" (its
-    `/// table-caption` block becomes a caption above the table), an equation gets
-    `\\tag{3.4}`; a labelled one gets its anchor. On other pages captions have no
-    number and equations no tag."""
+    `/// table-caption` block becomes a caption above the table, with the label's anchor),
+    an equation gets `\\tag{3.4}` (the typesetter gives a labelled one its anchor). On other
+    pages captions have no number and equations no tag. Code is left as it is."""
     here = posixpath.dirname(page)
     chapter = CHAPTER_RE.search(page)
 
-    def numbered(kind: str) -> Callable[[re.Match[str]], str]:
-        """Numbers the tables ("tab") or the equations ("eq") of the page in order."""
-        count = 0
+    def table(m: re.Match[str], name: str | None, number: str | None) -> str:
+        indent = m["indent"]
+        header = f"{indent}/// caption | <"  # a table's caption goes above it
+        if name:
+            header += f"\n{indent}    attrs: {{id: {anchor('tab:' + name)}}}"
+        return header + (f"\n{indent}**Table {number}.** " if number else "")
 
-        def replace(m: re.Match[str]) -> str:
-            nonlocal count
-            count += 1
-            number = f"{int(chapter['number'])}.{count}" if chapter else None
-            name = label(kind, m)
-            if kind == "tab":
-                indent = m["indent"]
-                header = f"{indent}/// caption | <"  # a table's caption goes above it
-                if name:
-                    header += f"\n{indent}    attrs: {{id: {anchor('tab:' + name)}}}"
-                return header + (f"\n{indent}**Table {number}.** " if number else "")
-            indent = m["indent"]
-            tex = m["tex"] + (f"\n{indent}\\tag{{{number}}}" if number else "")
-            block = f"{indent}$$\n{tex}\n{indent}$$"
-            if name is None:
-                return block
-            # the anchor of the references; the typesetter drops the \label itself
-            start = (
-                f'{indent}<div class="equation" id="{anchor("eq:" + name)}" markdown>'
+    def equation(m: re.Match[str], name: str | None, number: str | None) -> str:
+        indent = m["indent"]
+        tex = m["tex"] + (f"\n{indent}\\tag{{{number}}}" if number else "")
+        return f"{indent}$$\n{tex}\n{indent}$$"
+
+    for kind, rewrite in (("tab", table), ("eq", equation)):
+        items = numbered(kind, markdown, page)
+        # from the end, so that the positions of the earlier ones hold
+        for k, (m, name) in reversed(list(enumerate(items, start=1))):
+            number = f"{int(chapter['number'])}.{k}" if chapter else None
+            markdown = (
+                markdown[: m.start()] + rewrite(m, name, number) + markdown[m.end() :]
             )
-            return f"{start}\n\n{block}\n\n{indent}</div>"
-
-        return replace
 
     def caption(m: re.Match[str]) -> str:
         key = f"fig:{m['ref']}"
@@ -147,7 +139,12 @@ def number(markdown: str, page: str, numbers: dict[str, tuple[str, str]]) -> str
             return m[0]
         return f"{m[0]}    attrs: {{id: {anchor(key)}}}\n**Figure {numbers[key][1]}.** "
 
+    markdown = CAPTIONED_RE.sub(caption, markdown)
+    code = in_code(markdown)
+
     def reference(m: re.Match[str]) -> str:
+        if code(m.start()):
+            return m[0]
         key, path = m["key"], m["path"]
         target = posixpath.normpath(posixpath.join(here, path)) if path else page
         if key not in numbers or numbers[key][0] != target:
@@ -158,16 +155,16 @@ def number(markdown: str, page: str, numbers: dict[str, tuple[str, str]]) -> str
         text = NAMES[m["kind"]].format(numbers[key][1])
         return f"[{text}]({path}#{anchor(key)})"
 
-    for kind in ("tab", "eq"):
-        markdown = NUMBERED[kind].sub(numbered(kind), markdown)
-    markdown = REFERENCE_RE.sub(reference, CAPTIONED_RE.sub(caption, markdown))
-    if stray := re.search(r"#(fig|tab|eq):", markdown):
-        start = stray.start()
-        raise ExecutionError(
-            f"page {page}: a reference must be written [](page.md#fig:module.function), "
-            f"[](#tab:label) or [](#eq:label), with empty text: "
-            f"{markdown[max(0, start - 40) : start + 40]!r}"
-        )
+    markdown = REFERENCE_RE.sub(reference, markdown)
+    code = in_code(markdown)
+    for stray in re.finditer(r"#(fig|tab|eq):", markdown):
+        if not code(stray.start()):
+            start = stray.start()
+            raise ExecutionError(
+                f"page {page}: a reference must be written [](page.md#fig:module.function), "
+                f"[](#tab:label) or [](#eq:label), with empty text: "
+                f"{markdown[max(0, start - 40) : start + 40]!r}"
+            )
     return markdown
 
 
