@@ -51,10 +51,54 @@ def global_tokens_mask(
     return mask
 
 
+def dilated_window_mask(n: int, window: int, dilation: int) -> Tensor:
+    """Longformer's dilated sliding window: each position attends to the positions
+    i + k * dilation for |k| <= window, a receptive field of 2 * window * dilation + 1
+    positions for the cost of 2 * window + 1. Returns a bool (n, n) mask."""
+    checks.non_negative_ints(n=n, window=window)
+    checks.positive_ints(dilation=dilation)
+    i = torch.arange(n)
+    offset = i[:, None] - i[None, :]  # (n, n): i - j
+    return (offset.abs() <= window * dilation) & (offset % dilation == 0)
+
+
 # --8<-- [end:window]
 
 
 # --8<-- [start:bigbird]
+def bigbird_layout(
+    num_blocks: int,
+    window_blocks: int,
+    num_global_blocks: int,
+    num_random_blocks: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """BigBird's pattern on blocks: a bool (num_blocks, num_blocks) layout, True where a
+    query block attends to a key block. A query block attends to
+    - the `window_blocks` blocks centred on it (odd; BigBird uses 3),
+    - the first `num_global_blocks` blocks, which in turn attend to everything,
+    - `num_random_blocks` further blocks drawn at random, without repeats, among
+      the blocks it does not already see (drawn once: a fixed graph).
+    """
+    checks.positive_ints(num_blocks=num_blocks, window_blocks=window_blocks)
+    checks.non_negative_ints(
+        num_global_blocks=num_global_blocks, num_random_blocks=num_random_blocks
+    )
+    if window_blocks % 2 != 1:
+        raise ValueError("window_blocks must be odd: a block and its neighbours")
+    blk = torch.arange(num_blocks)
+    # (nb, nb): the window, in blocks
+    blocks = (blk[:, None] - blk[None, :]).abs() <= window_blocks // 2
+    blocks[:num_global_blocks, :] = True  # global blocks see every block
+    blocks[:, :num_global_blocks] = True  # ... and every block sees them
+    for row in range(num_global_blocks, num_blocks):
+        free = (~blocks[row]).nonzero().flatten()  # blocks not yet seen by row
+        order = torch.randperm(free.numel(), generator=generator)
+        pick = order[:num_random_blocks]
+        blocks[row, free[pick]] = True
+    return blocks
+
+
 def bigbird_mask(
     n: int,
     block: int,
@@ -63,35 +107,17 @@ def bigbird_mask(
     num_random_blocks: int,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """BigBird's pattern: window + global + random, decided per block of tokens.
-
-    The sequence is cut into ceil(n / block) blocks. A query block attends to
-    - the `window_blocks` blocks centred on it (odd; BigBird uses 3),
-    - the first `num_global_blocks` blocks, which in turn attend to everything,
-    - `num_random_blocks` further blocks drawn at random, without repeats, among
-      the blocks it does not already see (drawn once: a fixed graph).
-    Returns a bool (n, n) mask, True = may attend.
-    """
-    checks.positive_ints(n=n, block=block, window_blocks=window_blocks)
-    checks.non_negative_ints(
-        num_global_blocks=num_global_blocks, num_random_blocks=num_random_blocks
+    """BigBird's pattern for n tokens cut into ceil(n / block) blocks (see
+    bigbird_layout), as a bool (n, n) mask, True = may attend."""
+    checks.positive_ints(n=n, block=block)
+    layout = bigbird_layout(
+        math.ceil(n / block),
+        window_blocks,
+        num_global_blocks,
+        num_random_blocks,
+        generator,
     )
-    if window_blocks % 2 != 1:
-        raise ValueError("window_blocks must be odd: a block and its neighbours")
-    nb = math.ceil(n / block)
-    blk = torch.arange(nb)
-    # (nb, nb): the window, in blocks
-    blocks = (blk[:, None] - blk[None, :]).abs() <= window_blocks // 2
-    blocks[:num_global_blocks, :] = True  # global blocks see every block
-    blocks[:, :num_global_blocks] = True  # ... and every block sees them
-    for row in range(num_global_blocks, nb):
-        free = (~blocks[row]).nonzero().flatten()  # blocks not yet seen by row
-        order = torch.randperm(free.numel(), generator=generator)
-        pick = order[:num_random_blocks]
-        blocks[row, free[pick]] = True
-    # Expand each block entry to a (block x block) tile of tokens; crop to n.
-    tokens = blocks.repeat_interleave(block, 0).repeat_interleave(block, 1)
-    return tokens[:n, :n]
+    return expand_layout(layout, block, n, n)
 
 
 # --8<-- [end:bigbird]
@@ -187,3 +213,57 @@ def sliding_window_attention(
 def mask_density(mask: Tensor) -> float:
     """Fraction of the n^2 (query, key) pairs that a pattern computes."""
     return mask.float().mean().item()
+
+
+# --8<-- [start:block_sparse]
+def block_sparse_attention(
+    q: Tensor,  # (..., N_q, d)
+    k: Tensor,  # (..., N_k, d)
+    v: Tensor,  # (..., N_k, d_v)
+    layout: Tensor,  # bool (..., ceil(N_q / b), ceil(N_k / b)): key blocks per query block
+    block_size: int,  # b, positions per block
+) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v over the listed blocks only: (..., N_q, d_v).
+
+    Query block i attends to the keys of block j where layout[..., i, j] is True, and
+    only those tiles are computed: the listed (query block, key block) pairs are gathered,
+    each tile of scores is a (b, b) product, and the softmax of a query row is assembled
+    across its tiles with the online-softmax statistics of chapter 13 (a maximum and a sum
+    per row). A query block with no listed block gets zeros, as a fully masked row does in
+    snippets.attention. Equal to dense attention under the layout expanded to positions.
+    """
+    checks.attention_inputs(q, k, v, same_batch=True)
+    checks.positive_ints(block_size=block_size)
+    b, (n_q, d), n_k = block_size, q.shape[-2:], k.size(-2)
+    nq, nk = math.ceil(n_q / b), math.ceil(n_k / b)
+    batch = q.shape[:-2]
+    checks.bool_mask(layout, (*batch, nq, nk), name="layout")  # True = computed
+    # Blocks: pad the sequences to whole blocks, one flat batch dimension B.
+    q_blk = F.pad(q, (0, 0, 0, nq * b - n_q)).reshape(-1, nq, b, d)  # (B, nq, b, d)
+    k_blk = F.pad(k, (0, 0, 0, nk * b - n_k)).reshape(-1, nk, b, d)  # (B, nk, b, d)
+    v_blk = F.pad(v, (0, 0, 0, nk * b - n_k)).reshape(-1, nk, b, v.size(-1))
+    pairs = layout.expand(*batch, nq, nk).reshape(-1, nq, nk)  # (B, nq, nk)
+    bi, qi, kj = pairs.nonzero(as_tuple=True)  # the P listed tiles
+    # (P, b, b): the only scores computed
+    s = q_blk[bi, qi] @ k_blk[bi, kj].transpose(-2, -1) / math.sqrt(d)
+    key_pos = kj[:, None] * b + torch.arange(b, device=q.device)  # (P, b)
+    s = s.masked_fill((key_pos >= n_k)[:, None, :], float("-inf"))  # padded keys
+    row = bi * nq + qi  # (P,): the query block of each tile, in the flat batch
+    m = q.new_full((pairs.size(0) * nq, b), float("-inf"))  # (B * nq, b) row maxima
+    m = m.scatter_reduce(0, row[:, None].expand(-1, b), s.amax(-1), "amax")
+    p = torch.exp(s - m[row][..., None])  # (P, b, b), entries in [0, 1]
+    ell = q.new_zeros(m.shape).index_add(0, row, p.sum(-1))  # (B * nq, b)
+    out = q.new_zeros(*m.shape, v.size(-1)).index_add(0, row, p @ v_blk[bi, kj])
+    # a query block with no tile has ell = 0 and out = 0: 0 / tiny = 0
+    out = out / ell.clamp_min(torch.finfo(q.dtype).tiny)[..., None]  # (B * nq, b, d_v)
+    return out.reshape(*batch, nq * b, v.size(-1))[..., :n_q, :]
+
+
+def expand_layout(layout: Tensor, block_size: int, n_q: int, n_k: int) -> Tensor:
+    """A block layout (..., nq, nk) as the bool mask (..., n_q, n_k) it stands for."""
+    checks.positive_ints(block_size=block_size, n_q=n_q, n_k=n_k)
+    tokens = layout.repeat_interleave(block_size, -2).repeat_interleave(block_size, -1)
+    return tokens[..., :n_q, :n_k]
+
+
+# --8<-- [end:block_sparse]

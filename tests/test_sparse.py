@@ -7,12 +7,17 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from snippets.attention import scaled_dot_product_attention
 from snippets.measure import peak_memory_bytes
 from snippets.runtime import device
 from snippets.sparse import (
+    bigbird_layout,
     bigbird_mask,
+    block_sparse_attention,
+    dilated_window_mask,
+    expand_layout,
     fixed_mask,
     global_tokens_mask,
     mask_density,
@@ -203,3 +208,110 @@ def test_peak_memory_grows_linearly_for_a_fixed_window(gen):
     dense_ratio = peak(4096, dense) / peak(1024, dense)
     assert 3 < banded_ratio < 5
     assert 14 < dense_ratio < 18
+
+
+def test_dilated_window_sees_every_dilation_th_position_within_its_reach():
+    n, w, dilation = 40, 3, 2
+    mask = dilated_window_mask(n, w, dilation)
+    for i in range(n):
+        expected = [
+            j for j in range(n) if abs(i - j) <= w * dilation and (i - j) % 2 == 0
+        ]
+        assert mask[i].nonzero().flatten().tolist() == expected
+    assert torch.equal(dilated_window_mask(n, w, 1), sliding_window_mask(n, w))
+
+
+def test_bigbird_mask_is_its_layout_expanded_to_tokens():
+    layout = bigbird_layout(6, 3, 1, 2, torch.Generator().manual_seed(0))
+    mask = bigbird_mask(23, 4, 3, 1, 2, torch.Generator().manual_seed(0))
+    for i in range(23):
+        for j in range(23):
+            assert mask[i, j] == layout[i // 4, j // 4]
+
+
+def _qkv(gen, batch, n_q, n_k, d=8, d_v=5, dtype=torch.float64):
+    return (
+        torch.randn(*batch, n_q, d, generator=gen, dtype=dtype),
+        torch.randn(*batch, n_k, d, generator=gen, dtype=dtype),
+        torch.randn(*batch, n_k, d_v, generator=gen, dtype=dtype),
+    )
+
+
+@pytest.mark.parametrize(
+    "batch, layout_batch, n_q, n_k, b",
+    [
+        ((2, 3), (2, 1), 37, 37, 8),  # the last block partial; one layout per sequence
+        ((2,), (), 50, 23, 7),  # more queries than keys; one layout for the batch
+        ((3,), (3,), 5, 64, 16),  # fewer queries than one block
+        ((1, 2), (1, 2), 64, 64, 16),  # whole blocks; one layout per head
+    ],
+)
+def test_block_sparse_attention_equals_dense_attention_under_the_expanded_layout(
+    gen, batch, layout_batch, n_q, n_k, b
+):
+    q, k, v = _qkv(gen, batch, n_q, n_k)
+    shape = (*layout_batch, math.ceil(n_q / b), math.ceil(n_k / b))
+    layout = torch.rand(shape, generator=gen) < 0.4
+    layout[..., 0, :] = False  # a query block with no key block: zeros
+    out = block_sparse_attention(q, k, v, layout, b)
+    expected, _ = scaled_dot_product_attention(
+        q, k, v, expand_layout(layout, b, n_q, n_k)
+    )
+    torch.testing.assert_close(out, expected, **TOL[torch.float64])
+    assert not out[..., :b, :].any()  # the empty row of blocks
+
+
+@pytest.mark.parametrize(
+    "name, layout",
+    [
+        ("window", sliding_window_mask(8, 1)),
+        ("global", global_tokens_mask(8, 1, [0, 5])),
+        ("bigbird", bigbird_layout(8, 3, 1, 2, torch.Generator().manual_seed(1))),
+        ("strided", strided_mask(8, 3)),
+        ("fixed", fixed_mask(8, 4, 2)),
+        ("dilated", dilated_window_mask(8, 2, 2)),
+    ],
+)
+def test_each_named_pattern_is_a_layout_for_block_sparse_attention(gen, name, layout):
+    b = 6
+    n = 8 * b - 3  # the last block partial
+    q, k, v = _qkv(gen, (2,), n, n)
+    expected, _ = scaled_dot_product_attention(q, k, v, expand_layout(layout, b, n, n))
+    out = block_sparse_attention(q, k, v, layout, b)
+    torch.testing.assert_close(out, expected, **TOL[torch.float64], msg=name)
+
+
+def test_block_sparse_attention_computes_only_the_listed_tiles(gen):
+    """Its multiply-adds are those of the listed (b, b) tiles, counted by PyTorch."""
+    n, b, d, d_v = 256, 16, 8, 4
+    layout = bigbird_layout(n // b, 3, 1, 2, torch.Generator().manual_seed(0))
+    q, k, v = _qkv(gen, (), n, n, d, d_v, torch.float32)
+    with FlopCounterMode(display=False) as counter:
+        block_sparse_attention(q, k, v, layout, b)
+    tiles = int(layout.sum())
+    assert counter.get_total_flops() == 2 * tiles * b * b * (d + d_v)
+    assert tiles < layout.numel() / 2  # fewer than half the dense work
+
+
+def test_block_sparse_attention_gradients_equal_dense_gradients(gen):
+    q, k, v = (t.requires_grad_() for t in _qkv(gen, (2,), 30, 30))
+    layout = torch.rand(4, 4, generator=gen) < 0.5
+    upstream = torch.randn(2, 30, 5, generator=gen, dtype=torch.float64)
+    ours = torch.autograd.grad(
+        block_sparse_attention(q, k, v, layout, 8), (q, k, v), upstream
+    )
+    dense, _ = scaled_dot_product_attention(q, k, v, expand_layout(layout, 8, 30, 30))
+    for got, want in zip(
+        ours, torch.autograd.grad(dense, (q, k, v), upstream), strict=True
+    ):
+        torch.testing.assert_close(got, want, **TOL[torch.float64])
+
+
+def test_block_sparse_attention_names_a_bad_layout(gen):
+    q, k, v = _qkv(gen, (2,), 16, 16)
+    with pytest.raises(TypeError, match="layout must be a bool tensor"):
+        block_sparse_attention(q, k, v, torch.ones(2, 2), 8)
+    with pytest.raises(ValueError, match=r"layout must broadcast .* \(2, 2, 2\)"):
+        block_sparse_attention(q, k, v, torch.ones(3, 2, dtype=torch.bool), 8)
+    with pytest.raises(ValueError, match="block_size"):
+        block_sparse_attention(q, k, v, torch.ones(2, 2, dtype=torch.bool), 0)

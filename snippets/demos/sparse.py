@@ -15,6 +15,7 @@ from snippets.attention import scaled_dot_product_attention
 from snippets.masks import causal_mask
 from snippets.measure import (
     Ratio,
+    Timings,
     check_ratio,
     compare,
     fault_evidence,
@@ -25,7 +26,11 @@ from snippets.measure import (
 from snippets.plotting import COLORS, Figure, figure, markdown_table, significant
 from snippets.runtime import device, measured
 from snippets.sparse import (
+    bigbird_layout,
     bigbird_mask,
+    block_sparse_attention,
+    dilated_window_mask,
+    expand_layout,
     fixed_mask,
     global_tokens_mask,
     mask_density,
@@ -280,5 +285,189 @@ def speed_numbers() -> dict[str, str]:
         "banded_growth": f"{last['peaks']['banded'] / first['peaks']['banded']:.0f}",
         "dense_growth": f"{last['peaks']['dense'] / first['peaks']['dense']:.0f}",
         "length_growth": f"{n // n_min}",
+        "device": timing_device(),
+    }
+
+
+def dilated_figure() -> Figure:
+    """Longformer's sliding window, plain and dilated, for the same cost per query."""
+    n, w = 40, 3
+    fig, axes = figure(ncols=2, width=7.2, height=3.8)
+    panels = [
+        (f"window $w={w}$, dilation 1", sliding_window_mask(n, w)),
+        (f"window $w={w}$, dilation 3", dilated_window_mask(n, w, 3)),
+    ]
+    for ax, (title, mask) in zip(axes, panels, strict=True):
+        ax.imshow(mask.float(), cmap=_cells(COLORS[0]), vmin=0, vmax=1)
+        ax.set_title(f"{title}\nreach ±{w * (3 if 'dilation 3' in title else 1)}")
+        ax.set(xticks=[0, 20, 39], yticks=[0, 20, 39], xlabel="key position $j$")
+        ax.grid(False)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(True)
+    axes[0].set_ylabel("query position $i$")
+    return fig
+
+
+_LAYOUT_BLOCKS = 16  # blocks per side of the layouts checked against dense attention
+_LAYOUT_B = 32  # positions per block there
+
+
+def _named_layouts(num_blocks: int) -> dict[str, torch.Tensor]:
+    """The patterns of this chapter on blocks: name -> bool (nb, nb) layout."""
+    gen = torch.Generator().manual_seed(10)
+    return {
+        "sliding window, 1 block each side": sliding_window_mask(num_blocks, 1),
+        "window + global blocks 0, 5": global_tokens_mask(num_blocks, 1, [0, 5]),
+        "BigBird: 3 window, 1 global, 2 random": bigbird_layout(
+            num_blocks, 3, 1, 2, gen
+        ),
+        "strided, stride 4": strided_mask(num_blocks, 4),
+        "fixed, stride 4, $c = 1$": fixed_mask(num_blocks, 4, 1),
+        "dilated window, 2 each side, dilation 2": dilated_window_mask(
+            num_blocks, 2, 2
+        ),
+    }
+
+
+def block_layout_numbers() -> dict[str, str]:
+    return {"blocks": str(_LAYOUT_BLOCKS), "b": str(_LAYOUT_B)}
+
+
+def block_sparse_table() -> str:
+    """Each pattern as a layout: the tiles computed, and the largest difference from
+    dense attention under the expanded mask."""
+    n = _LAYOUT_BLOCKS * _LAYOUT_B - 5  # the last block partial
+    g = torch.Generator().manual_seed(11)
+    q, k, v = (torch.randn(2, n, 64, generator=g).to(device()) for _ in range(3))
+    rows = []
+    for name, layout in _named_layouts(_LAYOUT_BLOCKS).items():
+        layout = layout.to(device())
+        out = block_sparse_attention(q, k, v, layout, _LAYOUT_B)
+        mask = expand_layout(layout, _LAYOUT_B, n, n)
+        dense, _ = scaled_dot_product_attention(q, k, v, mask)
+        tiles = int(layout.sum())
+        rows.append(
+            [
+                name,
+                f"{tiles} of {layout.numel()}",
+                f"{100 * tiles / layout.numel():.0f}%",
+                f"{(out - dense).abs().max().item():.1e}",
+            ]
+        )
+    header = ["layout", "tiles computed", "share", "largest difference (float32)"]
+    return markdown_table(header, rows, "lrrr")
+
+
+_BLOCK_NS = [1024, 2048, 4096]
+_BLOCK_B = 64
+_BLOCK_D = 64  # head width
+_BLOCK_ROUNDS = 6
+_BLOCK_LABELS = {
+    "dense": "dense attention with the mask (ours)",
+    "fused": "PyTorch's fused function with the mask",
+    "block": "block_sparse_attention",
+}
+
+
+def _block_layout(n: int) -> torch.Tensor:
+    """BigBird's layout for n positions in blocks of 64: 3 window, 1 global, 2 random."""
+    gen = torch.Generator().manual_seed(12)
+    return bigbird_layout(math.ceil(n / _BLOCK_B), 3, 1, 2, gen)
+
+
+@functools.cache
+def _block_benchmark() -> dict[int, Timings]:
+    """N -> the three calls, timed in interleaved rounds with the same inputs and layout."""
+    gen = torch.Generator().manual_seed(14)
+    out = {}
+    for n in _BLOCK_NS:
+        q, k, v = (
+            torch.randn(1, 1, n, _BLOCK_D, generator=gen).to(device()) for _ in range(3)
+        )
+        layout = _block_layout(n).to(device())
+        mask = expand_layout(layout, _BLOCK_B, n, n)  # built outside the measurement
+        calls = {
+            "dense": lambda q=q, k=k, v=v, m=mask: scaled_dot_product_attention(
+                q, k, v, m
+            ),
+            "fused": lambda q=q, k=k, v=v, m=mask: F.scaled_dot_product_attention(
+                q, k, v, attn_mask=m
+            ),
+            "block": lambda q=q, k=k, v=v, lay=layout: block_sparse_attention(
+                q, k, v, lay, _BLOCK_B
+            ),
+        }
+        with torch.no_grad():
+            out[n] = compare(calls, rounds=_BLOCK_ROUNDS)
+    return out
+
+
+def _tiles_saved(n: int) -> float:
+    """The count's prediction: dense work over the work of the listed tiles."""
+    layout = _block_layout(n)
+    return layout.numel() / int(layout.sum())
+
+
+@measured
+def block_speed_table() -> str:
+    rows = []
+    for n, t in _block_benchmark().items():
+        ratios = [t.ratio(slow, "block") for slow in ("dense", "fused")]
+        rows.append(
+            [
+                f"{n:,}",
+                *(significant(t.median(key) * 1e3) for key in _BLOCK_LABELS),
+                *(f"{fmt_ratio(x.estimate)}× [{x.interval()}]" for x in ratios),
+                f"{fmt_ratio(_tiles_saved(n))}×",
+            ]
+        )
+    header = ["$N$", "dense (ms)", "fused (ms)", "block-sparse (ms)"]
+    header += ["dense ÷ block [95%]", "fused ÷ block [95%]", "predicted by the count"]
+    return markdown_table(header, rows, "r" * len(header))
+
+
+@measured
+def block_speed_numbers() -> dict[str, str]:
+    n = max(_BLOCK_NS)
+    t = _block_benchmark()[n]
+    predicted = _tiles_saved(n)
+    why = fault_evidence(
+        "the dense function", t.page_faults("dense"), n, t.median("dense")
+    )
+    check_ratio(
+        "chapter 10, fused vs block-sparse", t.ratio("fused", "block"), predicted
+    )
+    check_ratio(
+        "chapter 10, dense vs block-sparse",
+        t.ratio("dense", "block"),
+        predicted,
+        why=why,
+    )
+    layout = _block_layout(n)
+    dense_share = t.ratio("dense", "block").estimate / predicted
+    return {
+        "n_max": f"{n:,}",
+        "b": str(_BLOCK_B),
+        "d": str(_BLOCK_D),
+        "rounds": str(_BLOCK_ROUNDS),
+        "tiles": f"{int(layout.sum()):,}",
+        "all_tiles": f"{layout.numel():,}",
+        "predicted": fmt_ratio(predicted),
+        "vs_fused": t.verdict("block", "fused", _BLOCK_LABELS),
+        "vs_dense": t.verdict("block", "dense", _BLOCK_LABELS),
+        "fused_share": fmt_ratio(t.ratio("fused", "block").estimate / predicted),
+        "dense_share": (
+            f"{fmt_ratio(dense_share)} times the prediction"
+            + (
+                ", the dense function paying for more than its arithmetic, as against "
+                "the banded function above"
+                if dense_share > 1
+                else ""
+            )
+        ),
+        "n_min": f"{min(_BLOCK_NS):,}",
+        "vs_fused_short": _block_benchmark()[min(_BLOCK_NS)].verdict(
+            "block", "fused", _BLOCK_LABELS
+        ),
         "device": timing_device(),
     }
