@@ -51,13 +51,15 @@ def global_tokens_mask(
     return mask
 
 
-def dilated_window_mask(n: int, window: int, dilation: int) -> Tensor:
+def dilated_window_mask(
+    n: int, window: int, dilation: int, device: torch.device | str | None = None
+) -> Tensor:
     """Longformer's dilated sliding window: each position attends to the positions
     i + k * dilation for |k| <= window, a receptive field of 2 * window * dilation + 1
     positions for the cost of 2 * window + 1. Returns a bool (n, n) mask."""
     checks.non_negative_ints(n=n, window=window)
     checks.positive_ints(dilation=dilation)
-    i = torch.arange(n)
+    i = torch.arange(n, device=device)
     offset = i[:, None] - i[None, :]  # (n, n): i - j
     return (offset.abs() <= window * dilation) & (offset % dilation == 0)
 
@@ -228,9 +230,10 @@ def block_sparse_attention(
     Query block i attends to the keys of block j where layout[..., i, j] is True, and
     only those tiles are computed: the listed (query block, key block) pairs are gathered,
     each tile of scores is a (b, b) product, and the softmax of a query row is assembled
-    across its tiles with the online-softmax statistics of chapter 13 (a maximum and a sum
-    per row). A query block with no listed block gets zeros, as a fully masked row does in
-    snippets.attention. Equal to dense attention under the layout expanded to positions.
+    across its tiles from its maximum and its sum (two passes: the maximum over all the
+    row's tiles first). A query block with no listed block gets zeros, as a fully masked
+    row does in snippets.attention. Equal to dense attention under the layout expanded to
+    positions.
     """
     checks.attention_inputs(q, k, v, same_batch=True)
     checks.positive_ints(block_size=block_size)
@@ -238,6 +241,7 @@ def block_sparse_attention(
     nq, nk = math.ceil(n_q / b), math.ceil(n_k / b)
     batch = q.shape[:-2]
     checks.bool_mask(layout, (*batch, nq, nk), name="layout")  # True = computed
+    layout = layout.to(q.device)
     # Blocks: pad the sequences to whole blocks, one flat batch dimension B.
     q_blk = F.pad(q, (0, 0, 0, nq * b - n_q)).reshape(-1, nq, b, d)  # (B, nq, b, d)
     k_blk = F.pad(k, (0, 0, 0, nk * b - n_k)).reshape(-1, nk, b, d)  # (B, nk, b, d)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snippets import checks
+from snippets.attention import scaled_dot_product_attention
 from snippets.masks import causal_mask
 from snippets.multihead import MultiHeadAttention, count_parameters
 from snippets.positional import sinusoidal_encoding
@@ -30,12 +31,14 @@ __all__ = [
     "Encoder",
     "EncoderLayer",
     "FeedForward",
+    "KVCache",
     "Transformer",
     "TransformerConfig",
     "count_parameters",
     "decoder_layer_from_torch",
     "encoder_layer_from_torch",
     "final_norm",
+    "greedy_decode",
     "label_smoothed_loss",
     "paper_optimizer",
     "warmup_lr",
@@ -427,3 +430,108 @@ def label_smoothed_loss(logits: Tensor, target: Tensor, eps: float = 0.1) -> Ten
 
 
 # --8<-- [end:label_smoothing]
+
+
+# --8<-- [start:decode]
+def greedy_decode(
+    model: Transformer,
+    src: Tensor,  # (B, N_s) source token ids
+    max_len: int,  # the most target tokens to generate
+    bos: int,  # the token that starts every target
+    eos: int | None,  # the token that ends one; None: always generate max_len tokens
+    src_mask: Tensor | None = None,  # e.g. padding_mask(lengths, N_s), (B, 1, 1, N_s)
+    use_cache: bool = True,  # keep each layer's keys and values between steps
+) -> Tensor:
+    """(B, n) generated target ids, n <= max_len, without the BOS: at each step the most
+    likely next token given the source and the tokens so far. Generation stops once every
+    row has produced `eos`; a finished row repeats it. The source is encoded once.
+
+    Without the cache, every step runs the decoder over the whole prefix again; with it,
+    over the newest token only (see `KVCache.next_logits`). Both give the same tokens.
+    """
+    checks.integer("(B, N_s)", src=src)
+    checks.positive_ints(max_len=max_len)
+    model.eval()
+    with torch.no_grad():
+        memory = model.encode(src, src_mask)  # (B, N_s, d)
+        ys = src.new_full((src.size(0), 1), bos)  # (B, 1): the prefix, BOS first
+        cache = KVCache(model, memory) if use_cache else None
+        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
+        for _ in range(max_len):
+            if cache is None:
+                logits = model.decode(ys, memory, src_mask)[:, -1]  # (B, vocab)
+            else:
+                logits = cache.next_logits(ys[:, -1:], src_mask)
+            token = logits.argmax(dim=-1)  # (B,)
+            if eos is not None:
+                token = torch.where(done, eos, token)
+                done |= token == eos
+            ys = torch.cat([ys, token[:, None]], dim=1)
+            if done.all():
+                break
+    return ys[:, 1:]
+
+
+class KVCache:
+    """What incremental decoding keeps per decoder layer: the keys and values of the
+    target tokens so far (self-attention) and of the source (cross-attention, computed
+    once). Each step then feeds the decoder one new token: O(N_t) attention work for
+    it, instead of the whole prefix through every projection and feed-forward again."""
+
+    def __init__(self, model: Transformer, memory: Tensor) -> None:
+        self.model, self.length = model, 0
+        self.self_kv: list[tuple[Tensor, Tensor] | None] = []
+        self.cross_kv = []
+        for layer in model.decoder.layers:
+            attn = layer.cross_attn  # (B, H, N_s, d_head) keys and values of the source
+            k, v = (attn.split_heads(w(memory)) for w in (attn.w_k, attn.w_v))
+            self.cross_kv.append((k, v))
+            self.self_kv.append(None)
+
+    def next_logits(self, token: Tensor, src_mask: Tensor | None = None) -> Tensor:
+        """(B, 1) newest token ids -> (B, vocab) logits of the token after it."""
+        model, t = self.model, self.length
+        if t >= model.config.max_len:
+            raise ValueError(f"position {t}, but max_len is {model.config.max_len}")
+        x = model.tgt_embed(token) * math.sqrt(model.config.d_model)
+        x = x + model.pe[t : t + 1]  # (B, 1, d): the token at position t
+        for i, layer in enumerate(model.decoder.layers):
+
+            def self_attention(h: Tensor, i: int = i, layer=layer) -> Tensor:
+                attn = layer.self_attn
+                k, v = (attn.split_heads(w(h)) for w in (attn.w_k, attn.w_v))
+                if self.self_kv[i] is not None:  # the earlier positions' keys, values
+                    k = torch.cat([self.self_kv[i][0], k], dim=2)  # (B, H, t + 1, d_h)
+                    v = torch.cat([self.self_kv[i][1], v], dim=2)
+                self.self_kv[i] = (k, v)
+                return _attend(attn, h, k, v)  # all t + 1 keys are in the past: no mask
+
+            def cross_attention(h: Tensor, i: int = i, layer=layer) -> Tensor:
+                return _attend(layer.cross_attn, h, *self.cross_kv[i], src_mask)
+
+            if layer.norm_first:
+                x = x + self_attention(layer.norm1(x))
+                x = x + cross_attention(layer.norm2(x))
+                x = x + layer.ff(layer.norm3(x))
+            else:
+                x = layer.norm1(x + self_attention(x))
+                x = layer.norm2(x + cross_attention(x))
+                x = layer.norm3(x + layer.ff(x))
+        self.length += 1
+        return model.output(model.decoder.norm(x))[:, -1]  # (B, vocab)
+
+
+def _attend(
+    attn: MultiHeadAttention,
+    h: Tensor,  # (B, 1, d): the newest position
+    k: Tensor,  # (B, H, n, d_head)
+    v: Tensor,  # (B, H, n, d_head)
+    mask: Tensor | None = None,
+) -> Tensor:
+    """attn's multi-head attention for new queries against given keys and values."""
+    q = attn.split_heads(attn.w_q(h))  # (B, H, 1, d_head)
+    heads, _ = scaled_dot_product_attention(q, k, v, mask)
+    return attn.w_o(attn.merge_heads(heads))  # (B, 1, d)
+
+
+# --8<-- [end:decode]

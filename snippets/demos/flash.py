@@ -498,9 +498,9 @@ def tiling_figure() -> Figure:
     return fig
 
 
-# The on-chip memory of a GPU's streaming multiprocessor, in numbers of 2 bytes (fp16):
-# A100, 192 KB (Dao et al., 2022, section 2.1); H100 SXM5, 228 KB (NVIDIA H100 Tensor
-# Core GPU Architecture whitepaper, 2022).
+# The on-chip SRAM of a GPU's streaming multiprocessor, in numbers of 2 bytes (fp16):
+# A100, 192 KB of L1 and shared memory (Dao et al., 2022, section 2.1); H100, up to 228 KB
+# of shared memory (NVIDIA H100 Tensor Core GPU Architecture whitepaper, 2022).
 _GPU_SRAM = {"A100 (192 KB)": 192 * 1024 // 2, "H100 (228 KB)": 228 * 1024 // 2}
 _IO_N, _IO_D = 4096, 64
 
@@ -529,7 +529,8 @@ def io_figure() -> Figure:
     ax.plot(srams, [flash_attention_io(_IO_N, _IO_D, m) for m in srams], marker="o",
             color=COLORS[0], label="FlashAttention, counted")  # fmt: skip
     marks = {**_GPU_SRAM, **_cpu_caches()}
-    for (name, m), color in zip(marks.items(), COLORS[1:], strict=False):
+    others = [c for i, c in enumerate(COLORS) if i not in (0, 3)]  # not the lines'
+    for (name, m), color in zip(marks.items(), others, strict=False):
         ax.axvline(m, color=color, linestyle=":", label=name)
     fig.legend(loc="outside lower center", ncols=2)
     ax.set(xscale="log", yscale="log", xlabel="on-chip memory $M$ (numbers)",
@@ -541,6 +542,10 @@ def io_figure() -> Figure:
 def io_numbers() -> dict[str, str]:
     standard = standard_attention_io(_IO_N, _IO_D)
     out = {"n": f"{_IO_N:,}", "d": str(_IO_D), "standard": f"{standard / 1e6:.1f}"}
+    a100 = _GPU_SRAM["A100 (192 KB)"]
+    for d in (64, 128):  # the saving at an A100's memory, for two head widths
+        saved = standard_attention_io(_IO_N, d) / flash_attention_io(_IO_N, d, a100)
+        out[f"a100_d{d}"] = fmt_ratio(saved)
     marks = {**_GPU_SRAM, **_cpu_caches()}
     lines = []
     for name, m in marks.items():
