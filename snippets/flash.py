@@ -176,8 +176,9 @@ def flash_attention(
 
 # --8<-- [start:io]
 def standard_attention_io(n: int, d: int) -> int:
-    """Numbers standard attention reads from and writes to HBM (the paper's Algorithm 0):
-    S = QK^T is written out, read back for the softmax, P written, then read with V."""
+    """Numbers standard attention reads from and writes to HBM (the paper's
+    Algorithm 0): S = QK^T is written out, read back for the softmax, P written, then
+    read with V."""
     checks.positive_ints(n=n, d=d)
     accesses = 2 * n * d + n * n  # read Q and K, write S
     accesses += n * n + n * n  # read S, write P = softmax(S)

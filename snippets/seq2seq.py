@@ -35,11 +35,8 @@ from snippets.transformer import (
 )
 
 # --8<-- [start:task]
-PAD, BOS, EOS = (
-    0,
-    1,
-    2,
-)  # special tokens (all sources are L long: PAD only fills outputs)
+# special tokens; all sources are L long, so PAD only fills short outputs
+PAD, BOS, EOS = 0, 1, 2
 SRC0, TGT0 = 3, 13  # digit k is token SRC0 + k in the source, TGT0 + k in the target
 VOCAB_SIZE = 23
 
@@ -118,7 +115,8 @@ def train(
 
 
 def exact_match(model: Transformer, digits: Tensor) -> float:
-    """The share of sources whose whole target, EOS included, greedy decoding gets right."""
+    """The share of sources whose whole target, EOS included, greedy decoding gets
+    right."""
     src, tgt = translation_pair(digits)
     out = greedy_decode(model, src, tgt.size(1), BOS, EOS)  # may stop early: pad it
     out = F.pad(out, (0, tgt.size(1) - out.size(1)), value=PAD)

@@ -222,18 +222,19 @@ def block_sparse_attention(
     q: Tensor,  # (..., N_q, d)
     k: Tensor,  # (..., N_k, d)
     v: Tensor,  # (..., N_k, d_v)
-    layout: Tensor,  # bool (..., ceil(N_q / b), ceil(N_k / b)): key blocks per query block
+    # bool (..., ceil(N_q / b), ceil(N_k / b)): the key blocks of each query block
+    layout: Tensor,
     block_size: int,  # b, positions per block
 ) -> Tensor:
     """softmax(q k^T / sqrt(d)) v over the listed blocks only: (..., N_q, d_v).
 
     Query block i attends to the keys of block j where layout[..., i, j] is True, and
-    only those tiles are computed: the listed (query block, key block) pairs are gathered,
-    each tile of scores is a (b, b) product, and the softmax of a query row is assembled
-    across its tiles from its maximum and its sum (two passes: the maximum over all the
-    row's tiles first). A query block with no listed block gets zeros, as a fully masked
-    row does in snippets.attention. Equal to dense attention under the layout expanded to
-    positions.
+    only those tiles are computed: the listed (query block, key block) pairs are
+    gathered, each tile of scores is a (b, b) product, and the softmax of a query row is
+    assembled across its tiles from its maximum and its sum (two passes: the maximum
+    over all the row's tiles first). A query block with no listed block gets zeros, as a
+    fully masked row does in snippets.attention. Equal to dense attention under the
+    layout expanded to positions.
     """
     checks.attention_inputs(q, k, v, same_batch=True)
     checks.positive_ints(block_size=block_size)

@@ -442,9 +442,9 @@ def greedy_decode(
     src_mask: Tensor | None = None,  # e.g. padding_mask(lengths, N_s), (B, 1, 1, N_s)
     use_cache: bool = True,  # keep each layer's keys and values between steps
 ) -> Tensor:
-    """(B, n) generated target ids, n <= max_len, without the BOS: at each step the most
-    likely next token given the source and the tokens so far. Generation stops once every
-    row has produced `eos`; a finished row repeats it. The source is encoded once.
+    """(B, n) generated target ids, n <= max_len, without the BOS: at each step the
+    most likely next token given the source and the tokens so far. Generation stops once
+    every row has produced `eos`; a finished row repeats it. The source is encoded once.
 
     Without the cache, every step runs the decoder over the whole prefix again; with it,
     over the newest token only (see `KVCache.next_logits`). Both give the same tokens.

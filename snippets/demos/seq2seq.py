@@ -178,7 +178,7 @@ _DECODE_CONFIG = TransformerConfig(
     d_model=128, num_heads=4, d_ff=512, num_layers=2, vocab_size=256, max_len=160
 )
 _DECODE_SRC = 32
-_DECODE_NS = [32, 128]
+_DECODE_NS = [24, 96]
 _DECODE_ROUNDS = 6
 
 
