@@ -151,6 +151,40 @@ def cross_attention_figure() -> Figure:
 
 
 @measured
+def self_attention_figure() -> Figure:
+    """Encoder and decoder self-attention of the trained model, averaged over the heads,
+    on the held-out source of the cross-attention figure."""
+    model, _, test, _ = _trained()
+    src, tgt = translation_pair(test[:1])
+    out = greedy_decode(model, src, tgt.size(1), BOS, EOS)
+    dec_in = torch.cat([torch.full((1, 1), BOS), out[:, :-1]], dim=1)
+    with torch.no_grad():
+        model.decode(dec_in, model.encode(src))
+    src_labels = [f"s{d - SRC0}" for d in src[0].tolist()]
+    in_labels = ["BOS"] + [f"t{d - TGT0}" for d in out[0, :-1].tolist()]
+    fig, axes = figure(ncols=2, nrows=2, width=7.2, height=7.0)
+    rows = [
+        ("encoder", [layer.attn_weights for layer in model.encoder.layers], src_labels),
+        ("decoder", [layer.self_weights for layer in model.decoder.layers], in_labels),
+    ]
+    for r, (name, maps, labels) in enumerate(rows):
+        for c, weights in enumerate(maps):
+            ax = axes[r, c]
+            image = ax.imshow(weights[0].mean(dim=0), vmin=0, vmax=1, cmap="viridis")
+            ax.set_title(f"{name}, layer {c + 1}")
+            ax.set_xticks(range(len(labels)), labels, rotation=90)
+            ax.set_yticks(range(len(labels)), labels)
+            ax.grid(False)
+        axes[r, 0].set_ylabel("query token")
+    for ax in axes[-1]:
+        ax.set_xlabel("key token")
+    fig.colorbar(
+        image, ax=axes, shrink=0.6, label="attention weight, mean of the heads"
+    )
+    return fig
+
+
+@measured
 def alignment_numbers() -> dict[str, str]:
     """How much of each layer's cross-attention falls on the source token that the
     generated token translates (the anti-diagonal), over the held-out sources."""
@@ -170,6 +204,13 @@ def alignment_numbers() -> dict[str, str]:
         out[f"layer{i}_mean"] = f"{mirror.mean().item():.2f}"
     out["uniform"] = f"{1 / _LENGTH:.2f}"
     out["n"] = str(_N_ALIGN)
+    # self-attention on the same pass, averaged over the heads
+    for i, layer in enumerate(model.encoder.layers, start=1):
+        rows = layer.attn_weights.mean(dim=1)  # (B, L, L)
+        out[f"enc{i}_max"] = f"{rows.amax(dim=-1).mean().item():.2f}"
+    first = model.decoder.layers[0].self_weights.mean(dim=1)  # (B, L + 1, L + 1)
+    out["dec1_bos"] = f"{first[:, 1:, 0].mean().item():.2f}"  # rows after BOS's own
+    out["dec1_self"] = f"{first.diagonal(dim1=-2, dim2=-1)[:, 1:].mean().item():.2f}"
     return out
 
 

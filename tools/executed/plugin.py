@@ -114,9 +114,10 @@ def prune(items: list[Item], project: Project) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-# A code block as pymdownx.highlight writes it on a page, and as mkdocs-jupyter does in a lab.
+# A code block as pymdownx.highlight writes it on a page, and as mkdocs-jupyter does in a
+# lab, with the hidden plain-text copy of each cell that its copy button reads.
 CODE_BLOCK = re.compile(
-    r'<div class="(language-[\w-]+ highlight|highlight-ipynb[^"]*)"'
+    r'<div class="(language-[\w-]+ highlight|highlight-ipynb[^"]*|clipboard-copy-txt)"'
 )
 
 
