@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from snippets import checks
+from snippets.lab import sequence_ids  # a row of digits read as one number
 from snippets.measure import step_clock
 from snippets.transformer import (
     Transformer,
@@ -49,19 +50,13 @@ def translation_pair(digits: Tensor) -> tuple[Tensor, Tensor]:
     return digits + SRC0, torch.cat([digits.flip(1) + TGT0, eos], dim=1)
 
 
-def digit_ids(digits: Tensor) -> Tensor:
-    """(n, L) digits -> (n,) each row read as a base-10 number: a unique id."""
-    powers = 10 ** torch.arange(digits.size(1) - 1, -1, -1)
-    return (digits * powers).sum(dim=1)
-
-
 def training_digits(
     n: int, length: int, held_out: Tensor, generator: torch.Generator
 ) -> Tensor:
     """(<= n, length) random digits, none of them a row of `held_out` (m, length)."""
     checks.positive_ints(n=n, length=length)
     digits = torch.randint(0, 10, (n, length), generator=generator)
-    return digits[~torch.isin(digit_ids(digits), digit_ids(held_out))]
+    return digits[~torch.isin(sequence_ids(digits), sequence_ids(held_out))]
 
 
 # --8<-- [end:task]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from snippets.lab import sequence_ids
 from snippets.masks import padding_mask
 from snippets.seq2seq import (
     EOS,
     SRC0,
     TGT0,
-    digit_ids,
     small_config,
     train,
     training_digits,
@@ -32,8 +32,8 @@ def test_training_never_shows_a_held_out_source():
     held_out = torch.tensor([[1, 2], [3, 4], [0, 0]])
     seen = training_digits(2000, 2, held_out, torch.Generator().manual_seed(0))
     assert len(seen) > 1900  # 3 of 100 sources are banned
-    assert not torch.isin(digit_ids(seen), digit_ids(held_out)).any()
-    assert digit_ids(torch.tensor([[1, 2, 3]])).item() == 123
+    assert not torch.isin(sequence_ids(seen), sequence_ids(held_out)).any()
+    assert sequence_ids(torch.tensor([[1, 2, 3]])).item() == 123
 
 
 def _model(norm_first: bool) -> Transformer:

@@ -127,33 +127,37 @@ _STYLES = {  # name -> colour and marker in the memory figure
 }
 
 
-@measured
-def memory_figure() -> Figure:
-    peaks = _memory_sweep()
+def _memory_plot(peaks: dict[str, dict[int, int]], ns: list[int], what: str) -> Figure:
+    """Peak memory of each implementation against N, beside one N x N float32 matrix."""
     fig, ax = figure(width=6.0, height=3.8)
     mib = 2**20
     ax.plot(
-        _NS,
-        [4 * n * n / mib for n in _NS],
+        ns,
+        [4 * n * n / mib for n in ns],
         color=COLORS[1],
         linestyle="--",
         label=r"one $N\times N$ float32 matrix",
     )
     for name, by_n in peaks.items():
         color, marker = _STYLES[name]
-        values = [by_n[n] / mib for n in _NS]
-        ax.plot(_NS, values, marker=marker, color=color, label=name)
+        values = [by_n[n] / mib for n in ns]
+        ax.plot(ns, values, marker=marker, color=color, label=name)
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="sequence length $N$",
         ylabel="peak memory (MiB)",
-        title=f"one head, $d_k = {_D}$, float32, forward pass",
+        title=f"one head, $d_k = {_D}$, float32, {what}",
     )
-    ax.set_xticks(_NS, [str(n) for n in _NS])
+    ax.set_xticks(ns, [str(n) for n in ns])
     ax.minorticks_off()
     ax.legend(fontsize=8)
     return fig
+
+
+@measured
+def memory_figure() -> Figure:
+    return _memory_plot(_memory_sweep(), _NS, "forward pass")
 
 
 @measured
@@ -362,36 +366,7 @@ def training_memory_table() -> str:
 
 @measured
 def training_memory_figure() -> Figure:
-    peaks = _training_memory()
-    fig, ax = figure(width=6.0, height=3.8)
-    mib = 2**20
-    ax.plot(
-        _N_TRAIN,
-        [4 * n * n / mib for n in _N_TRAIN],
-        color=COLORS[1],
-        linestyle="--",
-        label=r"one $N\times N$ float32 matrix",
-    )
-    for name, by_n in peaks.items():
-        color, marker = _STYLES[name]
-        ax.plot(
-            _N_TRAIN,
-            [by_n[n] / mib for n in _N_TRAIN],
-            marker=marker,
-            color=color,
-            label=name,
-        )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="sequence length $N$",
-        ylabel="peak memory (MiB)",
-        title=f"one head, $d_k = {_D}$, float32, forward + backward",
-    )
-    ax.set_xticks(_N_TRAIN, [str(n) for n in _N_TRAIN])
-    ax.minorticks_off()
-    ax.legend(fontsize=8)
-    return fig
+    return _memory_plot(_training_memory(), _N_TRAIN, "forward + backward")
 
 
 def _saved_bytes(fn: object, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> int:
@@ -417,11 +392,11 @@ def saved_table() -> str:
         for name in names:
             kept[name][n] = _saved_bytes(_training_implementations()[name], q, k, v)
     mib = 2**20
-    rows = [
-        [f"{n:,}", *(significant(kept[name][n] / mib) for name in names),
-         significant(4 * (4 * n * _D + n) / mib)]
-        for n in _N_TRAIN
-    ]  # fmt: skip
+    rows = []
+    for n in _N_TRAIN:
+        minimum = 4 * (4 * n * _D + n)  # bytes of Q, K, V, O and L in float32
+        cells = [significant(kept[name][n] / mib) for name in names]
+        rows.append([f"{n:,}", *cells, significant(minimum / mib)])
     header = ["$N$", *(f"{name} (MiB)" for name in names), "$4Nd + N$ numbers (MiB)"]
     return markdown_table(header, rows, "r" * len(header))
 
@@ -449,10 +424,8 @@ def gradient_table() -> str:
             errors = [
                 (a - b).abs().max().item() for a, b in zip(ours, expected, strict=True)
             ]
-            rows.append(
-                [str(dtype).removeprefix("torch."), "yes" if causal else "no",
-                 *(f"{e:.1e}" for e in errors)]
-            )  # fmt: skip
+            setting = [str(dtype).removeprefix("torch."), "yes" if causal else "no"]
+            rows.append(setting + [f"{e:.1e}" for e in errors])
     header = ["dtype", "causal", "$dQ$", "$dK$", "$dV$"]
     return markdown_table(header, rows, "llrrr")
 
@@ -467,6 +440,8 @@ def tiling_figure() -> Figure:
     ]
     fig, axes = figure(ncols=3, width=9.6, height=4.2)
     live, done = COLORS[0], COLORS[5]
+    grid = {"edgecolor": GRID, "linewidth": 0.8}  # the tiles of scores
+    outline = {"edgecolor": INK, "linewidth": 0.8}  # the blocks of Q, K, V and O
     for ax, (title, qi, kj, direction) in zip(axes, steps, strict=True):
         ax.set_title(title)
         ax.set_xlim(-1.6, blocks + 1.6)
@@ -481,15 +456,15 @@ def tiling_figure() -> Figure:
                     finished = c < kj or (c == kj and r < qi)
                 color = live if (r, c) == (qi, kj) else done if finished else "none"
                 alpha = 1.0 if (r, c) == (qi, kj) else 0.45
-                ax.add_patch(Rectangle((c, r), 1, 1, facecolor=color, alpha=alpha,
-                                       edgecolor=GRID, linewidth=0.8))  # fmt: skip
+                cell = Rectangle((c, r), 1, 1, facecolor=color, alpha=alpha, **grid)
+                ax.add_patch(cell)
         # the strips of Q (left), O (right), K and V (top): the live blocks filled
         strips = [((-1.4, r), r == qi) for r in range(blocks)]
         strips += [((blocks + 0.4, r), r == qi) for r in range(blocks)]
         strips += [((c, -1.4), c == kj) for c in range(blocks)]
         for corner, on in strips:
-            ax.add_patch(Rectangle(corner, 1, 1, facecolor=live if on else "none",
-                                   edgecolor=INK, linewidth=0.8))  # fmt: skip
+            fill = live if on else "none"
+            ax.add_patch(Rectangle(corner, 1, 1, facecolor=fill, **outline))
         ax.text(-0.9, blocks + 0.5, "$Q$", ha="center", va="center")
         right = "$O$" if direction == "forward" else "$dQ$"
         ax.text(blocks + 0.9, blocks + 0.5, right, ha="center", va="center")
@@ -526,16 +501,22 @@ def io_figure() -> Figure:
     fig, ax = figure(width=6.4, height=3.8)
     standard = standard_attention_io(_IO_N, _IO_D)
     ax.plot(srams, [standard] * len(srams), color=COLORS[3], label="standard attention")
-    ax.plot(srams, [flash_attention_io(_IO_N, _IO_D, m) for m in srams], marker="o",
-            color=COLORS[0], label="FlashAttention, counted")  # fmt: skip
+    counted = [flash_attention_io(_IO_N, _IO_D, m) for m in srams]
+    ax.plot(
+        srams, counted, marker="o", color=COLORS[0], label="FlashAttention, counted"
+    )
     marks = {**_GPU_SRAM, **_cpu_caches()}
     others = [c for i, c in enumerate(COLORS) if i not in (0, 3)]  # not the lines'
     for (name, m), color in zip(marks.items(), others, strict=False):
         ax.axvline(m, color=color, linestyle=":", label=name)
     fig.legend(loc="outside lower center", ncols=2)
-    ax.set(xscale="log", yscale="log", xlabel="on-chip memory $M$ (numbers)",
-           ylabel="HBM reads and writes (numbers)",
-           title=f"forward pass, $N = {_IO_N:,}$, $d = {_IO_D}$")  # fmt: skip
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="on-chip memory $M$ (numbers)",
+        ylabel="HBM reads and writes (numbers)",
+        title=f"forward pass, $N = {_IO_N:,}$, $d = {_IO_D}$",
+    )
     return fig
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -212,23 +213,35 @@ def speed_figure() -> Figure:
     return fig
 
 
-@measured
-def speed_table() -> str:
+def _speed_table(
+    timings: dict[int, Timings], fast: str, name: str, predicted: Callable[[int], float]
+) -> str:
+    """Median times of dense attention with the mask (ours and fused) and of `fast`, the
+    speed-ups over `fast` with their intervals, and the count's prediction, per N."""
     rows = []
-    for n, r in _benchmark().items():
-        t = r["t"]
-        ratios = [t.ratio(slow, "banded") for slow in ("dense", "fused")]
+    for n, t in timings.items():
+        ratios = [t.ratio(slow, fast) for slow in ("dense", "fused")]
         rows.append(
             [
                 f"{n:,}",
-                *(significant(t.median(key) * 1e3) for key in _BENCH_NAMES),
+                *(significant(t.median(key) * 1e3) for key in ("dense", "fused", fast)),
                 *(f"{fmt_ratio(x.estimate)}× [{x.interval()}]" for x in ratios),
-                f"{fmt_ratio(_predicted_speedup(n))}×",
+                f"{fmt_ratio(predicted(n))}×",
             ]
         )
-    header = ["$N$", "dense (ms)", "fused (ms)", "banded (ms)"]
-    header += ["dense ÷ banded [95%]", "fused ÷ banded [95%]", "predicted by the count"]
+    header = ["$N$", "dense (ms)", "fused (ms)", f"{name} (ms)"]
+    header += [
+        f"dense ÷ {fast} [95%]",
+        f"fused ÷ {fast} [95%]",
+        "predicted by the count",
+    ]
     return markdown_table(header, rows, "r" * len(header))
+
+
+@measured
+def speed_table() -> str:
+    timings = {n: r["t"] for n, r in _benchmark().items()}
+    return _speed_table(timings, "banded", "banded", _predicted_speedup)
 
 
 @measured
@@ -410,20 +423,7 @@ def _tiles_saved(n: int) -> float:
 
 @measured
 def block_speed_table() -> str:
-    rows = []
-    for n, t in _block_benchmark().items():
-        ratios = [t.ratio(slow, "block") for slow in ("dense", "fused")]
-        rows.append(
-            [
-                f"{n:,}",
-                *(significant(t.median(key) * 1e3) for key in _BLOCK_LABELS),
-                *(f"{fmt_ratio(x.estimate)}× [{x.interval()}]" for x in ratios),
-                f"{fmt_ratio(_tiles_saved(n))}×",
-            ]
-        )
-    header = ["$N$", "dense (ms)", "fused (ms)", "block-sparse (ms)"]
-    header += ["dense ÷ block [95%]", "fused ÷ block [95%]", "predicted by the count"]
-    return markdown_table(header, rows, "r" * len(header))
+    return _speed_table(_block_benchmark(), "block", "block-sparse", _tiles_saved)
 
 
 @measured

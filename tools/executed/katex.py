@@ -27,7 +27,7 @@ MARK = re.compile(
     re.DOTALL,
 )
 # What the build reads in a display formula and KaTeX never sees: a label, and \notag.
-NOT_FOR_KATEX = re.compile(r"\\label\{[^}]*\}|\\(?:notag|nonumber)\b")
+NOT_FOR_KATEX = re.compile(rf"{EQUATION_LABEL_RE.pattern}|\\(?:notag|nonumber)\b")
 # A formula in a heading's title, which the toc extension keeps as text.
 TITLE_MARK = re.compile(r"\\\((.*?)\\\)", re.DOTALL)
 # Reads [[tex, display], ...] as JSON on stdin; writes [[html, error], ...].
