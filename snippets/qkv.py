@@ -37,7 +37,8 @@ def soft_lookup(
 
     Returns the output (d_v,) and the weights (n,) = softmax(scores / T),
     positive and summing to 1. As T goes to 0 they approach the one-hot
-    choice of `hard_lookup`; as T grows, 1/n each: the mean of the values.
+    choice of `hard_lookup` (shared equally by keys tied for the best score);
+    as T grows, 1/n each: the mean of the values.
     """
     checks.positive_number("temperature", temperature)
     scores = keys @ query  # (n,)

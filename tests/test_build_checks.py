@@ -19,6 +19,7 @@ import torch
 
 from executed import checks, plan
 from executed.errors import ExecutionError
+from executed.exercises import check_exercises
 from executed.worker import Isolation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,3 +164,78 @@ def test_the_machinery_that_makes_results_is_part_of_every_key(
     with (tmp_path / module).open("a") as f:
         f.write("# a changed build machinery\n")
     assert plan.item_key(item, {"device": "cpu"}, REPO) != before
+
+
+# A chapter's exercises, as `executed.exercises.check_exercises` reads them: the page and
+# the code exercises declared in snippets/exercises/ (the REGISTRY demo's values).
+EXERCISE_PAGE = """# 3. A chapter
+
+## Exercises
+
+### Exercise 3.1: Predict
+
+*Predict, then run.* Something.
+
+??? success "Solution"
+
+    Because.
+
+### Exercise 3.2: Write it
+
+*Implement.* Write `f(x)`.
+
+```shell
+python -m snippets.exercises check 3.2 my_solution.py
+```
+
+??? success "Solution"
+
+    ```python title="snippets/solutions/ch03.py"
+    --8<-- "snippets/solutions/ch03.py:f"
+    ```
+"""
+DECLARED = {"3.2": "f\tWrite it\t2\tf(x)"}
+
+
+def test_consistent_exercises_pass():
+    check_exercises(EXERCISE_PAGE, "chapters/03-a.md", DECLARED)
+
+
+@pytest.mark.parametrize(
+    "change, registry, message",
+    [
+        (("3.2: Write", "3.1: Write"), DECLARED, r"exercise 3\.1 appears twice"),
+        (("3.2: Write", "3.3: Write"), DECLARED, r"its id must be 3\.2"),
+        (
+            ('??? success "Solution"\n\n    Because.', ""),
+            DECLARED,
+            "no folded solution",
+        ),
+        (None, {}, r"asks for code \(f\) but has no tests"),
+        (None, {"3.2": "f\tWrite it\t0\tf(x)"}, "has no tests"),
+        (None, {"3.2": "g\tWrite it\t2\tg(x)"}, "declares 'g'"),
+        (("check 3.2 my", "check 3.1 my"), DECLARED, "how to check it"),
+        (None, {**DECLARED, "3.3": "h\tMore\t1\th()"}, "3.3, which the page does not"),
+        (
+            ("ch03.py:f", "ch04.py:f"),
+            DECLARED,
+            "solutions are in snippets/solutions/ch03",
+        ),
+        (None, {**DECLARED, "3.1": "x\tPredict\t1\tx()"}, "includes no function"),
+    ],
+)
+def test_inconsistent_exercises_stop_the_build_naming_page_and_exercise(
+    change, registry, message
+):
+    page = EXERCISE_PAGE
+    if change:
+        assert change[0] in page
+        page = page.replace(change[0], change[1], 1)
+    with pytest.raises(ExecutionError, match=message) as stop:
+        check_exercises(page, "chapters/03-a.md", registry)
+    assert "page chapters/03-a.md" in str(stop.value)
+
+
+def test_an_exercise_heading_in_a_code_block_is_not_an_exercise():
+    fenced = "```text\n### Exercise 9.9: Not one\n```\n"
+    check_exercises(fenced + EXERCISE_PAGE, "chapters/03-a.md", DECLARED)

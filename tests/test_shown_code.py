@@ -162,3 +162,20 @@ def test_the_check_sees_what_the_formatter_does():
         14: "continuation starts with the operator 'if'",
         15: "continuation starts with the operator 'else'",
     }
+
+
+PAGES = sorted((ROOT / "docs" / "en").rglob("*.md"))
+FENCE = re.compile(r"^( *)```python\n(.*?)^\1```", re.M | re.S)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_python_written_on_a_page_fits_the_same_width(page):
+    """The short examples written directly on a page (no `title=`, run by
+    pytest-codeblocks) keep to the same 88 characters as the included code."""
+    long = [
+        line.strip()
+        for m in FENCE.finditer(page.read_text(encoding="utf-8"))
+        for line in textwrap.dedent(m[2]).splitlines()
+        if len(line) > MAX_LINE
+    ]
+    assert not long, "\n".join(long)

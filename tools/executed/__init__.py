@@ -25,6 +25,9 @@ The parts, in the order a build uses them:
 - `lab` (`python -m executed.lab`): runs one lab into a notebook;
 - `checks`: the pure checks on results and pages (NaN in figures, leftover declarations);
 - `render`: puts results into a page's Markdown and adds the timing box;
+- `exercises`: a chapter's exercises checked against the code exercises that
+  `snippets/exercises/` declares (ids, solutions, tests, the checker's command);
+- `notebook`: each chapter as a notebook generated from its page;
 - `katex`: each page's math typeset by KaTeX (run with Node) at build time;
 - `report`: the build report page;
 - `vendor`: KaTeX's stylesheet and fonts, served by the site itself;

@@ -1,5 +1,5 @@
 """`python -m executed check PAGE...`: execute the demos of pages, ignoring the cache,
-and print what each returned, without building the site."""
+print what each returned, and check the pages' exercises, without building the site."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from .errors import ExecutionError
+from .exercises import check_exercises
 from .plan import (
+    REGISTRY,
     Item,
     Project,
     demo_source,
@@ -35,6 +37,13 @@ def check(pages: list[str], project: Project) -> int:
         r = item.result
         print(f"{item.name}: {r['kind']} in {r['seconds']:.2f} s")
         item.record(project).unlink()
+    registry = next((i.result["value"] for i in items if i.name == REGISTRY), None)
+    try:
+        for page in pages:
+            check_exercises(Path(page).read_text(encoding="utf-8"), page, registry)
+    except ExecutionError as err:
+        print(err, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,6 +20,10 @@ from .errors import ExecutionError, warn
 
 FIGURE_RE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(exec:(?P<ref>[a-z_][\w]*\.[a-z_]\w*)\)")
 VALUE_RE = re.compile(r"\{\{\s*(?P<ref>[a-z_]\w*\.[a-z_]\w*)(?:\.(?P<key>\w+))?\s*\}\}")
+# An exercise's heading (see `exercises`); a page with exercises depends on REGISTRY,
+# the demo that lists the code exercises declared in snippets/exercises/.
+EXERCISE_RE = re.compile(r"^### Exercise (?P<id>[^:\s]+): (?P<title>.+?)[ \t]*$", re.M)
+REGISTRY = "solutions.code_exercises"  # id -> "function\ttitle\tcases\tcall"
 SNIPPET_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+snippets(?:\.(\w+))?", re.M)
 MACHINERY = Path(__file__).resolve().parent
 # The machinery's modules that make, check or format a stored result (`run` also decides
@@ -76,6 +80,8 @@ def scan_page(markdown: str) -> set[str]:
     """The demo references (`module.function`) that a page's Markdown declares."""
     refs = {m["ref"] for m in FIGURE_RE.finditer(markdown)}
     refs |= {m["ref"] for m in VALUE_RE.finditer(markdown)}
+    if EXERCISE_RE.search(markdown):
+        refs.add(REGISTRY)
     return refs
 
 
@@ -195,9 +201,18 @@ def snippet_deps(source: Path, root: Path) -> list[Path]:
             continue
         seen[path] = None
         names = _imports_of(path, root, *_stamp(path))
-        todo.extend(root / "snippets" / f"{n.replace('.', '/')}.py" for n in names)
+        todo.extend(_module_file(root, n) for n in names)
         todo.append(root / "snippets" / "__init__.py")
+        # a subpackage (snippets.exercises) counts with all its modules
+        if path.name == "__init__.py" and path.parent != root / "snippets":
+            todo.extend(path.parent.glob("*.py"))
     return sorted(seen, key=lambda p: p.as_posix())
+
+
+def _module_file(root: Path, name: str) -> Path:
+    """The file of the module `snippets.<name>`: `<name>.py`, or a package's `__init__.py`."""
+    path = root / "snippets" / name.replace(".", "/")
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -243,7 +258,7 @@ def _imported_snippet_modules(text: str, path: Path, root: Path) -> set[str]:
         for name in names:
             if name == "snippets" or name.startswith("snippets."):
                 rel = name.removeprefix("snippets").lstrip(".")
-                if rel and (root / "snippets" / f"{rel.replace('.', '/')}.py").exists():
+                if rel and _module_file(root, rel).exists():
                     found.add(rel)
     return found
 

@@ -17,7 +17,10 @@ from mkdocs.utils import get_relative_url
 
 from .errors import ExecutionError
 from .katex import Typesetter
+from .notebook import chapter_notebook
 from .plan import (
+    CHAPTER_RE,
+    REGISTRY,
     Item,
     Project,
     demo_source,
@@ -28,10 +31,10 @@ from .plan import (
     scan_page,
     write_record,
 )
-from .render import FIGURE_DIR, REPORT_URI, render_page
+from .render import FIGURE_DIR, REPORT_URI, number, render_page
 from .report import build_report
 from .run import execute
-from .vendor import add_vendored_assets
+from .vendor import add_vendored_assets, subset_fonts
 
 LAB_DIR = "labs/"
 TIMINGS_ENV = "AE_TIMINGS"  # "fresh": re-measure every timed item (the Pages workflow)
@@ -121,9 +124,22 @@ CODE_BLOCK = re.compile(
 )
 
 
+# An exercise's folded solution (`??? success "Solution"`, see `exercises`).
+SOLUTION_BLOCK = re.compile(
+    r'<details class="success">(?=\s*<summary>Solution</summary>)'
+)
+# A chapter's table under its caption ("Table 3.1. ..."): rows of a demo's numbers.
+CAPTIONED_TABLE = re.compile(r"(</figcaption>\s*)<table>")
+
+
 def without_code_in_search(html: str) -> str:
     """Mark code blocks so that search neither indexes them nor shows them as excerpts;
-    inline code and the prose around a block stay searchable."""
+    inline code and the prose around a block stay searchable. Left out too: exercises'
+    solutions (a search result should not give one away) and the bodies of chapters'
+    tables, whose captions say what they hold (the search index is loaded on every first
+    visit, and rows of numbers are not what a reader searches for)."""
+    html = SOLUTION_BLOCK.sub('<details class="success" data-search-exclude>', html)
+    html = CAPTIONED_TABLE.sub(r"\1<table data-search-exclude>", html)
     return CODE_BLOCK.sub(r'<div class="\1" data-search-exclude', html)
 
 
@@ -155,6 +171,7 @@ class ExecutedPlugin(BasePlugin):
         self.labs: list[Item] = []
         self.typesetter: Typesetter | None = None
         self.numbers: dict[str, tuple[str, str]] = {}
+        self.notebooks: dict[str, str] = {}  # site path -> a chapter's notebook
 
     @event_priority(100)  # before mkdocs-jupyter wraps the notebooks
     def on_files(self, files: Files, config: Any) -> Files:
@@ -204,12 +221,32 @@ class ExecutedPlugin(BasePlugin):
                     use_directory_urls=config["use_directory_urls"],
                 )
             )
+        self.notebooks = self.chapter_notebooks(pages, config)
         add_vendored_assets(files, config, project.root)
         if files.get_file_from_path(REPORT_URI) is None:
             seconds = time.perf_counter() - started
             report = build_report(list(demos.values()), labs, fingerprint, seconds)
             files.append(File.generated(config, REPORT_URI, content=report))
         return files
+
+    def chapter_notebooks(self, pages: dict[str, str], config: Any) -> dict[str, str]:
+        """Each chapter as a notebook, at chapters/<name>/<name>.ipynb beside its page."""
+        registry = self.demos.get(REGISTRY)
+        notebooks = {}
+        for page, markdown in pages.items():
+            if CHAPTER_RE.search(page) is None:
+                continue
+            name = Path(page).stem
+            notebooks[f"{Path(page).parent}/{name}/{name}.ipynb"] = chapter_notebook(
+                number(markdown, page, self.numbers),
+                page,
+                self.demos,
+                self.project.root,
+                config["site_url"] or "/",
+                config["repo_url"],
+                registry.result["value"] if registry else None,
+            )
+        return notebooks
 
     def on_page_markdown(self, markdown: str, page: Any, **kwargs: Any) -> str:
         """Replace each declaration with its result: figures (light and dark) and values."""
@@ -238,6 +275,8 @@ class ExecutedPlugin(BasePlugin):
         """A lab page's "edit" link opens its jupytext script, not the generated notebook."""
         if page.edit_url and page.file.src_uri.startswith(LAB_DIR):
             page.edit_url = page.edit_url.removesuffix(".ipynb") + ".py"
+        if CHAPTER_RE.search(page.file.src_uri):
+            page.chapter_notebook = f"{page.file.name}.ipynb"  # main.html's buttons
         return context
 
     def on_post_page(self, output: str, page: Any, config: Any) -> str:
@@ -251,7 +290,17 @@ class ExecutedPlugin(BasePlugin):
         return output
 
     def on_post_build(self, config: Any) -> None:
+        # Written here, not added as files: mkdocs-jupyter would render them as pages.
+        for uri, content in self.notebooks.items():
+            path = Path(config["site_dir"]) / uri
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
         if self.typesetter is not None:
             self.typesetter.save()
+            subset_fonts(
+                Path(config["site_dir"]),
+                list(self.typesetter.used.values()),
+                self.project.cache_dir / "fonts",
+            )
         if self.project is not None:
             prune([*self.demos.values(), *self.labs], self.project)

@@ -7,9 +7,11 @@ import re
 
 from .checks import check_leftovers
 from .errors import ExecutionError
+from .exercises import check_exercises
 from .plan import (
     CHAPTER_RE,
     FIGURE_RE,
+    REGISTRY,
     VALUE_RE,
     Item,
     anchor,
@@ -44,10 +46,10 @@ def render_page(
     declarations, checked for leftovers, and the timing box if it shows timings.
 
     `numbers` (from `plan.numbering`) numbers the figures, tables and equations of
-    chapters (see `number`); a reference to an unknown one stops the build."""
+    chapters (see `number`); a reference to an unknown one stops the build. A chapter's exercises are checked
+    against the code exercises declared in snippets/exercises/ (`exercises`)."""
     here = posixpath.dirname(page)
     declared = scan_page(markdown)
-    markdown = number(markdown, page, numbers or {})
 
     def planned(ref: str) -> Item:
         if ref not in demos:  # the page changed between planning and now
@@ -56,6 +58,10 @@ def render_page(
                 "while the site was being built? Build again."
             )
         return demos[ref]
+
+    if REGISTRY in declared:
+        check_exercises(markdown, page, planned(REGISTRY).result["value"])
+    markdown = number(markdown, page, numbers or {})
 
     def figure(m: re.Match[str]) -> str:
         item, alt = planned(m["ref"]), m["alt"].strip()

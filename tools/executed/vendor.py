@@ -1,8 +1,13 @@
 """KaTeX's stylesheet and fonts, served by the site itself: copied from docs/node_modules
-(`npm ci --prefix docs`, pinned in docs/package-lock.json) into the built site."""
+(`npm ci --prefix docs`, pinned in docs/package-lock.json) into the built site, each font
+cut down to the glyphs the site's formulas use."""
 
 from __future__ import annotations
 
+import hashlib
+import html
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +40,47 @@ def add_vendored_assets(files: Any, config: Any, root: Path) -> None:
             targets = [(p, f"{dest}/{p.name}") for p in fonts]
         for source, uri in targets:
             files.append(File.generated(config, uri, abs_src_path=str(source)))
+
+
+FONTS = "assets/vendor/katex/fonts"
+# The TeX source that KaTeX keeps in its MathML, for assistive technology: never drawn.
+ANNOTATION = re.compile(r"<annotation\b.*?</annotation>", re.S)
+
+
+def used_characters(formulas: list[str]) -> str:
+    """The characters the typeset formulas (`Typesetter.used`) draw, sorted: KaTeX
+    draws each with one of its fonts, so a font needs no other glyph."""
+    chars = {" "}
+    for formula in formulas:
+        chars |= set(html.unescape(re.sub(r"<[^>]+>", "", ANNOTATION.sub("", formula))))
+    return "".join(sorted(chars))
+
+
+def subset_fonts(site_dir: Path, formulas: list[str], cache_dir: Path) -> None:
+    """Cut each KaTeX font in the built site down to the glyphs of the characters its
+    formulas use: a page with math then loads about a third of the bytes. Each subset is
+    cached under a key of the font and the characters."""
+    from fontTools import subset
+
+    fonts = site_dir / FONTS
+    if not fonts.is_dir():
+        return
+    chars = used_characters(formulas)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for path in sorted(fonts.glob("*.woff2")):
+        original = path.read_bytes()
+        key = hashlib.sha256(original + chars.encode()).hexdigest()[:24]
+        cached = cache_dir / f"{path.stem}.{key}.woff2"
+        if not cached.exists():
+            options = subset.Options()
+            options.flavor = "woff2"
+            options.layout_features = ["*"]
+            options.notdef_outline = True
+            font = subset.load_font(path, options)
+            subsetter = subset.Subsetter(options)
+            subsetter.populate(text=chars)
+            subsetter.subset(font)
+            tmp = cached.with_suffix(f".tmp{os.getpid()}")
+            subset.save_font(font, tmp, options)
+            os.replace(tmp, cached)
+        path.write_bytes(cached.read_bytes())

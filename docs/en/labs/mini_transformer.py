@@ -710,3 +710,48 @@ assert acc_nano > 0.95, "the text below says that it learns the task"
 #   Positional Encodings Still Learn Positional Information.* Findings of EMNLP 2022.
 #   [arXiv:2203.16634](https://arxiv.org/abs/2203.16634)
 # - PyTorch documentation of `torch.nn.MultiheadAttention` (`batch_first`, `attn_mask`).
+
+# %% [markdown]
+# ## Try this
+#
+# Three experiments on the trained model, to run yourself: open the notebook (the buttons
+# at the top of the page), change a value, run the cell again. The build ran each cell as
+# it stands; the outputs are what it printed. Predict before you run.
+#
+# **Your own prompt.** Type ten digits; the model answers after the separator.
+
+# %%
+MY_DIGITS = "3141592653"  # ten digits of your choice
+assert len(MY_DIGITS) == LENGTH and MY_DIGITS.isdigit(), f"{LENGTH} digits"
+prompt = torch.tensor([[*map(int, MY_DIGITS), lab.SEP]], device=DEVICE)
+answer = "".join(str(int(t)) for t in lab.generate(model, prompt, LENGTH)[0])
+verdict = "reversed" if answer == MY_DIGITS[::-1] else "not the reversal"
+print(f"{MY_DIGITS} | {answer}  ({verdict})")
+
+# %% [markdown]
+# **Prompts unlike the training data.** Every training prompt was ten independent random
+# digits, so a prompt of one digit repeated, or a run in order, is rare among them. Does
+# the model still reverse it?
+
+# %%
+for text in ("0000000000", "9999999999", "0123456789", "1111111112", "5050505050"):
+    p = torch.tensor([[*map(int, text), lab.SEP]], device=DEVICE)
+    out = "".join(str(int(t)) for t in lab.generate(model, p, LENGTH)[0])
+    verdict = "reversed" if out == text[::-1] else "not the reversal"
+    print(f"{text} | {out}  ({verdict})")
+
+# %% [markdown]
+# **Which answer digit reads which prompt digit?** Change one prompt digit at a time and
+# see which answer positions change. A model that reverses must change exactly one, the
+# mirror position, every time.
+
+# %%
+base = [*map(int, MY_DIGITS)]
+before = lab.generate(model, torch.tensor([[*base, lab.SEP]], device=DEVICE), LENGTH)[0]
+for i in range(LENGTH):
+    changed = base.copy()
+    changed[i] = (changed[i] + 5) % 10
+    p = torch.tensor([[*changed, lab.SEP]], device=DEVICE)
+    after = lab.generate(model, p, LENGTH)[0]
+    moved = (after != before).nonzero().flatten().tolist()
+    print(f"prompt digit {i} changed: answer positions {moved} changed")

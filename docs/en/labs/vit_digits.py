@@ -549,3 +549,65 @@ show_figure(
 # inductive bias stops mattering, while on small data sets convolutions have the advantage. What this lab shows is narrower and verifiable: the
 # encoder of Part I, fed with patches instead of words, learns to classify images, and the
 # attention of its class token can be read off and drawn over the input.
+
+# %% [markdown]
+# ## Try this
+#
+# Three experiments on the trained models, to run yourself: open the notebook (the buttons
+# at the top of the page), change a value, run the cell again. The build ran each cell as
+# it stands; the outputs are what it printed. Predict before you run.
+#
+# **Draw a digit.** Each line of `DRAWING` is a row of 8 pixels: `#` is ink, `.` is paper.
+# The cell scales and standardises the drawing exactly as the training images were, and
+# prints the ViT's three most likely classes.
+
+# %%
+DRAWING = """
+..####..
+.#....#.
+......#.
+.....#..
+....#...
+...#....
+..#.....
+.######.
+"""
+rows = DRAWING.split()
+assert len(rows) == 8 and all(len(r) == 8 for r in rows), "8 rows of 8 pixels"
+ink = torch.tensor([[16.0 if c == "#" else 0.0 for c in r] for r in rows])
+drawn = ((as_tensor(ink.numpy()) - mean) / std).to(DEVICE)  # (1, 1, 8, 8)
+vit.eval()
+with torch.no_grad():
+    probs = vit(drawn).softmax(dim=-1)[0]
+top = probs.topk(3)
+print(", ".join(f"{int(c)}: {p:.1%}" for p, c in zip(*top, strict=True)))
+
+# %% [markdown]
+# **Move the images by one pixel.** A convolution applies the same filter at every
+# position; the ViT's patch grid does not move with the image, and its position
+# embeddings were learned for one placement. Which model loses most when every test image
+# is moved one pixel to the right (the last column wraps round to the first, where
+# digits have almost no ink)?
+
+# %%
+moved = x_test.roll(1, dims=-1)
+for name, (trained, _) in results.items():
+    before, after = accuracy(trained, x_test, y_test), accuracy(trained, moved, y_test)
+    print(f"{name:>9}: {before:.1%} -> {after:.1%}")
+
+# %% [markdown]
+# **Hide one patch.** Replace one of the 16 patches of every test image by paper and
+# measure the ViT's accuracy again: the table below has one cell per patch, laid out as
+# the patches are in the image. Which part of an 8 × 8 digit does the model need?
+
+# %%
+paper = (0.0 - mean) / std  # a blank pixel, standardised
+table = torch.zeros(side, side)
+for r in range(side):
+    for c in range(side):
+        hidden = x_test.clone()
+        hidden[:, :, r * PATCH : (r + 1) * PATCH, c * PATCH : (c + 1) * PATCH] = paper
+        table[r, c] = accuracy(vit, hidden, y_test)
+print(f"accuracy with no patch hidden: {accuracy(vit, x_test, y_test):.1%}")
+for row in table:
+    print("  ".join(f"{a:.0%}".rjust(4) for a in row.tolist()))
