@@ -59,24 +59,29 @@ def _vendor_assets(session: nox.Session) -> None:
         stamp.write_text(digest)
 
 
+EDITIONS = {"zh": "mkdocs.zh.yml"}  # the translations; English is mkdocs.yml
+
+
 @nox.session(python=False)
 def docs(session: nox.Session) -> None:
-    """Build the site and serve it with live reload on http://127.0.0.1:8000."""
+    """Build the site and serve it with live reload on http://127.0.0.1:8000;
+    `nox -s docs -- zh` serves the Chinese edition (after `nox -s build`, whose English
+    build its labs and timings come from)."""
     bin_dir = _course_env(session)
-    session.run(
-        str(bin_dir / "mkdocs"),
-        "serve",
-        "--dev-addr",
-        "127.0.0.1:8000",
-        *session.posargs,
-    )
+    args = list(session.posargs)
+    if args and args[0] in EDITIONS:
+        args = ["-f", EDITIONS[args[0]], *args[1:]]
+    session.run(str(bin_dir / "mkdocs"), "serve", "--dev-addr", "127.0.0.1:8000", *args)
 
 
 @nox.session(python=False)
 def build(session: nox.Session) -> None:
-    """Strict build of the site into site/ (every warning is an error)."""
+    """Strict build of the site into site/ (every warning is an error): the English
+    edition, then each translation into site/<lang>/, which executes nothing again."""
     bin_dir = _course_env(session)
     session.run(str(bin_dir / "mkdocs"), "build", "--strict", *session.posargs)
+    for config in EDITIONS.values():
+        session.run(str(bin_dir / "mkdocs"), "build", "--strict", "-f", config)
 
 
 @nox.session(python=False)

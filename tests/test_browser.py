@@ -72,6 +72,10 @@ LOADED = """() => [
 # A first visit with an empty cache, compressed as a web server sends it (gzip): at most
 # 500 kB for any page, 300 kB for the median page.
 PAGE_WEIGHT_MAX, PAGE_WEIGHT_MEDIAN = 500_000, 300_000
+# The Chinese edition's median is allowed more, for now: its search index, segmented by
+# jieba into words separated by zero-width spaces, is 175 kB against the English 115 kB.
+# Making it smaller (or loading it only when search is opened) is part of issue #16.
+PAGE_WEIGHT_MEDIAN_ZH = 360_000
 
 
 @functools.cache
@@ -86,7 +90,9 @@ def gzip_size(site: Path, url: str) -> int:
 def page_weight(site: Path, urls: list[str]) -> int:
     """Bytes of a first visit: what the page loaded, and the search index, which
     Material's search fetches on every first visit (sometimes after the load event)."""
-    index = "/search/search_index.json"
+    # the index of the page's edition: /search/... or, in the Chinese one, /zh/search/...
+    edition = "/zh" if urlsplit(urls[0]).path.startswith("/zh/") else ""
+    index = f"{edition}/search/search_index.json"
     server = urlsplit(urls[0])._replace(path=index).geturl()
     same = [u for u in {*urls, server} if urlsplit(u).netloc == urlsplit(server).netloc]
     return sum(gzip_size(site, u) for u in same)
@@ -306,9 +312,15 @@ def test_every_page_loads_cleanly_is_accessible_and_toggles_palette(built_site, 
     print("bytes of a first visit, gzip, per page:")
     for path, size in weights.items():
         print(f"  {size / 1e3:9.0f} kB  {path}")
-    median = statistics.median(weights.values())
-    print(f"  {median / 1e3:9.0f} kB  median")
-    assert median <= PAGE_WEIGHT_MEDIAN, f"median page weight {median:,.0f} bytes"
+    for edition, budget in (("en", PAGE_WEIGHT_MEDIAN), ("zh", PAGE_WEIGHT_MEDIAN_ZH)):
+        ours = [
+            w
+            for path, w in weights.items()
+            if path.startswith("zh/") == (edition == "zh")
+        ]
+        median = statistics.median(ours)
+        print(f"  {median / 1e3:9.0f} kB  median, {edition}")
+        assert median <= budget, f"{edition}: median page weight {median:,.0f} bytes"
     assert not problems, "\n".join(problems)
 
 
@@ -360,3 +372,44 @@ def test_search_finds_the_chapter_of_a_topic_first(server):
         assert found[query] and chapter in found[query][0], (query, found[query])
     assert any("03-scaled-dot-product-attention" in h for h in found["softmax"])
     assert not any("build-report" in h for hrefs in found.values() for h in hrefs)
+
+
+async def shared_search(server: str, queries: list[str]) -> dict[str, list[str]]:
+    """The result links of each query opened as a shared search link (`?q=`, Material's
+    search.share), best first."""
+    found = {}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        for query in queries:
+            await page.goto(f"{server}?q={query}", wait_until="networkidle")
+            hrefs: list[str] = []
+            for _ in range(150):
+                hrefs = await page.eval_on_selector_all(
+                    ".md-search-result__link", "links => links.map(a => a.href)"
+                )
+                if hrefs:
+                    break
+                await page.wait_for_timeout(200)
+            found[query] = hrefs
+        await browser.close()
+    return found
+
+
+def test_chinese_search_finds_the_chapter_of_a_term_first(server):
+    """Material's search, with jieba's segmentation and the glossary's terms as whole
+    words (docs/terms.zh.txt), ranks the chapter of each term first. For 注意力 itself
+    that is chapter 9, whose title is 注意力家族 ("attention families")."""
+    first = {
+        "注意力": "09-attention-families",
+        "位置编码": "06-positional-encoding",
+        "掩码": "04-masks",
+        "多头注意力": "05-multi-head-attention",
+        "稀疏注意力": "10-sparse-attention",
+    }
+    found = asyncio.run(shared_search(server + "zh/", list(first)))
+    for query, chapter in first.items():
+        assert found[query] and f"/zh/chapters/{chapter}/" in found[query][0], (
+            query,
+            found[query][:3],
+        )

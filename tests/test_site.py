@@ -31,6 +31,8 @@ from executed.run import execute
 from snippets.plotting import MIN_TEXT_PX, TEXT_PX, smallest_text_px, text_px
 
 REPO = Path(__file__).resolve().parents[1]
+# A zero-width space between two characters that are not CJK: KaTeX's, not jieba's.
+CJK_FREE_ZWSP = re.compile("(?<![\u4e00-\u9fff])\u200b(?![\u4e00-\u9fff])")
 DOCS = REPO / "docs" / "en"
 
 
@@ -183,7 +185,10 @@ def test_no_declaration_is_left_unreplaced(built_site):
 
 
 def test_every_page_declares_its_language(built_site):
-    assert {p.lang for p in pages(built_site).values()} == {"en"}
+    """English pages say lang="en", the Chinese edition's (under zh/) lang="zh"."""
+    for path, page in pages(built_site).items():
+        edition = "zh" if path.relative_to(built_site).parts[0] == "zh" else "en"
+        assert page.lang == edition, path
 
 
 def test_build_report_lists_every_executed_item(built_site):
@@ -236,7 +241,9 @@ def test_math_is_typeset_in_the_html_and_search_sees_no_tex(built_site):
         raw = RAW_TEX.search(doc["text"] + doc["title"])
         assert raw is None, f"search entry {doc['location']}: TeX {raw}"
         # KaTeX's glyphs, which it separates by zero-width spaces, are not words either
-        assert "\u200b" not in doc["text"], f"search entry {doc['location']}: a formula"
+        # (jieba's word breaks in Chinese text, next to a CJK character, are)
+        lone = CJK_FREE_ZWSP.search(doc["text"])
+        assert lone is None, f"search entry {doc['location']}: a formula"
 
 
 def test_search_indexes_neither_code_blocks_nor_the_build_report(built_site):
@@ -588,3 +595,29 @@ def test_katex_fonts_keep_every_glyph_the_formulas_draw(built_site):
         assert kept < full or not full & drawn, path.name
         missing = (full & drawn) - kept
         assert not missing, f"{path.name} lost {sorted(map(chr, missing))}"
+
+
+def test_the_chinese_edition_executes_nothing_again(built_site):
+    """The Chinese build (after the English one) reuses every result: nothing executed."""
+    statuses = json.loads((built_site.parent / "zh-statuses.json").read_text())
+    assert statuses and set(statuses.values()) <= {"cached", "shared"}, statuses
+
+
+def test_the_language_switch_opens_the_same_page_in_the_other_edition(built_site):
+    for path in sorted(built_site.rglob("index.html")):
+        if path.parent.name == "search":
+            continue
+        relative = path.relative_to(built_site)
+        zh = relative.parts[0] == "zh"
+        twin = Path(*relative.parts[1:]) if zh else Path("zh", *relative.parts)
+        switch = re.findall(
+            r'<a href="([^"]+)" hreflang="(en|zh)" lang="\2" class="md-select__link">',
+            path.read_text(),
+        )
+        assert {lang for _, lang in switch} == {"en", "zh"}, path
+        for href, lang in switch:
+            target = (path.parent / href / "index.html").resolve()
+            expected = built_site / (
+                twin if lang != ("zh" if zh else "en") else relative
+            )
+            assert target == expected.resolve(), (relative, href)

@@ -17,7 +17,7 @@ from .errors import ExecutionError
 from .plan import CHAPTER_RE, EXERCISE_RE, in_code
 
 SECTION_END_RE = re.compile(r"^#{1,3} ", re.M)
-SOLUTION_RE = re.compile(r'^\?\?\? success "Solution"[ \t]*$', re.M)
+SOLUTION_RE = re.compile(r'^\?\?\? success "(?:Solution|解答)"[ \t]*$', re.M)
 SOLUTION_INCLUDE_RE = re.compile(
     r'--8<-- "snippets/solutions/(?P<module>\w+)\.py:(?P<function>\w+)"'
 )
@@ -65,10 +65,13 @@ def check_command(exercise_id: str) -> str:
     return f"python -m snippets.exercises check {exercise_id}"
 
 
-def check_exercises(markdown: str, page: str, registry: dict[str, str] | None) -> None:
+def check_exercises(
+    markdown: str, page: str, registry: dict[str, str] | None, language: str = "en"
+) -> None:
     """Stop the build when a chapter's exercises are inconsistent: ids out of sequence or
     duplicated, a solution missing, a code exercise without tests or checker command, or
-    a declared exercise the page does not show."""
+    a declared exercise the page does not show. A translation's titles are its own; the
+    English edition's are those that snippets/exercises/ declares."""
     found = exercises(markdown)
     chapter = CHAPTER_RE.search(page)
     if not found:
@@ -111,7 +114,8 @@ def check_exercises(markdown: str, page: str, registry: dict[str, str] | None) -
                 f"{where} asks for code ({function}) but has no tests: declare it, with "
                 f"its cases, in snippets/exercises/ch{number:02d}.py"
             )
-        if (entry["function"], entry["title"]) != (function, exercise.title):
+        title = exercise.title if language == "en" else entry["title"]
+        if (entry["function"], entry["title"]) != (function, title):
             raise ExecutionError(
                 f"{where} shows {function!r}, titled {exercise.title!r}, but "
                 f"snippets/exercises/ch{number:02d}.py declares {entry['function']!r}, "

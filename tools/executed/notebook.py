@@ -13,10 +13,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from markdown.extensions.toc import slugify
-
+from .editions import heading_anchor
 from .exercises import declared
 from .plan import EXERCISE_RE, FIGURE_RE, VALUE_RE, Item
+from .words import words
 
 FENCE_RE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 INCLUDE_RE = re.compile(r'^--8<-- "(?P<path>[^":]+)(?::(?P<section>[\w-]+))?"$')
@@ -29,7 +29,6 @@ ATTRS_RE = re.compile(r"\s*\{\s*[#.:][^}]*\}|\{\s*loading=lazy\s*\}")
 LINK_RE = re.compile(r"\]\((?P<target>(?!https?:|mailto:)[^)\s]*)\)")
 CHECK_RE = re.compile(r"python -m snippets\.exercises check (?P<id>\d+\.\d+)")
 LABEL_RE = re.compile(r"[ \t]*\\label\{[^}]*\}")
-SOLUTION_TITLE = "Solution"
 # A command shown in a `shell` fence: pytest-codeblocks runs `bash` and `sh` ones.
 SHELLS = ("shell", "bash", "sh")
 INSTALL = """\
@@ -111,8 +110,10 @@ class Builder:
         root: Path,
         site_url: str,
         exercises: dict[str, dict[str, str]],
+        language: str = "en",
     ) -> None:
         self.page, self.demos, self.root = page, demos, root
+        self.say = words(language)
         self.site_url = site_url.rstrip("/") + "/"
         self.exercises = exercises
         self.cells: list[dict[str, Any]] = []
@@ -133,7 +134,7 @@ class Builder:
                 for ref, keys in self.values.items()
             ]
             self.values = {}
-            self.code("# The numbers above, computed again\n" + "\n".join(calls))
+            self.code(self.say["notebook_values"] + "\n" + "\n".join(calls))
 
     def code(self, source: str) -> None:
         self.flush()
@@ -180,7 +181,8 @@ class Builder:
                 self.imported.add(include["path"])
                 module = include["path"].removesuffix(".py").replace("/", ".")
                 helpers = sorted(n for n in private_names(path) if n in code)
-                lines = [f"# What {include['path']} imports", *module_imports(path)]
+                heading = self.say["notebook_imports"].format(path=include["path"])
+                lines = [heading, *module_imports(path)]
                 lines.append(f"from {module} import *  # noqa: F403")
                 if helpers:
                     lines.append(f"from {module} import {', '.join(helpers)}")
@@ -196,10 +198,11 @@ class Builder:
             and self.exercise in self.exercises
         ):
             entry = self.exercises[self.exercise]
-            self.code(
-                f"# Exercise {self.exercise}: write {entry['function']} here.\n"
-                f"def {entry['call']}:\n    ...  # your solution\n"
+            stub = self.say["notebook_stub"].format(
+                id=self.exercise, function=entry["function"]
             )
+            yours = self.say["notebook_yours"]
+            self.code(f"{stub}\ndef {entry['call']}:\n    {yours}\n")
             self.code(f"check({self.exercise!r}, {entry['function']})")
         else:
             self.prose += raw
@@ -207,16 +210,13 @@ class Builder:
     def block(self, kind: str, title: str | None, body: list[str]) -> None:
         """An admonition, a folded block or a content tab: its title in bold and its
         body; a solution becomes a link to the page, where it is folded."""
-        if title == SOLUTION_TITLE and self.exercise:
+        if title == self.say["solution"] and self.exercise:
             heading = next(
                 m for m in EXERCISE_RE.finditer(self.source) if m["id"] == self.exercise
             )
-            anchor = slugify(f"Exercise {heading['id']}: {heading['title']}", "-")
+            anchor = heading_anchor(heading[0].removeprefix("### "))
             url = self.site_url + page_url(self.page) + "#" + anchor
-            self.prose += [
-                f"*The solution is on [the course's page]({url}), folded.*",
-                "",
-            ]
+            self.prose += [self.say["notebook_solution"].format(url=url), ""]
             return
         if title:
             self.prose += [f"**{title}**", ""]
@@ -283,16 +283,7 @@ class Builder:
         lines = body.strip("\n").splitlines()
         title = lines.pop(0) if lines and lines[0].startswith("# ") else ""
         url = self.site_url + page_url(self.page)
-        self.prose = [
-            title,
-            "",
-            f"*This notebook is generated from [this chapter's page]({url}) of "
-            "Attention, Executed, by the build that executes the site. Run the cells in "
-            "order: the first installs the course's code where it is missing; the figures, "
-            "tables and numbers come from the same demos the page shows. Each code "
-            "exercise has a cell for your solution and a cell that checks it with the "
-            "course's tests.*",
-        ]
+        self.prose = [title, "", self.say["notebook_intro"].format(url=url)]
         self.code(INSTALL.format(repo=repo))
         self.code(
             "from snippets.exercises import check\n"
@@ -313,12 +304,14 @@ def chapter_notebook(
     site_url: str,
     repo: str,
     registry: dict[str, str] | None,
+    language: str = "en",
 ) -> str:
     """The notebook of a chapter page, as nbformat JSON. `markdown` is the page after
     numbering (`render.number`), so captions and references carry their numbers."""
     import nbformat
 
-    builder = Builder(page, demos, root, site_url, declared(registry or {}))
+    exercises = declared(registry or {})
+    builder = Builder(page, demos, root, site_url, exercises, language)
     cells = builder.build(markdown, repo)
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {

@@ -22,7 +22,12 @@ FIGURE_RE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(exec:(?P<ref>[a-z_][\w]*\.[a-z_]\
 VALUE_RE = re.compile(r"\{\{\s*(?P<ref>[a-z_]\w*\.[a-z_]\w*)(?:\.(?P<key>\w+))?\s*\}\}")
 # An exercise's heading (see `exercises`); a page with exercises depends on REGISTRY,
 # the demo that lists the code exercises declared in snippets/exercises/.
-EXERCISE_RE = re.compile(r"^### Exercise (?P<id>[^:\s]+): (?P<title>.+?)[ \t]*$", re.M)
+# ("### Exercise 3.2: Title"; in the Chinese edition "### 练习 3.2：标题")
+EXERCISE_RE = re.compile(
+    r"^### (?:Exercise|练习) (?P<id>[^:：\s]+)(?:: |：)(?P<title>.+?)"
+    r"(?:[ \t]*\{[ \t]*#[\w.-]+[ \t]*\})?[ \t]*$",
+    re.M,
+)
 REGISTRY = "solutions.code_exercises"  # id -> "function\ttitle\tcases\tcall"
 SNIPPET_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+snippets(?:\.(\w+))?", re.M)
 MACHINERY = Path(__file__).resolve().parent

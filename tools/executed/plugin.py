@@ -4,6 +4,7 @@ the report and the vendored assets into a build. It holds the state of one build
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
+from .editions import differences
 from .errors import ExecutionError
 from .katex import Typesetter
 from .notebook import chapter_notebook
@@ -59,9 +61,11 @@ def markdown_pages(files: Files) -> dict[str, str]:
 
 
 def plan(
-    files: Files, pages: dict[str, str], project: Project
+    files: Files, pages: dict[str, str], project: Project, english: Path | None = None
 ) -> tuple[dict[str, Item], list[Item]]:
-    """The demos the pages (`markdown_pages`) declare, by name, and the labs."""
+    """The demos the pages (`markdown_pages`) declare, by name, and the labs. In a
+    translation (`english`: the English edition's docs), a lab is the English lab,
+    executed once for both editions; its Markdown cells are swapped in afterwards."""
     demos: dict[str, Item] = {}
     labs: list[Item] = []
     for page, text in pages.items():
@@ -77,12 +81,16 @@ def plan(
     for file in files:
         if file.src_uri.startswith(LAB_DIR) and file.src_uri.endswith(".py"):
             page = file.src_uri.removesuffix(".py") + ".ipynb"  # what the site shows
-            labs.append(Item(file.src_uri, Path(file.abs_src_path), [page]))
+            source = (
+                Path(file.abs_src_path) if english is None else english / file.src_uri
+            )
+            labs.append(Item(file.src_uri, source, [page]))
     return demos, labs
 
 
-def load_cached(item: Item, project: Project) -> None:
-    """Fill `item.result` from the cache when a usable entry exists."""
+def load_cached(item: Item, project: Project, translation: bool = False) -> None:
+    """Fill `item.result` from the cache when a usable entry exists. A translation's
+    build reuses the timings that the English build of the same run measured again."""
     path = item.record(project)
     if not path.exists():
         return
@@ -92,7 +100,10 @@ def load_cached(item: Item, project: Project) -> None:
     elif item.is_lab and not (project.cache_dir / item.result["value"]).exists():
         item.result = None
     elif item.result.get("measured") and fresh_timings():
-        item.result = None  # the publishing build measures again
+        if translation:
+            item.status = "shared"  # measured by the English build just before
+        else:
+            item.result = None  # the publishing build measures again
 
 
 def prune(items: list[Item], project: Project) -> None:
@@ -162,6 +173,104 @@ def shared_notebook_css(page_html: str, page_url: str) -> tuple[str, str, str]:
     return page_html, uri, css
 
 
+def check_edition(files: Files, pages: dict[str, str], english: Path) -> None:
+    """Stop a translation's build when a page has no English page or the reverse, or
+    when a page differs from its English page in what the build reads (`editions`)."""
+    found = []
+    ours = {f.src_uri for f in files if f.src_uri.endswith((".md", ".py"))}
+    theirs = {
+        p.relative_to(english).as_posix()
+        for p in english.rglob("*")
+        if p.suffix in (".md", ".py")
+    }
+    found += [f"{page}: no English page" for page in sorted(ours - theirs)]
+    found += [f"{page}: not translated" for page in sorted(theirs - ours)]
+    for page, markdown in sorted(pages.items()):
+        if page in theirs:
+            english_page = (english / page).read_text(encoding="utf-8")
+            found += [f"{page}: {d}" for d in differences(english_page, markdown)]
+    if found:
+        raise ExecutionError(
+            "the translation differs from the English edition:\n  " + "\n  ".join(found)
+        )
+
+
+NOTEBOOK_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
+HTML_HEADING = re.compile(r'<h([1-6]) id="[^"]*"(.*?)</h\1>', re.S)
+ANCHOR_LINK = re.compile(r'(class="anchor-link" href="#)[^"]*(")')
+
+
+def lab_anchors(notebook: Any) -> list[tuple[int, str]]:
+    """The (level, id) of each heading of a notebook's Markdown cells, in order, with
+    the ids mkdocs-jupyter gives them (ASCII slugs: a Chinese heading would get none)."""
+    from mkdocs_jupyter.utils import slugify
+    from nbconvert.filters.strings import _convert_header_id
+
+    found = []
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for m in NOTEBOOK_HEADING.finditer(cell.source):
+                text = re.sub(r"[*_`]", "", m[2])
+                found.append((len(m[1]), _convert_header_id(slugify(text))))
+    return found
+
+
+def with_english_anchors(html: str, toc: Any, anchors: list[tuple[int, str]]) -> str:
+    """A translated lab's headings and table of contents given the English lab's
+    anchors, in order, so that links into the lab work in both editions."""
+    ids = iter(anchors)
+
+    def heading(m: re.Match[str]) -> str:
+        _, id_ = next(ids, (0, ""))
+        inner = ANCHOR_LINK.sub(lambda a: f"{a[1]}{id_}{a[2]}", m[2])
+        return f'<h{m[1]} id="{id_}"{inner}</h{m[1]}>'
+
+    html = HTML_HEADING.sub(heading, html)
+    stack, links = list(reversed(list(toc))), []
+    while stack:
+        link = stack.pop()
+        links.append(link)
+        stack.extend(reversed(link.children))
+    remaining = list(anchors)
+    for link in links:
+        k = next((i for i, (lv, _) in enumerate(remaining) if lv == link.level), None)
+        if k is not None:
+            link.id = remaining.pop(k)[1]
+            remaining = remaining[k:]
+    return html
+
+
+def translated_lab(
+    folder: Path, item: Item, script: Path
+) -> tuple[Path, list[tuple[int, str]]]:
+    """The English lab's executed notebook with the translation's Markdown cells, in a
+    folder of its own beside it; nothing is executed again."""
+    import jupytext
+    import nbformat
+
+    page = item.pages[0]
+    notebook = nbformat.read(folder / page, as_version=4)
+    anchors = lab_anchors(notebook)  # the English headings'
+    cells = jupytext.read(script).cells
+    if [c.cell_type for c in cells] != [c.cell_type for c in notebook.cells]:
+        raise ExecutionError(
+            f"lab {script.name}: its cells differ from the English lab's"
+        )
+    for k, (ours, theirs) in enumerate(zip(notebook.cells, cells, strict=True)):
+        if ours.cell_type == "markdown":
+            ours.source = theirs.source
+        elif ours.source != theirs.source:
+            raise ExecutionError(
+                f"lab {script.name}: code cell {k} differs from the English lab's; "
+                "a translation changes only the Markdown cells"
+            )
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:12]
+    out = folder.with_name(f"{folder.name}-{digest}")
+    (out / page).parent.mkdir(parents=True, exist_ok=True)
+    (out / page).write_text(nbformat.writes(notebook), encoding="utf-8")
+    return out, anchors
+
+
 class ExecutedPlugin(BasePlugin):
     """Run what the pages declare, cache it, and embed the results."""
 
@@ -172,14 +281,24 @@ class ExecutedPlugin(BasePlugin):
         self.typesetter: Typesetter | None = None
         self.numbers: dict[str, tuple[str, str]] = {}
         self.notebooks: dict[str, str] = {}  # site path -> a chapter's notebook
+        self.language = "en"  # theme.language of the edition being built
+        self.english: Path | None = None  # the English docs, when this is a translation
+        self.lab_anchors: dict[str, list[tuple[int, str]]] = {}  # a translated lab's
 
     @event_priority(100)  # before mkdocs-jupyter wraps the notebooks
     def on_files(self, files: Files, config: Any) -> Files:
         """Plan, execute what is stale, and add figures, labs, assets and the report."""
         self.project = project = Project.at(Path(config["config_file_path"]).parent)
         started = time.perf_counter()
+        self.language = dict(config["theme"].items()).get("language", "en")
+        english = project.root / "docs" / "en"
+        self.english = (
+            None if Path(config["docs_dir"]).resolve() == english else english
+        )
         pages = markdown_pages(files)
-        self.demos, self.labs = demos, labs = plan(files, pages, project)
+        if self.english is not None:
+            check_edition(files, pages, self.english)
+        self.demos, self.labs = demos, labs = plan(files, pages, project, self.english)
         self.numbers = numbering(pages)
         self.typesetter = Typesetter(
             project.root, project.cache_dir / "katex" / "formulas.json"
@@ -189,7 +308,7 @@ class ExecutedPlugin(BasePlugin):
         stale = []
         for item in everything:
             item.key = item_key(item, fingerprint, project.root)
-            load_cached(item, project)
+            load_cached(item, project, translation=self.english is not None)
             if item.result is None:
                 stale.append(item)
         try:
@@ -213,15 +332,33 @@ class ExecutedPlugin(BasePlugin):
         for item in labs:
             script = files.get_file_from_path(item.name)
             files.remove(script)
+            folder = project.cache_dir / "labs" / item.key
+            if self.english is not None:  # the English outputs under translated text
+                folder, anchors = translated_lab(
+                    folder, item, Path(script.abs_src_path)
+                )
+                self.lab_anchors[item.pages[0]] = anchors
             files.append(
                 File(
                     item.pages[0],
-                    src_dir=str(project.cache_dir / "labs" / item.key),
+                    src_dir=str(folder),
                     dest_dir=config["site_dir"],
                     use_directory_urls=config["use_directory_urls"],
                 )
             )
         self.notebooks = self.chapter_notebooks(pages, config)
+        if self.english is not None:  # the English edition's stylesheets and scripts
+            for path in sorted((self.english / "assets").rglob("*")):
+                uri = path.relative_to(self.english).as_posix()
+                if path.is_file() and files.get_file_from_path(uri) is None:
+                    files.append(
+                        File(
+                            uri,
+                            src_dir=str(self.english),
+                            dest_dir=config["site_dir"],
+                            use_directory_urls=config["use_directory_urls"],
+                        )
+                    )
         add_vendored_assets(files, config, project.root)
         if files.get_file_from_path(REPORT_URI) is None:
             seconds = time.perf_counter() - started
@@ -245,12 +382,15 @@ class ExecutedPlugin(BasePlugin):
                 config["site_url"] or "/",
                 config["repo_url"],
                 registry.result["value"] if registry else None,
+                self.language,
             )
         return notebooks
 
     def on_page_markdown(self, markdown: str, page: Any, **kwargs: Any) -> str:
         """Replace each declaration with its result: figures (light and dark) and values."""
-        return render_page(markdown, page.file.src_uri, self.demos, self.numbers)
+        return render_page(
+            markdown, page.file.src_uri, self.demos, self.numbers, self.language
+        )
 
     def on_page_content(self, html: str, page: Any, **kwargs: Any) -> str:
         """Typeset the page's math with KaTeX, so that it reads without JavaScript: in
@@ -264,6 +404,9 @@ class ExecutedPlugin(BasePlugin):
                 link.typeset = {"title": typeset}
             stack.extend(link.children)
         html = self.typesetter.typeset(html, page.file.src_uri)
+        if page.file.src_uri in self.lab_anchors:  # a translated lab: English anchors
+            anchors = self.lab_anchors[page.file.src_uri]
+            html = with_english_anchors(html, page.toc, anchors)
         # the anchors of labelled equations, made here, for mkdocs' check of links
         if page.present_anchor_ids is not None:
             page.present_anchor_ids.update(
@@ -290,6 +433,13 @@ class ExecutedPlugin(BasePlugin):
         return output
 
     def on_post_build(self, config: Any) -> None:
+        # Material's search writes its index with every non-ASCII character escaped
+        # (\\u6ce8, six bytes for three): the same JSON in UTF-8 is a third smaller.
+        index = Path(config["site_dir"]) / "search" / "search_index.json"
+        if index.exists():
+            data = json.loads(index.read_text(encoding="utf-8"))
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            index.write_text(text, encoding="utf-8")
         # Written here, not added as files: mkdocs-jupyter would render them as pages.
         for uri, content in self.notebooks.items():
             path = Path(config["site_dir"]) / uri

@@ -19,6 +19,7 @@ from .plan import (
     numbered,
     scan_page,
 )
+from .words import words
 
 # A figure declaration and the first line of the caption block that must follow it.
 CAPTIONED_RE = re.compile(FIGURE_RE.pattern + r"[ \t]*\n/// caption[ \t]*\n")
@@ -29,7 +30,6 @@ CAPTIONED_RE = re.compile(FIGURE_RE.pattern + r"[ \t]*\n/// caption[ \t]*\n")
 REFERENCE_RE = re.compile(
     r"\[\]\((?P<path>[^)\s#]*)#(?P<key>(?P<kind>fig|tab|eq):(?P<ref>[a-z_][\w.-]*))\)"
 )
-NAMES = {"fig": "Figure {}", "tab": "Table {}", "eq": "({})"}
 FIGURE_DIR = "assets/figures"
 
 
@@ -41,6 +41,7 @@ def render_page(
     page: str,
     demos: dict[str, Item],
     numbers: dict[str, tuple[str, str]] | None = None,
+    language: str = "en",
 ) -> str:
     """`page`'s Markdown with figures (light and dark) and values in place of their
     declarations, checked for leftovers, and the timing box if it shows timings.
@@ -60,8 +61,8 @@ def render_page(
         return demos[ref]
 
     if REGISTRY in declared:
-        check_exercises(markdown, page, planned(REGISTRY).result["value"])
-    markdown = number(markdown, page, numbers or {})
+        check_exercises(markdown, page, planned(REGISTRY).result["value"], language)
+    markdown = number(markdown, page, numbers or {}, language)
 
     def figure(m: re.Match[str]) -> str:
         item, alt = planned(m["ref"]), m["alt"].strip()
@@ -104,10 +105,15 @@ def render_page(
     markdown = VALUE_RE.sub(value, FIGURE_RE.sub(figure, markdown))
     check_leftovers(markdown, page)
     timed = [demos[r] for r in sorted(declared) if demos[r].result.get("timings")]
-    return markdown + timing_note(timed, here) if timed else markdown
+    return markdown + timing_note(timed, here, language) if timed else markdown
 
 
-def number(markdown: str, page: str, numbers: dict[str, tuple[str, str]]) -> str:
+def number(
+    markdown: str,
+    page: str,
+    numbers: dict[str, tuple[str, str]],
+    language: str = "en",
+) -> str:
     """A chapter's figures, tables and display equations numbered, and the text of every
     reference written.
 
@@ -117,13 +123,16 @@ def number(markdown: str, page: str, numbers: dict[str, tuple[str, str]]) -> str
     pages captions have no number and equations no tag. Code is left as it is."""
     here = posixpath.dirname(page)
     chapter = CHAPTER_RE.search(page)
+    names = words(language)
 
     def table(m: re.Match[str], name: str | None, number: str | None) -> str:
         indent = m["indent"]
         header = f"{indent}/// caption | <"  # a table's caption goes above it
         if name:
             header += f"\n{indent}    attrs: {{id: {anchor('tab:' + name)}}}"
-        return header + (f"\n{indent}**Table {number}.** " if number else "")
+        return header + (
+            f"\n{indent}**{names['tab'].format(number)}.** " if number else ""
+        )
 
     def equation(m: re.Match[str], name: str | None, number: str | None) -> str:
         indent = m["indent"]
@@ -143,7 +152,8 @@ def number(markdown: str, page: str, numbers: dict[str, tuple[str, str]]) -> str
         key = f"fig:{m['ref']}"
         if numbers.get(key, ("",))[0] != page:
             return m[0]
-        return f"{m[0]}    attrs: {{id: {anchor(key)}}}\n**Figure {numbers[key][1]}.** "
+        name = names["fig"].format(numbers[key][1])
+        return f"{m[0]}    attrs: {{id: {anchor(key)}}}\n**{name}.** "
 
     markdown = CAPTIONED_RE.sub(caption, markdown)
     code = in_code(markdown)
@@ -158,7 +168,7 @@ def number(markdown: str, page: str, numbers: dict[str, tuple[str, str]]) -> str
             raise ExecutionError(
                 f"page {page}: the reference {m[0]} points to {target}, but {key} is {where}"
             )
-        text = NAMES[m["kind"]].format(numbers[key][1])
+        text = names[m["kind"]].format(numbers[key][1])
         return f"[{text}]({path}#{anchor(key)})"
 
     markdown = REFERENCE_RE.sub(reference, markdown)
@@ -174,45 +184,42 @@ def number(markdown: str, page: str, numbers: dict[str, tuple[str, str]]) -> str
     return markdown
 
 
-def timing_note(items: list[Item], here: str) -> str:
+def timing_note(items: list[Item], here: str, language: str = "en") -> str:
     """A box at the end of a page with timings: where, how and when they were measured."""
+    say = words(language)
     records = [t for item in items for t in item.result["timings"]]
-    machines = " and ".join(sorted({t["machine"] for t in records}))
+    machines = say["and"].join(sorted({t["machine"] for t in records}))
     threads = "/".join(str(n) for n in sorted({t["threads"] for t in records}))
     rounds = sorted({t["rounds"] for t in records})
     loads = [x for t in records for x in t["load"]]
     spread = max(c["spread"] for t in records for c in t["calls"].values())
-    when = " and ".join(
+    when = say["and"].join(
         sorted(
             {
-                "in this build"
-                if i.status == "executed"
-                else f"on {i.result['produced']} (reused from the build cache; "
-                "the published site measures again)"
+                say["now"]
+                if i.status in ("executed", "shared")
+                else say["cached"].format(date=i.result["produced"])
                 for i in items
             }
         )
     )
     report = posixpath.relpath(REPORT_URI, here or ".")
-    n_rounds = f"{rounds[0]}" if len(rounds) == 1 else f"{rounds[0]} to {rounds[-1]}"
+    n_rounds = (
+        f"{rounds[0]}"
+        if len(rounds) == 1
+        else say["rounds"].format(first=rounds[0], last=rounds[-1])
+    )
     on_cpu = not any(w in machines for w in ("CUDA", "GPU"))
-    cpu = (
-        f", with {threads} CPU thread{'s' if threads != '1' else ''}" if on_cpu else ""
+    plural = "s" if threads != "1" else ""
+    cpu = say["cpu"].format(threads=threads, s=plural) if on_cpu else ""
+    text = say["timing"].format(
+        when=when,
+        machines=machines,
+        cpu=cpu,
+        rounds=n_rounds,
+        low=min(loads),
+        high=max(loads),
+        spread=spread * 100,
+        report=report,
     )
-    return "\n".join(
-        [
-            "",
-            "",
-            '!!! info "How the timings on this page were measured"',
-            f"    Measured {when}, on {machines}{cpu}. Each comparison calls its "
-            f"functions in {n_rounds} interleaved rounds after warm-up, rotating their "
-            "order, and keeps every time; a ratio is the median of same-round ratios, "
-            "with the exact 95% interval of a median (`snippets/measure.py`). The "
-            "1-minute load average, taken before and after each comparison and counting "
-            f"the measuring process itself, was {min(loads):.2f} to {max(loads):.2f}, "
-            "and the middle half of any call's times spanned at most "
-            f"{spread * 100:.0f}% of its median. The "
-            f"[build report]({report}) lists every timed item.",
-            "",
-        ]
-    )
+    return "\n".join(["", "", f'!!! info "{say["timing_title"]}"', f"    {text}", ""])
