@@ -331,6 +331,19 @@ def test_the_pages_chosen_for_axe_hold_every_kind_of_element():
     assert covering(kinds) == ["c/", "d/"]
 
 
+async def result_links(page: Page, tries: int) -> list[str]:
+    """The links of the search results once they appear (every 0.2 s, `tries` times)."""
+    hrefs: list[str] = []
+    for _ in range(tries):
+        hrefs = await page.eval_on_selector_all(
+            ".md-search-result__link", "links => links.map(a => a.href)"
+        )
+        if hrefs:
+            break
+        await page.wait_for_timeout(200)
+    return hrefs
+
+
 async def search(server: str, queries: list[str]) -> dict[str, list[str]]:
     """The result links Material's search shows for each query, best first."""
     found = {}
@@ -346,15 +359,7 @@ async def search(server: str, queries: list[str]) -> dict[str, list[str]]:
                 "!document.querySelector('.md-search-result__link')"
             )
             await box.press_sequentially(query, delay=30)  # Material searches on keys
-            hrefs: list[str] = []
-            for _ in range(100):
-                hrefs = await page.eval_on_selector_all(
-                    ".md-search-result__link", "links => links.map(a => a.href)"
-                )
-                if hrefs:
-                    break
-                await page.wait_for_timeout(200)
-            found[query] = hrefs
+            found[query] = await result_links(page, tries=100)
         await browser.close()
     return found
 
@@ -383,15 +388,7 @@ async def shared_search(server: str, queries: list[str]) -> dict[str, list[str]]
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         for query in queries:
             await page.goto(f"{server}?q={query}", wait_until="networkidle")
-            hrefs: list[str] = []
-            for _ in range(150):
-                hrefs = await page.eval_on_selector_all(
-                    ".md-search-result__link", "links => links.map(a => a.href)"
-                )
-                if hrefs:
-                    break
-                await page.wait_for_timeout(200)
-            found[query] = hrefs
+            found[query] = await result_links(page, tries=150)
         await browser.close()
     return found
 

@@ -621,3 +621,20 @@ def test_the_language_switch_opens_the_same_page_in_the_other_edition(built_site
                 twin if lang != ("zh" if zh else "en") else relative
             )
             assert target == expected.resolve(), (relative, href)
+
+
+def test_solutions_are_left_out_of_search_and_notebooks_speak_the_edition(built_site):
+    """In both editions a folded solution is not indexed (a search result must not give
+    one away), and a Chinese chapter's notebook numbers its figures 图, not Figure."""
+    solutions = 0
+    for path in built_site.rglob("index.html"):
+        for m in re.finditer(
+            r"<details class=\"success\"([^>]*)>\s*<summary>(\w+)", path.read_text()
+        ):
+            if m[2] in ("Solution", "解答"):
+                solutions += 1
+                assert "data-search-exclude" in m[1], path
+    assert solutions == 2 * 60
+    name = "03-scaled-dot-product-attention"
+    notebook = (built_site / "zh" / "chapters" / name / f"{name}.ipynb").read_text()
+    assert "**图 3.1.**" in notebook and "**Figure 3.1.**" not in notebook

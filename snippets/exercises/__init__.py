@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import importlib
 import importlib.util
+import numbers
 import pkgutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -141,10 +142,9 @@ def close(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
             wrong = (got != expected).sum().item()
             return f"{wrong} entries differ" if wrong else None
         got_f, exp_f = got.detach().double().cpu(), expected.detach().double().cpu()
-        if not torch.isfinite(got_f).all():
-            return "the result holds NaN or infinity"
-        error = (got_f - exp_f).abs()
-        bad = error > atol + rtol * exp_f.abs()
+        # infinities must match exactly, and NaN only where the reference has one
+        bad = ~torch.isclose(got_f, exp_f, rtol=rtol, atol=atol, equal_nan=True)
+        error = (got_f - exp_f).abs().nan_to_num(nan=float("inf"))
         if bad.any():
             return (
                 f"{int(bad.sum())} of {bad.numel()} entries differ; the largest "
@@ -159,9 +159,9 @@ def close(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
             if problem:
                 return f"result {k}: {problem}"
         return None
-    if isinstance(expected, bool) or not isinstance(expected, int | float):
+    if isinstance(expected, bool) or not isinstance(expected, numbers.Real):
         return None if got == expected else "not equal"
-    if not isinstance(got, int | float | torch.Tensor) or isinstance(got, bool):
+    if not isinstance(got, numbers.Real | torch.Tensor) or isinstance(got, bool):
         return f"expected a number, got {type(got).__name__}"
     got = float(got)
     if got != got or abs(got - expected) > atol + rtol * abs(expected):
@@ -208,9 +208,15 @@ def load(path: str | Path, name: str) -> Callable[..., Any]:
     if not path.is_file():
         raise FileNotFoundError(f"FILE: no such file: {path}")
     spec = importlib.util.spec_from_file_location("reader_solution", path)
+    if spec is None or path.suffix != ".py":
+        raise LookupError(f"FILE: {path} is not a Python file (.py)")
     module = importlib.util.module_from_spec(spec)
-    sys.modules.pop("reader_solution", None)
-    spec.loader.exec_module(module)
+    # registered while it runs, as an import would: dataclasses and typing look it up
+    sys.modules["reader_solution"] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop("reader_solution", None)
     fn = getattr(module, name, None)
     if not callable(fn):
         raise LookupError(f"FILE: {path} defines no function named {name!r}")

@@ -28,6 +28,9 @@ The parts, in the order a build uses them:
 - `exercises`: a chapter's exercises checked against the code exercises that
   `snippets/exercises/` declares (ids, solutions, tests, the checker's command);
 - `notebook`: each chapter as a notebook generated from its page;
+- `editions`: what a translation (docs/zh) must share with its English page, checked
+  first in a translation's build;
+- `words`: the words the build writes itself, in each edition's language;
 - `katex`: each page's math typeset by KaTeX (run with Node) at build time;
 - `report`: the build report page;
 - `vendor`: KaTeX's stylesheet and fonts, served by the site itself;

@@ -22,12 +22,13 @@ from .run import execute
 
 def check(pages: list[str], project: Project) -> int:
     fingerprint = environment_fingerprint(project.root)
-    items = []
+    found: dict[str, Item] = {}  # a demo that several pages declare runs once
     for page in pages:
         for ref in sorted(scan_page(Path(page).read_text(encoding="utf-8"))):
-            item = Item(ref, demo_source(ref, project.root), [page])
+            item = found.setdefault(ref, Item(ref, demo_source(ref, project.root), []))
+            item.pages.append(page)
             item.key = "check-" + item_key(item, fingerprint, project.root)
-            items.append(item)
+    items = list(found.values())
     try:
         execute(items, project)
     except ExecutionError as err:
@@ -36,11 +37,15 @@ def check(pages: list[str], project: Project) -> int:
     for item in items:
         r = item.result
         print(f"{item.name}: {r['kind']} in {r['seconds']:.2f} s")
-        item.record(project).unlink()
+        item.record(project).unlink(missing_ok=True)
     registry = next((i.result["value"] for i in items if i.name == REGISTRY), None)
     try:
         for page in pages:
-            check_exercises(Path(page).read_text(encoding="utf-8"), page, registry)
+            # the edition's language from its folder: docs/zh/... is Chinese
+            parts = Path(page).resolve().parts
+            language = parts[parts.index("docs") + 1] if "docs" in parts else "en"
+            markdown = Path(page).read_text(encoding="utf-8")
+            check_exercises(markdown, page, registry, language)
     except ExecutionError as err:
         print(err, file=sys.stderr)
         return 1

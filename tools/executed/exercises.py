@@ -4,8 +4,8 @@ An exercise is a heading `### Exercise 3.2: Title`, its text, and a folded solut
 (`??? success "Solution"`). A *code exercise* is one whose solution includes a function
 from `snippets/solutions/chNN.py`; it must be declared in `snippets/exercises/chNN.py`
 with test cases, under the same id, function and title, and its text must show the
-checker's command. The build learns the declared exercises from the demo `REGISTRY`,
-(`plan.REGISTRY`), which every page with exercises depends on.
+checker's command. The build learns the declared exercises from the demo `plan.REGISTRY`, which every
+page with exercises depends on.
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import re
 
 from .errors import ExecutionError
 from .plan import CHAPTER_RE, EXERCISE_RE, in_code
+from .words import SOLUTION_TITLES
 
 SECTION_END_RE = re.compile(r"^#{1,3} ", re.M)
-SOLUTION_RE = re.compile(r'^\?\?\? success "(?:Solution|解答)"[ \t]*$', re.M)
+SOLUTION_RE = re.compile(
+    r'^\?\?\? success "(?:' + "|".join(map(re.escape, SOLUTION_TITLES)) + r')"[ \t]*$',
+    re.M,
+)
 SOLUTION_INCLUDE_RE = re.compile(
     r'--8<-- "snippets/solutions/(?P<module>\w+)\.py:(?P<function>\w+)"'
 )
@@ -103,7 +107,9 @@ def check_exercises(
                 )
             continue
         module, function = exercise.functions[0]
-        if any(m != f"ch{number:02d}" for m, _ in exercise.functions):
+        other = [m for m, _ in exercise.functions if m != f"ch{number:02d}"]
+        if other:
+            module = other[0]
             raise ExecutionError(
                 f"{where} includes solutions from {module}.py; a chapter's solutions "
                 f"are in snippets/solutions/ch{number:02d}.py"
@@ -121,7 +127,9 @@ def check_exercises(
                 f"snippets/exercises/ch{number:02d}.py declares {entry['function']!r}, "
                 f"titled {entry['title']!r}"
             )
-        if check_command(exercise.id) not in exercise.statement:
+        if not re.search(
+            re.escape(check_command(exercise.id)) + r"(?!\d)", exercise.statement
+        ):
             raise ExecutionError(
                 f"{where} does not tell the reader how to check it: "
                 f"`{check_command(exercise.id)} my_solution.py`"

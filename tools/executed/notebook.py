@@ -26,7 +26,11 @@ BLOCK_RE = re.compile(
 )
 CAPTION_RE = re.compile(r"^/// (?:caption|table-caption)")
 ATTRS_RE = re.compile(r"\s*\{\s*[#.:][^}]*\}|\{\s*loading=lazy\s*\}")
-LINK_RE = re.compile(r"\]\((?P<target>(?!https?:|mailto:)[^)\s]*)\)")
+# A link to a page of the site (a .md or .ipynb file, or an anchor of this page).
+LINK_RE = re.compile(
+    r"\]\((?P<target>(?!https?:|mailto:)(?:[^)\s#]*\.(?:md|ipynb))?(?:#[^)\s]*)?)\)"
+)
+SECTION_RE = re.compile(r"#{1,3} ")
 CHECK_RE = re.compile(r"python -m snippets\.exercises check (?P<id>\d+\.\d+)")
 LABEL_RE = re.compile(r"[ \t]*\\label\{[^}]*\}")
 # A command shown in a `shell` fence: pytest-codeblocks runs `bash` and `sh` ones.
@@ -121,6 +125,7 @@ class Builder:
         self.values: dict[str, list[str]] = {}  # demo -> keys shown in that prose
         self.imported: set[str] = set()  # modules whose imports a cell has made
         self.exercise: str | None = None  # the id of the exercise being read
+        self.source = ""  # the page's Markdown (`build`)
 
     # -- cells --------------------------------------------------------------------------
     def flush(self) -> None:
@@ -271,7 +276,9 @@ class Builder:
                 i += 1
             else:
                 heading = EXERCISE_RE.match(text)
-                if text.startswith("#"):
+                if SECTION_RE.match(
+                    text
+                ):  # h1-h3 end an exercise, as the build reads it
                     self.exercise = heading["id"] if heading else None
                 self.line(text)
                 i += 1

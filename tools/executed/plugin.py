@@ -37,6 +37,7 @@ from .render import FIGURE_DIR, REPORT_URI, number, render_page
 from .report import build_report
 from .run import execute
 from .vendor import add_vendored_assets, subset_fonts
+from .words import SOLUTION_TITLES
 
 LAB_DIR = "labs/"
 TIMINGS_ENV = "AE_TIMINGS"  # "fresh": re-measure every timed item (the Pages workflow)
@@ -124,7 +125,8 @@ def prune(items: list[Item], project: Project) -> None:
         elif record.get("kind") == "lab":
             kept_labs.add(Path(record["value"]).parts[1])
     for folder in (project.cache_dir / "labs").glob("*"):
-        if folder.name not in kept_labs:
+        # a translated lab's folder is named after its English lab's: "<key>-<digest>"
+        if folder.name.split("-")[0] not in kept_labs:
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -137,7 +139,9 @@ CODE_BLOCK = re.compile(
 
 # An exercise's folded solution (`??? success "Solution"`, see `exercises`).
 SOLUTION_BLOCK = re.compile(
-    r'<details class="success">(?=\s*<summary>Solution</summary>)'
+    r'<details class="success">(?=\s*<summary>(?:'
+    + "|".join(map(re.escape, SOLUTION_TITLES))
+    + r")</summary>)"
 )
 # A chapter's table under its caption ("Table 3.1. ..."): rows of a demo's numbers.
 CAPTIONED_TABLE = re.compile(r"(</figcaption>\s*)<table>")
@@ -218,10 +222,15 @@ def lab_anchors(notebook: Any) -> list[tuple[int, str]]:
 def with_english_anchors(html: str, toc: Any, anchors: list[tuple[int, str]]) -> str:
     """A translated lab's headings and table of contents given the English lab's
     anchors, in order, so that links into the lab work in both editions."""
+    if len(HTML_HEADING.findall(html)) != len(anchors):
+        raise ExecutionError(
+            f"a translated lab has {len(HTML_HEADING.findall(html))} headings, its "
+            f"English lab {len(anchors)}: each heading must have its twin"
+        )
     ids = iter(anchors)
 
     def heading(m: re.Match[str]) -> str:
-        _, id_ = next(ids, (0, ""))
+        _, id_ = next(ids)
         inner = ANCHOR_LINK.sub(lambda a: f"{a[1]}{id_}{a[2]}", m[2])
         return f'<h{m[1]} id="{id_}"{inner}</h{m[1]}>'
 
@@ -258,6 +267,11 @@ def translated_lab(
         )
     for k, (ours, theirs) in enumerate(zip(notebook.cells, cells, strict=True)):
         if ours.cell_type == "markdown":
+            found = differences(ours.source, theirs.source, anchors=False)
+            if found:
+                raise ExecutionError(
+                    f"lab {script.name}, Markdown cell {k}: " + "; ".join(found)
+                )
             ours.source = theirs.source
         elif ours.source != theirs.source:
             raise ExecutionError(
@@ -292,9 +306,14 @@ class ExecutedPlugin(BasePlugin):
         started = time.perf_counter()
         self.language = dict(config["theme"].items()).get("language", "en")
         english = project.root / "docs" / "en"
-        self.english = (
-            None if Path(config["docs_dir"]).resolve() == english else english
+        # A translation: an edition in another language whose English twin is docs/en.
+        translation = (
+            self.language != "en"
+            and english.is_dir()
+            and Path(config["docs_dir"]).resolve() != english
         )
+        self.english = english if translation else None
+        self.lab_anchors = {}
         pages = markdown_pages(files)
         if self.english is not None:
             check_edition(files, pages, self.english)
@@ -375,7 +394,7 @@ class ExecutedPlugin(BasePlugin):
                 continue
             name = Path(page).stem
             notebooks[f"{Path(page).parent}/{name}/{name}.ipynb"] = chapter_notebook(
-                number(markdown, page, self.numbers),
+                number(markdown, page, self.numbers, self.language),
                 page,
                 self.demos,
                 self.project.root,
@@ -451,6 +470,12 @@ class ExecutedPlugin(BasePlugin):
                 Path(config["site_dir"]),
                 list(self.typesetter.used.values()),
                 self.project.cache_dir / "fonts",
+                self.project.root
+                / "docs"
+                / "node_modules"
+                / "katex"
+                / "dist"
+                / "fonts",
             )
         if self.project is not None:
             prune([*self.demos.values(), *self.labs], self.project)

@@ -197,7 +197,9 @@ def timing_note(items: list[Item], here: str, language: str = "en") -> str:
         sorted(
             {
                 say["now"]
-                if i.status in ("executed", "shared")
+                if i.status == "executed"
+                else say["shared"]
+                if i.status == "shared"
                 else say["cached"].format(date=i.result["produced"])
                 for i in items
             }

@@ -43,6 +43,7 @@ def add_vendored_assets(files: Any, config: Any, root: Path) -> None:
 
 
 FONTS = "assets/vendor/katex/fonts"
+FONT_FEATURES = "*"  # every OpenType layout feature is kept
 # The TeX source that KaTeX keeps in its MathML, for assistive technology: never drawn.
 ANNOTATION = re.compile(r"<annotation\b.*?</annotation>", re.S)
 
@@ -56,10 +57,14 @@ def used_characters(formulas: list[str]) -> str:
     return "".join(sorted(chars))
 
 
-def subset_fonts(site_dir: Path, formulas: list[str], cache_dir: Path) -> None:
+def subset_fonts(
+    site_dir: Path, formulas: list[str], cache_dir: Path, source: Path
+) -> None:
     """Cut each KaTeX font in the built site down to the glyphs of the characters its
     formulas use: a page with math then loads about a third of the bytes. Each subset is
-    cached under a key of the font and the characters."""
+    made from the font in `source` (KaTeX's own) and cached under a key of the font, the
+    characters and the subsetting recipe."""
+    import fontTools
     from fontTools import subset
 
     fonts = site_dir / FONTS
@@ -68,13 +73,14 @@ def subset_fonts(site_dir: Path, formulas: list[str], cache_dir: Path) -> None:
     chars = used_characters(formulas)
     cache_dir.mkdir(parents=True, exist_ok=True)
     for path in sorted(fonts.glob("*.woff2")):
-        original = path.read_bytes()
-        key = hashlib.sha256(original + chars.encode()).hexdigest()[:24]
+        original = (source / path.name).read_bytes()  # never a subset of a subset
+        recipe = f"{fontTools.version}\0{FONT_FEATURES}\0{chars}".encode()
+        key = hashlib.sha256(original + recipe).hexdigest()[:24]
         cached = cache_dir / f"{path.stem}.{key}.woff2"
         if not cached.exists():
             options = subset.Options()
             options.flavor = "woff2"
-            options.layout_features = ["*"]
+            options.layout_features = [FONT_FEATURES]
             options.notdef_outline = True
             font = subset.load_font(path, options)
             subsetter = subset.Subsetter(options)

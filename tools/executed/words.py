@@ -1,6 +1,6 @@
 """The words the build itself writes into a page, in each edition's language
-(`theme.language` of its config): numbers of figures and tables, exercise headings, the
-timing box, a chapter notebook's own cells."""
+(`theme.language` of its config): numbers of figures and tables, the title of an
+exercise's solution, the timing box, a chapter notebook's own cells."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ WORDS: dict[str, dict[str, str]] = {
         "fig": "Figure {}",
         "tab": "Table {}",
         "eq": "({})",
-        "exercise": "Exercise",
-        "colon": ": ",
         "solution": "Solution",
         "timing_title": "How the timings on this page were measured",
         "timing": (
@@ -24,6 +22,7 @@ WORDS: dict[str, dict[str, str]] = {
             "lists every timed item."
         ),
         "now": "in this build",
+        "shared": "by this run's English build",
         "cached": (
             "on {date} (reused from the build cache; the published site measures again)"
         ),
@@ -47,8 +46,6 @@ WORDS: dict[str, dict[str, str]] = {
         "fig": "图 {}",
         "tab": "表 {}",
         "eq": "({})",
-        "exercise": "练习",
-        "colon": "：",
         "solution": "解答",
         "timing_title": "本页计时是如何测得的",
         "timing": (
@@ -60,6 +57,7 @@ WORDS: dict[str, dict[str, str]] = {
             "[构建报告]({report})列出了每一个计时项目。"
         ),
         "now": "在本次构建中",
+        "shared": "由本次构建的英文版",
         "cached": "于 {date}（取自构建缓存；发布的网站会重新测量）",
         "and": "及",
         "cpu": "，使用 {threads} 个 CPU 线程",
@@ -77,6 +75,9 @@ WORDS: dict[str, dict[str, str]] = {
         "notebook_solution": "*解答在[课程页面]({url})上，默认折叠。*",
     },
 }
+
+
+SOLUTION_TITLES = sorted({w["solution"] for w in WORDS.values()})
 
 
 def words(language: str) -> dict[str, str]:
