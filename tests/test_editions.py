@@ -109,3 +109,26 @@ def test_a_translated_page_keeps_the_english_structure_in_chinese(page):
         prose = page.read_text()
     assert not problems, "\n".join(problems)
     assert cjk_share(prose) >= MIN_CJK_SHARE
+
+
+def test_the_search_terms_are_the_glossarys_chinese_terms():
+    """docs/terms.zh.txt (jieba's user dictionary for Chinese search) lists every
+    Chinese term of the glossary on the notation page, so that search keeps it whole."""
+    import re
+
+    notation = (EN / "appendix" / "notation.md").read_text(encoding="utf-8")
+    table = notation.split("## English and Chinese terms", 1)[1]
+    terms = set()
+    for chinese in re.findall(r"^\| .+? \| (.+?) \|$", table, re.M)[1:]:
+        for part in re.split(r"[、，,（）()]", chinese):
+            part = part.strip()
+            if re.search(r"[\u4e00-\u9fff]", part) and " " not in part:
+                terms.add(part)
+    listed = {
+        line.split()[0]
+        for line in (REPO / "docs" / "terms.zh.txt")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if line.strip()
+    }
+    assert terms and terms <= listed, sorted(terms - listed)
