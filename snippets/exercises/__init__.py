@@ -169,12 +169,14 @@ def close(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
     return None
 
 
-def run(exercise: Exercise, fn: Callable[..., Any]) -> Failure | None:
-    """Run every case of `exercise` on `fn`; the first failure, or None when all pass.
+def run(exercise: Exercise, fn: Callable[..., Any]) -> Failure | int:
+    """Run every case of `exercise` on `fn`; the first failure, or the number of cases
+    when all pass.
 
     Each call gets its own copy of the arguments, so a function that changes its inputs
     in place cannot spoil the reference or a later case."""
-    for case in exercise.cases():
+    cases = exercise.cases()
+    for case in cases:
         args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
         expected = describe(case.expected) if case.judge is None else "see below"
         try:
@@ -193,7 +195,7 @@ def run(exercise: Exercise, fn: Callable[..., Any]) -> Failure | None:
             return Failure(
                 exercise.id, case.inputs, expected, f"{describe(got)}: {problem}"
             )
-    return None
+    return len(cases)
 
 
 def reference(exercise: Exercise) -> Callable[..., Any]:
@@ -229,12 +231,14 @@ def check(exercise_id: str, fn: Callable[..., Any] | None = None) -> None:
     exercise = registry().get(exercise_id)
     if exercise is None:
         raise ValueError(f"exercise_id: no code exercise {exercise_id!r}")
-    print(run(exercise, fn or reference(exercise)) or passed(exercise))
+    print(verdict(exercise, run(exercise, fn or reference(exercise))))
 
 
-def passed(exercise: Exercise) -> str:
-    n = len(exercise.cases())
-    return f"Exercise {exercise.id} ({exercise.function}): all {n} tests pass."
+def verdict(exercise: Exercise, result: Failure | int) -> str:
+    """What a check prints: the first failing case, or how many tests passed."""
+    if isinstance(result, Failure):
+        return str(result)
+    return f"Exercise {exercise.id} ({exercise.function}): all {result} tests pass."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -277,9 +281,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # the reader's file does not even import
         print(f"FILE: {args.FILE} could not be imported: {err!r}", file=sys.stderr)
         return 1
-    failure = run(exercise, fn)
-    if failure is not None:
-        print(failure)
-        return 1
-    print(passed(exercise))
-    return 0
+    result = run(exercise, fn)
+    print(verdict(exercise, result))
+    return 1 if isinstance(result, Failure) else 0

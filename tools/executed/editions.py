@@ -101,8 +101,8 @@ def visible_prose(markdown: str) -> str:
     text = INLINE_CODE_RE.sub("", text)
     text = VALUE_RE.sub("", FIGURE_RE.sub("", text))
     text = LINK_TARGET_RE.sub("]", text)
-    text = BLOCK_RE.sub("", ANCHOR_RE.sub("", HTML_RE.sub("", text)))
-    return re.sub(r"\{\s*#[\w.-]+\s*\}", "", text)
+    text = BLOCK_RE.sub("", HTML_RE.sub("", text))
+    return re.sub(r"\{\s*#[\w.-]+\s*\}", "", text)  # headings' anchors
 
 
 def cjk_share(markdown: str) -> float:

@@ -4,8 +4,8 @@ An exercise is a heading `### Exercise 3.2: Title`, its text, and a folded solut
 (`??? success "Solution"`). A *code exercise* is one whose solution includes a function
 from `snippets/solutions/chNN.py`; it must be declared in `snippets/exercises/chNN.py`
 with test cases, under the same id, function and title, and its text must show the
-checker's command. The build learns the declared exercises from the demo `plan.REGISTRY`, which every
-page with exercises depends on.
+checker's command. The build learns the declared exercises from the demo
+`plan.REGISTRY`, which every page with exercises depends on.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from .editions import heading_anchor
-from .exercises import declared
+from .editions import FRONT_MATTER_RE, heading_anchor
+from .exercises import SECTION_END_RE, declared
 from .plan import EXERCISE_RE, FIGURE_RE, VALUE_RE, Item
 from .words import words
 
@@ -30,7 +30,6 @@ ATTRS_RE = re.compile(r"\s*\{\s*[#.:][^}]*\}|\{\s*loading=lazy\s*\}")
 LINK_RE = re.compile(
     r"\]\((?P<target>(?!https?:|mailto:)(?:[^)\s#]*\.(?:md|ipynb))?(?:#[^)\s]*)?)\)"
 )
-SECTION_RE = re.compile(r"#{1,3} ")
 CHECK_RE = re.compile(r"python -m snippets\.exercises check (?P<id>\d+\.\d+)")
 LABEL_RE = re.compile(r"[ \t]*\\label\{[^}]*\}")
 # A command shown in a `shell` fence: pytest-codeblocks runs `bash` and `sh` ones.
@@ -60,21 +59,17 @@ def section(path: Path, name: str | None) -> str:
     without the section markers."""
     lines = path.read_text(encoding="utf-8").splitlines()
     if name is not None:
-        start = lines.index(
-            next(x for x in lines if x.strip() == f"# --8<-- [start:{name}]")
-        )
-        end = lines.index(
-            next(x for x in lines if x.strip() == f"# --8<-- [end:{name}]")
-        )
-        lines = lines[start + 1 : end]
+        marks = [x.strip() for x in lines]
+        start = marks.index(f"# --8<-- [start:{name}]")
+        lines = lines[start + 1 : marks.index(f"# --8<-- [end:{name}]")]
     kept = [x for x in lines if not MARKER_RE.match(x)]
     return textwrap.dedent("\n".join(kept)).strip("\n")
 
 
 def module_imports(path: Path) -> list[str]:
     """The top-level imports of a module of the course (not `from __future__`)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
     source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
     return [
         ast.get_source_segment(source, node)
         for node in tree.body
@@ -233,6 +228,9 @@ class Builder:
             text = lines[i]
             fence = FENCE_RE.match(text)
             block = BLOCK_RE.match(text)
+            shown = FIGURE_RE.fullmatch(text.strip()) or VALUE_RE.fullmatch(
+                text.strip()
+            )
             if fence:
                 end = next(
                     (
@@ -265,27 +263,21 @@ class Builder:
                     self.line(x)
                 self.prose.append("")
                 i = end + 1
-            elif FIGURE_RE.fullmatch(text.strip()):
-                self.code(f"show({FIGURE_RE.fullmatch(text.strip())['ref']!r})")
-                i += 1
-            elif (
-                VALUE_RE.fullmatch(text.strip())
-                and not VALUE_RE.fullmatch(text.strip())["key"]
-            ):
-                self.code(f"show({VALUE_RE.fullmatch(text.strip())['ref']!r})")
+            elif shown and not shown.groupdict().get("key"):
+                # a figure, or a demo's Markdown (a table), on a line of its own
+                self.code(f"show({shown['ref']!r})")
                 i += 1
             else:
-                heading = EXERCISE_RE.match(text)
-                if SECTION_RE.match(
-                    text
-                ):  # h1-h3 end an exercise, as the build reads it
+                # h1-h3 end an exercise, as the build reads it (exercises.SECTION_END_RE)
+                if SECTION_END_RE.match(text):
+                    heading = EXERCISE_RE.match(text)
                     self.exercise = heading["id"] if heading else None
                 self.line(text)
                 i += 1
 
     def build(self, markdown: str, repo: str) -> list[dict[str, Any]]:
         self.source = markdown
-        body = re.sub(r"\A---\n.*?\n---\n", "", markdown, flags=re.S)
+        body = FRONT_MATTER_RE.sub("", markdown)
         body = re.sub(r"<!--.*?-->", "", body, flags=re.S)
         lines = body.strip("\n").splitlines()
         title = lines.pop(0) if lines and lines[0].startswith("# ") else ""

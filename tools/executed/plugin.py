@@ -219,13 +219,24 @@ def lab_anchors(notebook: Any) -> list[tuple[int, str]]:
     return found
 
 
+def toc_links(toc: Any) -> list[Any]:
+    """Every link of a page's table of contents, in document order."""
+    stack, links = list(reversed(list(toc))), []
+    while stack:
+        link = stack.pop()
+        links.append(link)
+        stack.extend(reversed(link.children))
+    return links
+
+
 def with_english_anchors(html: str, toc: Any, anchors: list[tuple[int, str]]) -> str:
     """A translated lab's headings and table of contents given the English lab's
     anchors, in order, so that links into the lab work in both editions."""
-    if len(HTML_HEADING.findall(html)) != len(anchors):
+    headings = len(HTML_HEADING.findall(html))
+    if headings != len(anchors):
         raise ExecutionError(
-            f"a translated lab has {len(HTML_HEADING.findall(html))} headings, its "
-            f"English lab {len(anchors)}: each heading must have its twin"
+            f"a translated lab has {headings} headings, its English lab "
+            f"{len(anchors)}: each heading must have its twin"
         )
     ids = iter(anchors)
 
@@ -235,13 +246,8 @@ def with_english_anchors(html: str, toc: Any, anchors: list[tuple[int, str]]) ->
         return f'<h{m[1]} id="{id_}"{inner}</h{m[1]}>'
 
     html = HTML_HEADING.sub(heading, html)
-    stack, links = list(reversed(list(toc))), []
-    while stack:
-        link = stack.pop()
-        links.append(link)
-        stack.extend(reversed(link.children))
     remaining = list(anchors)
-    for link in links:
+    for link in toc_links(toc):
         k = next((i for i, (lv, _) in enumerate(remaining) if lv == link.level), None)
         if k is not None:
             link.id = remaining.pop(k)[1]
@@ -414,14 +420,11 @@ class ExecutedPlugin(BasePlugin):
     def on_page_content(self, html: str, page: Any, **kwargs: Any) -> str:
         """Typeset the page's math with KaTeX, so that it reads without JavaScript: in
         the article and in the table of contents."""
-        stack = list(page.toc)
-        while stack:
-            link = stack.pop()
+        for link in toc_links(page.toc):
             # Material shows `typeset.title` and keeps `title` as text (aria-label)
             typeset = self.typesetter.typeset_title(link.title, page.file.src_uri)
             if typeset != link.title:
                 link.typeset = {"title": typeset}
-            stack.extend(link.children)
         html = self.typesetter.typeset(html, page.file.src_uri)
         if page.file.src_uri in self.lab_anchors:  # a translated lab: English anchors
             anchors = self.lab_anchors[page.file.src_uri]
@@ -470,12 +473,7 @@ class ExecutedPlugin(BasePlugin):
                 Path(config["site_dir"]),
                 list(self.typesetter.used.values()),
                 self.project.cache_dir / "fonts",
-                self.project.root
-                / "docs"
-                / "node_modules"
-                / "katex"
-                / "dist"
-                / "fonts",
+                self.project.root,
             )
         if self.project is not None:
             prune([*self.demos.values(), *self.labs], self.project)

@@ -13,9 +13,11 @@ from typing import Any
 
 from .errors import ExecutionError
 
+NODE_MODULES = Path("docs", "node_modules")  # `npm ci --prefix docs`, under the root
+KATEX_FONTS = "katex/dist/fonts"  # in NODE_MODULES; VENDORED[KATEX_FONTS] in the site
 VENDORED = {  # node_modules path -> site path
     "katex/dist/katex.min.css": "assets/vendor/katex/katex.min.css",
-    "katex/dist/fonts": "assets/vendor/katex/fonts",
+    KATEX_FONTS: "assets/vendor/katex/fonts",
 }
 
 
@@ -26,7 +28,7 @@ def add_vendored_assets(files: Any, config: Any, root: Path) -> None:
     assets = [str(getattr(a, "path", a)) for a in config["extra_css"]]
     if not any(a.startswith("assets/vendor/") for a in assets):
         return  # a site that loads no vendored asset (the tests' fixture)
-    modules = root / "docs" / "node_modules"
+    modules = root / NODE_MODULES
     if not (modules / "katex").is_dir():
         raise ExecutionError(
             "docs/node_modules is missing: run `npm ci --prefix docs` (nox does it for you)"
@@ -42,7 +44,6 @@ def add_vendored_assets(files: Any, config: Any, root: Path) -> None:
             files.append(File.generated(config, uri, abs_src_path=str(source)))
 
 
-FONTS = "assets/vendor/katex/fonts"
 FONT_FEATURES = "*"  # every OpenType layout feature is kept
 # The TeX source that KaTeX keeps in its MathML, for assistive technology: never drawn.
 ANNOTATION = re.compile(r"<annotation\b.*?</annotation>", re.S)
@@ -58,22 +59,23 @@ def used_characters(formulas: list[str]) -> str:
 
 
 def subset_fonts(
-    site_dir: Path, formulas: list[str], cache_dir: Path, source: Path
+    site_dir: Path, formulas: list[str], cache_dir: Path, root: Path
 ) -> None:
     """Cut each KaTeX font in the built site down to the glyphs of the characters its
     formulas use: a page with math then loads about a third of the bytes. Each subset is
-    made from the font in `source` (KaTeX's own) and cached under a key of the font, the
-    characters and the subsetting recipe."""
+    made from KaTeX's own font in docs/node_modules (never from a subset) and cached under
+    a key of the font, the characters and the subsetting recipe."""
     import fontTools
     from fontTools import subset
 
-    fonts = site_dir / FONTS
+    fonts = site_dir / VENDORED[KATEX_FONTS]
+    source = root / NODE_MODULES / KATEX_FONTS
     if not fonts.is_dir():
         return
     chars = used_characters(formulas)
     cache_dir.mkdir(parents=True, exist_ok=True)
     for path in sorted(fonts.glob("*.woff2")):
-        original = (source / path.name).read_bytes()  # never a subset of a subset
+        original = (source / path.name).read_bytes()
         recipe = f"{fontTools.version}\0{FONT_FEATURES}\0{chars}".encode()
         key = hashlib.sha256(original + recipe).hexdigest()[:24]
         cached = cache_dir / f"{path.stem}.{key}.woff2"
@@ -82,7 +84,7 @@ def subset_fonts(
             options.flavor = "woff2"
             options.layout_features = [FONT_FEATURES]
             options.notdef_outline = True
-            font = subset.load_font(path, options)
+            font = subset.load_font(source / path.name, options)
             subsetter = subset.Subsetter(options)
             subsetter.populate(text=chars)
             subsetter.subset(font)
