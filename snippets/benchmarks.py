@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from snippets.attention import scaled_dot_product_attention
+from snippets.bilingual import say
 from snippets.flash import tiled_attention
 from snippets.measure import (
     Ratio,
@@ -95,40 +96,49 @@ def implementations(
             n * d * buckets / 2 + n * math.log2(n) + 4 * n * chunk_size * d
         )
 
+    exactly = say("exact attention", "精确注意力")  # what the first three compute
     return [
-        Implementation("dense (ours)", dense, "exact attention", dense, exact),
         Implementation(
-            "PyTorch fused",
+            say("dense (ours)", "我们的稠密注意力"), dense, exactly, dense, exact
+        ),
+        Implementation(
+            say("PyTorch fused", "PyTorch 融合函数"),
             F.scaled_dot_product_attention,
-            "exact attention",
+            exactly,
             dense,
             exact,
         ),
         Implementation(
-            f"tiled, blocks of {block_size}",
+            say(f"tiled, blocks of {block_size}", f"分块循环，块大小 {block_size}"),
             lambda q, k, v: tiled_attention(q, k, v, block_size),
-            "exact attention",
+            exactly,
             dense,
             exact,
         ),
         Implementation(
-            f"sliding window ±{window}",
+            say(f"sliding window ±{window}", f"滑动窗口 ±{window}"),
             lambda q, k, v: sliding_window_attention(q, k, v, window),
-            f"exact attention over the keys at most {window} positions away",
+            say(
+                f"exact attention over the keys at most {window} positions away",
+                f"对相距不超过 {window} 个位置的键做精确注意力",
+            ),
             window_reference,
             banded,
         ),
         Implementation(
-            f"Performer, m = {num_features}",
+            say(f"Performer, m = {num_features}", f"Performer，m = {num_features}"),
             performer,
-            "random-feature estimate of attention",
+            say("random-feature estimate of attention", "注意力的随机特征估计"),
             dense,
             features,
         ),
         Implementation(
-            f"Reformer, {num_rounds} rounds",
+            say(f"Reformer, {num_rounds} rounds", f"Reformer，{num_rounds} 轮"),
             reformer,
-            f"shared-QK attention within hash buckets (chunks of {chunk_size})",
+            say(
+                f"shared-QK attention within hash buckets (chunks of {chunk_size})",
+                f"哈希桶内共享查询和键的注意力（段长 {chunk_size}）",
+            ),
             reformer_reference,
             hashed,
         ),
@@ -166,9 +176,15 @@ def _over_budget(
     n0, t0, b0 = previous
     growth = (n / n0) ** 2  # quadratic: exact for dense, pessimistic otherwise
     if t0 * growth > max_seconds:
-        return f"predicted over {max_seconds:g} s per call"
+        return say(
+            f"predicted over {max_seconds:g} s per call",
+            f"预测每次调用超过 {max_seconds:g} s",
+        )
     if b0 * growth > max_bytes:
-        return f"predicted over {max_bytes / 2**30:g} GiB"
+        return say(
+            f"predicted over {max_bytes / 2**30:g} GiB",
+            f"预测超过 {max_bytes / 2**30:g} GiB",
+        )
     return ""
 
 
@@ -208,7 +224,10 @@ def sweep(
             reason = stopped.get(impl.name, "")
             spent = time.perf_counter() - start
             if not reason and n > always_up_to and spent > max_total_seconds:
-                reason = f"sweep's {max_total_seconds:g} s spent"
+                reason = say(
+                    f"sweep's {max_total_seconds:g} s spent",
+                    f"扫描的 {max_total_seconds:g} s 已用完",
+                )
             limit = max_seconds if n > always_up_to else math.inf
             if not reason and impl.name in last:
                 reason = _over_budget(last[impl.name], n, limit, max_bytes)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from snippets.bilingual import Say, same, say, spaced, zh
 from snippets.runtime import device, device_description
 
 BOOTSTRAP = 2000  # resamples of the rounds for every interval
@@ -147,23 +148,32 @@ class Timings:
         counts = self.faults.get(name)
         return int(statistics.median(counts)) if counts else None
 
-    def verdict(self, subject: str, other: str, labels: Mapping[str, str] = {}) -> str:
+    def verdict(self, subject: str, other: str, labels: Mapping[str, str] = {}) -> Say:
         """How `subject` compared with `other`, in words that follow the interval:
         'A was k times faster than B (95% interval ...)', slower, or not told apart."""
         a, b = labels.get(subject, subject), labels.get(other, other)
         r = self.ratio(other, subject)  # > 1: the subject took less time
         if not r.distinguishable:
             own = r.inverse()  # the subject's time over the other's
-            return (
+            k, interval = fmt_ratio(own.estimate), own.interval()
+            return say(
                 f"{a} and {b} could not be told apart on this machine (time of {a} "
-                f"÷ time of {b}: {fmt_ratio(own.estimate)}, 95% interval "
-                f"{own.interval()})"
+                f"÷ time of {b}: {k}, 95% interval {interval})",
+                spaced(zh(a), "与", zh(b), "在这台机器上分不出快慢（", zh(a))
+                + spaced("的时间 ÷ ", zh(b), f"的时间：{k}，95% 置信区间 {interval}）"),
+                a,
+                b,
             )
-        word = "faster" if r.estimate > 1 else "slower"
-        r = r if r.estimate > 1 else r.inverse()
-        return (
-            f"{a} was {fmt_ratio(r.estimate)} times {word} than {b} "
-            f"(95% interval {r.interval()})"
+        faster = r.estimate > 1
+        r = r if faster else r.inverse()
+        k, interval = fmt_ratio(r.estimate), r.interval()
+        return say(
+            f"{a} was {k} times {'faster' if faster else 'slower'} than {b} "
+            f"(95% interval {interval})",
+            spaced(zh(a), "的速度" if faster else "的耗时", "是", zh(b), f"的 {k} 倍")
+            + f"（95% 置信区间 {interval}）",
+            a,
+            b,
         )
 
     def summary(self) -> dict[str, object]:
@@ -255,8 +265,12 @@ class Scaling:
     low: float
     high: float
 
-    def __str__(self) -> str:
-        return f"{self.exponent:.2f} (95% interval {self.low:.2f} to {self.high:.2f})"
+    def __str__(self) -> Say:
+        p, low, high = f"{self.exponent:.2f}", f"{self.low:.2f}", f"{self.high:.2f}"
+        return say(
+            f"{p} (95% interval {low} to {high})",
+            f"{p}（95% 置信区间 {low} 到 {high}）",
+        )
 
 
 def log_log_slope(sizes: Sequence[float], values: Sequence[float]) -> float:
@@ -301,7 +315,7 @@ class ModelMismatchError(AssertionError):
 # --8<-- [start:check]
 def check_ratio(
     what: str, measured: Ratio, predicted: float, band: float = 3.0, why: str = ""
-) -> str:
+) -> Say:
     """A measured ratio beside its prediction; stop unless within `band` or explained.
 
     `why` is the evidence, computed by the build, that accounts for a gap. Returns
@@ -315,17 +329,21 @@ def check_ratio(
             f"{measured.interval()}), but the operation count predicts "
             f"{fmt_ratio(predicted)}×, {off:.1f} times off (allowed: {band:g})"
         )
-    phrase = (
-        f"measured {fmt_ratio(measured.estimate)}× "
-        f"(95% interval {measured.interval()}); "
-        f"the count predicts {fmt_ratio(predicted)}×"
+    k, interval, count = (
+        fmt_ratio(measured.estimate),
+        measured.interval(),
+        fmt_ratio(predicted),
     )
-    return f"{phrase}; {why}" if off > band else phrase
+    phrase = say(
+        f"measured {k}× (95% interval {interval}); the count predicts {count}×",
+        f"实测 {k}×（95% 置信区间 {interval}），运算量预测 {count}×",
+    )
+    return phrase + say("; ", "；") + why if off > band else phrase
 
 
 def check_exponent(
     what: str, measured: Scaling, predicted: float, band: float = 0.5, why: str = ""
-) -> str:
+) -> Say:
     """Like check_ratio, for a growth exponent: stop if off by more than `band`."""
     off = abs(measured.exponent - predicted) > band
     if off and not why:
@@ -333,8 +351,12 @@ def check_exponent(
             f"{what}: measured exponent {measured}, but the count predicts "
             f"{predicted:.2f} (allowed difference: {band:g})"
         )
-    phrase = f"measured {measured}; the model predicts {predicted:.2f}"
-    return f"{phrase}; {why}" if off else phrase
+    exponent = str(measured)
+    phrase = say(
+        f"measured {exponent}; the model predicts {predicted:.2f}",
+        f"实测 {zh(exponent)}，模型预测 {predicted:.2f}",
+    )
+    return phrase + say("; ", "；") + why if off else phrase
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,10 +366,10 @@ class ScalingCheck:
     fit: Scaling
     predicted: float
     sizes: tuple[int, ...]
-    phrase: str
+    phrase: Say
     evidence: str = ""  # the `why` it needed, also at the end of the phrase
 
-    def __str__(self) -> str:
+    def __str__(self) -> Say:
         return self.phrase
 
 
@@ -380,8 +402,11 @@ def check_scaling(
     fit = fit_scaling(used, runs[-points:])
     predicted = log_log_slope(used, model[-points:])
     excused = abs(fit.exponent - predicted) > band
-    phrase = check_exponent(what, fit, predicted, band, why).removesuffix(f"; {why}")
-    phrase = f"{phrase}, sizes {used[0]:,} to {used[-1]:,}"
+    check_exponent(what, fit, predicted, band, why)  # stops if off and unexplained
+    phrase = check_exponent(what, fit, predicted, math.inf)  # the numbers alone
+    phrase += say(
+        f", sizes {used[0]:,} to {used[-1]:,}", f"，规模 {used[0]:,} 到 {used[-1]:,}"
+    )
     off = max(max(m / t, t / m) for m, t in zip(model, medians, strict=True))
     if off > 3 and not why:
         raise ModelMismatchError(
@@ -390,7 +415,7 @@ def check_scaling(
         )
     evidence = why if excused or off > 3 else ""
     if evidence:  # it goes with the numbers it explains
-        phrase = f"{phrase}; {evidence}"
+        phrase += say("; ", "；") + evidence
     return ScalingCheck(fit, predicted, tuple(used), phrase, evidence)
 
 
@@ -410,18 +435,18 @@ def step_clock() -> tuple[Callable[[], float], str]:
     wall-clock time from a synchronised start to a synchronised end.
     """
     if device().type == "cpu":
-        return time.process_time, "CPU time"
+        return time.process_time, say("CPU time", "CPU 时间")
 
     def synchronised() -> float:
         _sync()
         return time.perf_counter()
 
-    return synchronised, "wall-clock time"
+    return synchronised, say("wall-clock time", "墙钟时间")
 
 
 def describe_steps(
     seconds: Sequence[float], unit: str = "step", clock: str = "CPU time"
-) -> str:
+) -> Say:
     """A training loop's time as a measurement: median per step, middle half, total.
 
     A loop runs once, so there is nothing to interleave it with; its steps are repeated
@@ -433,10 +458,20 @@ def describe_steps(
     q1, q2, q3 = (
         _ms(x) for x in np.percentile(np.asarray(seconds) * 1e3, [25, 50, 75])
     )
-    return (
+    n, total, where = (
+        len(seconds),
+        f"{sum(seconds):.1f}",
+        timing_device(torch.get_num_threads()),
+    )
+    return say(
         f"median {q2} ms of {clock} per {unit} (middle half {q1}–{q3} ms) "
-        f"over {len(seconds)} {unit}s, {sum(seconds):.1f} s in all, on "
-        f"{timing_device(torch.get_num_threads())}"
+        f"over {n} {unit}s, {total} s in all, on {where}",
+        spaced("每", zh(unit), zh(clock), f"的中位数为 {q2} ms")
+        + f"（中间 50% 为 {q1}–{q3} ms），"
+        + spaced(f"共 {n}", zh(unit), f"，合计 {total} s，运行于", zh(where)),
+        unit,
+        clock,
+        where,
     )
 
 
@@ -496,7 +531,7 @@ def fresh_page_seconds() -> float:
 
 def fault_evidence(
     name: str, faults: int | None, n: int, seconds: float, itemsize: int = 4
-) -> str:
+) -> Say:
     """Why a function that builds n x n matrices can be slower than its count predicts.
 
     When one call of it takes at least one n x n matrix's worth of minor page faults,
@@ -506,20 +541,27 @@ def fault_evidence(
     `seconds` those faults account for. Returns '' when the count does not show it.
     """
     if faults is None or device().type != "cpu":
-        return ""
+        return say("", "")
     import resource
 
     matrix_pages = itemsize * n * n / resource.getpagesize()
     if faults < matrix_pages:
-        return ""
-    cost = faults * fresh_page_seconds()
-    return (
+        return say("", "")
+    page_us, times = f"{fresh_page_seconds() * 1e6:.2g}", f"{faults / matrix_pages:.1f}"
+    cost, total = f"{faults * fresh_page_seconds() * 1e3:,.0f}", f"{seconds * 1e3:,.0f}"
+    return say(
         f"at $N$ = {n:,} one call of {name} took {faults:,} minor page faults (median "
-        f"over its calls), {faults / matrix_pages:.1f} times the pages of one "
-        "$N \\times N$ matrix: its large buffers are fresh memory at every call, each "
-        "page a fault that the operating system serves by mapping and zeroing it, at "
-        f"{fresh_page_seconds() * 1e6:.2g} µs per page (measured here); that is about "
-        f"{cost * 1e3:,.0f} ms of the call's {seconds * 1e3:,.0f} ms"
+        f"over its calls), {times} times the pages of one $N \\times N$ matrix: its "
+        "large buffers are fresh memory at every call, each page a fault that the "
+        "operating system serves by mapping and zeroing it, at "
+        f"{page_us} µs per page (measured here); that is about "
+        f"{cost} ms of the call's {total} ms",
+        spaced(f"在 $N$ = {n:,} 时，", zh(name), "每次调用的次要缺页数为")
+        + f" {faults:,}（各次调用的中位数），相当于一个 $N \\times N$ 矩阵所占页数的 "
+        f"{times} 倍：它的大缓冲区每次调用都是新分配的内存，每一页都触发一次缺页，由"
+        f"操作系统映射并清零，每页耗时 {page_us} µs（本机实测）；这约占该调用 "
+        f"{total} ms 中的 {cost} ms",
+        name,
     )
 
 
@@ -561,16 +603,20 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def machine_name() -> str:
+def machine_name() -> Say:
     """The processor or GPU that timings run on, without the thread count."""
     if device().type != "cpu":
-        return device_description()
-    return device_description().rsplit(",", 1)[0].removeprefix("CPU: ")
+        return same(device_description())
+    return same(device_description().rsplit(",", 1)[0].removeprefix("CPU: "))
 
 
-def timing_device(threads: int = 1) -> str:
+def timing_device(threads: int = 1) -> Say:
     """Where `compare` ran, for captions: 'CPU model, 1 thread (of 2 logical CPUs)'."""
     if device().type != "cpu":
-        return device_description()
+        return same(device_description())
     unit = "thread" if threads == 1 else "threads"
-    return f"{machine_name()}, {threads} {unit} (of {os.cpu_count()} logical CPUs)"
+    cpus = os.cpu_count()
+    return machine_name() + say(
+        f", {threads} {unit} (of {cpus} logical CPUs)",
+        f" 的 {threads} 个线程（共 {cpus} 个逻辑 CPU）",
+    )

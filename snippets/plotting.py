@@ -12,16 +12,19 @@ import base64
 import html
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import LogFormatterMathtext
+from matplotlib.ticker import FuncFormatter, LogFormatterMathtext
+
+from snippets.bilingual import Say, join, zh
 
 INK = "#1f2329"  # text, ticks and spines in the light palette
 INK_DARK = "#d5d8df"  # ... and in the dark palette
@@ -152,6 +155,70 @@ def legible(fig: Figure) -> Figure:
     return fig
 
 
+# The Chinese edition's figures: matplotlib lays them out with Noto Sans CJK, which holds
+# every CJK glyph (from the PyPI package notojp-matplotlib, a dependency of the course);
+# the SVG keeps text as text and asks the reader's browser for a Simplified Chinese font.
+CJK_FONT = "Noto Sans CJK JP"
+CJK_FAMILY = [CJK_FONT, "DejaVu Sans"]  # CJK first: mathtext sets its plain text in it
+CJK_CSS = "'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei'"
+
+
+def add_cjk_font() -> None:
+    """Make the CJK font known to matplotlib, without importing its package (whose import
+    would change rcParams)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        files = distribution("notojp-matplotlib").files or []
+    except PackageNotFoundError:
+        raise RuntimeError(
+            "the Chinese figures need the package notojp-matplotlib: pip install -e ."
+        ) from None
+    font = next(f for f in files if f.name.endswith(".otf"))
+    font_manager.fontManager.addfont(str(font.locate()))
+
+
+def to_chinese(fig: Figure) -> frozenset[str]:
+    """Every text of `fig` written with `say` set to its Chinese twin, in the CJK font:
+    titles, labels, legends, annotations and the tick labels an axis was given. Returns
+    the data kept verbatim (`same`), which may stay in Latin letters."""
+    kept: set[str] = set()
+    for text in fig.findobj(Text):
+        content = text.get_text()
+        if isinstance(content, Say):
+            kept |= content.kept
+            text.set_text(content.zh)
+            text.set_fontfamily(CJK_FAMILY)
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
+                labels = getattr(formatter, "seq", None) or []  # a FixedFormatter's
+                units = getattr(formatter, "_units", None) or {}  # a categorical axis's
+                if any(isinstance(t, Say) for t in [*labels, *units]):
+                    kept.update(
+                        *(t.kept for t in [*labels, *units] if isinstance(t, Say))
+                    )
+                    if labels:
+                        formatter.seq = [zh(t) for t in labels]
+                    if units:
+                        formatter._units = {zh(k): v for k, v in units.items()}
+                    axis.set_tick_params(which="both", labelfontfamily=CJK_FAMILY)
+                if isinstance(formatter, FuncFormatter):  # labels written at draw time
+                    formatter.func = _in_chinese(formatter.func)
+                    axis.set_tick_params(which="both", labelfontfamily=CJK_FAMILY)
+    return frozenset(kept)
+
+
+def _in_chinese(func: Callable[..., object]) -> Callable[..., str]:
+    """A tick formatter's function that writes the Chinese of what it returns."""
+    return lambda *args: zh(func(*args))
+
+
+def chinese_svg(svg: str) -> str:
+    """A Chinese figure's SVG naming the Simplified Chinese fonts a reader may have."""
+    return svg.replace(f"'{CJK_FONT}'", CJK_CSS)
+
+
 def text_px(svg: str) -> list[tuple[float, int]]:
     """Each text of a matplotlib SVG: its size in CSS pixels as the page's column draws it,
     and its number of characters. Sizes are in points, 96 CSS pixels per 72 points, and a
@@ -243,13 +310,14 @@ _RULES = {"l": "---", "r": "---:", "c": ":---:"}
 
 def markdown_table(
     header: Sequence[object], rows: Iterable[Sequence[object]], align: str = ""
-) -> str:
+) -> Say:
     """A Markdown table: the header, the rule under it, then one line per row.
 
     `align` gives one letter per column: "l" (left, Markdown's default), "r" (right, for
     numbers) or "c" (centred); empty: every column left. Cells are written with str(), as
     they are: a cell is Markdown, so a "|" it holds must be escaped by the caller. An empty
-    cell stays empty. Every row must have as many cells as the header.
+    cell stays empty. Every row must have as many cells as the header. Cells written
+    with `say` give the table in both languages (snippets/bilingual.py).
     """
     align = align or "l" * len(header)
     if len(align) != len(header) or set(align) - set(_RULES):
@@ -258,16 +326,16 @@ def markdown_table(
             f"got {align!r}"
         )
 
-    def line(cells: Sequence[object]) -> str:
+    def line(cells: Sequence[object]) -> Say:
         if len(cells) != len(header):
             raise ValueError(
                 f"a row has {len(cells)} cells for {len(header)} columns: {cells!r}"
             )
-        return "|" + "|".join(f" {c} " if str(c) else " " for c in cells) + "|"
+        texts = [c if isinstance(c, Say) else str(c) for c in cells]
+        return join("|", ["", *(" " + t + " " if t else " " for t in texts), ""])
 
-    return "\n".join(
-        [line(header), line([_RULES[a] for a in align]), *(line(r) for r in rows)]
-    )
+    rule = line([_RULES[a] for a in align])
+    return join("\n", [line(header), rule, *(line(r) for r in rows)])
 
 
 __all__ = [

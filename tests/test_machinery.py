@@ -74,7 +74,13 @@ def project(tmp_path: Path) -> Path:
     )
     write(root / "docs/en/index.md", PAGE)
     write(root / "snippets/demos/__init__.py", "")
-    for name in ("__init__.py", "runtime.py", "plotting.py", "measure.py"):
+    for name in (
+        "__init__.py",
+        "runtime.py",
+        "plotting.py",
+        "measure.py",
+        "bilingual.py",
+    ):
         shutil.copy(REPO / "snippets" / name, root / "snippets" / name)
     write(root / "snippets/alpha.py", "SLOPE = 2.0\n")
     write(root / "snippets/beta.py", "ANSWER = 42\n")

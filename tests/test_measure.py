@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from snippets.bilingual import say, zh
 from snippets.measure import (
     ModelMismatchError,
     Ratio,
@@ -192,17 +193,35 @@ def test_recording_collects_the_timings_of_its_block():
 
 
 @pytest.mark.parametrize(
-    "cost_a, cost_b, words",
+    "cost_a, cost_b, words, chinese",
     [
-        (0.002, 0.006, r"A was (2\.9\d|3\.0\d) times faster than B"),
-        (0.006, 0.002, r"A was (2\.9\d|3\.0\d) times slower than B"),
-        (0.002, 0.002, "A and B could not be told apart"),
+        (
+            0.002,
+            0.006,
+            r"A was (2\.9\d|3\.0\d) times faster than B",
+            r"甲的速度是乙的 (2\.9\d|3\.0\d) 倍（95% 置信区间 ",
+        ),
+        (
+            0.006,
+            0.002,
+            r"A was (2\.9\d|3\.0\d) times slower than B",
+            r"甲的耗时是乙的 (2\.9\d|3\.0\d) 倍",
+        ),
+        (
+            0.002,
+            0.002,
+            "A and B could not be told apart",
+            "甲与乙在这台机器上分不出快慢",
+        ),
     ],
 )
-def test_verdicts_follow_the_interval_and_name_the_subject_first(cost_a, cost_b, words):
+def test_verdicts_follow_the_interval_and_name_the_subject_first(
+    cost_a, cost_b, words, chinese
+):
     m = FakeMachine(noise=0.02)
     t = compare({"a": m.call(cost_a), "b": m.call(cost_b)}, clock=m.clock)
-    assert re.match(words, t.verdict("a", "b", {"a": "A", "b": "B"}))
+    verdict = t.verdict("a", "b", {"a": say("A", "甲"), "b": say("B", "乙")})
+    assert re.match(words, verdict) and re.match(chinese, zh(verdict))
 
 
 @pytest.mark.parametrize("power", [1.0, 2.0])

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import yaml
 
+from executed.checks import english_words
 from executed.plan import (
     FIGURE_RE,
     Item,
@@ -567,7 +568,12 @@ def test_demos_give_byte_identical_results_when_run_again(built_site, tmp_path):
     ]
     assert len(again) >= 20, f"only {len(again)} quick deterministic demos"
     execute(again, Project(REPO, tmp_path))
-    differ = [i.name for i in again if i.result["value"] != first[i.name]["value"]]
+    differ = [
+        i.name
+        for i in again
+        for part in ("value", "translations")
+        if i.result[part] != first[i.name][part]
+    ]
     assert not differ, f"results changed between two runs: {differ}"
 
 
@@ -638,3 +644,39 @@ def test_solutions_are_left_out_of_search_and_notebooks_speak_the_edition(built_
     name = "03-scaled-dot-product-attention"
     notebook = (built_site / "zh" / "chapters" / name / f"{name}.ipynb").read_text()
     assert "**图 3.1.**" in notebook and "**Figure 3.1.**" not in notebook
+    assert "use_language('zh')" in notebook  # its demos show their Chinese results
+
+
+def svg_texts(svg: str) -> list[str]:
+    """The texts of a matplotlib SVG whose text is kept as text, one per <text>."""
+    found = re.findall(r"<text\b[^>]*>(.*?)</text>", svg, re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", t)).strip() for t in found]
+
+
+def test_what_the_demos_write_for_the_chinese_edition_is_in_chinese(built_site):
+    """No sentence, table, value or figure text that a demo wrote for a Chinese page is
+    in English (math, code, names and data kept verbatim aside), and the Chinese site
+    serves the Chinese figures; the same check finds English in the English results."""
+    project, fingerprint = Project.at(REPO), environment_fingerprint(REPO)
+    english, checked, found = 0, 0, {}
+    for md in sorted((REPO / "docs" / "zh").rglob("*.md")):
+        for ref in sorted(scan_page(md.read_text(encoding="utf-8"))):
+            item = Item(ref, demo_source(ref, REPO), [md.name])
+            item.key = item_key(item, fingerprint, REPO)
+            record = read_record(item.record(project))
+            zh, kept = record["translations"]["zh"], set(record["kept"])
+            texts = {
+                "figure": lambda v: svg_texts(v["light"]),
+                "text": lambda v: [v],
+                "values": lambda v: list(v.values()),
+            }[record["kind"]]
+            if record["kind"] == "figure":
+                served = built_site / "zh" / "assets" / "figures" / f"{ref}.light.svg"
+                assert served.read_text(encoding="utf-8") == zh["light"], ref
+            words = [w for text in texts(zh) for w in english_words(text, kept)]
+            if words:
+                found[ref] = words[:5]
+            checked += 1
+            english += any(english_words(t, kept) for t in texts(record["value"]))
+    assert not found, f"English in the Chinese edition's results: {found}"
+    assert checked > 150 and english > checked / 2, (checked, english)

@@ -11,6 +11,7 @@ from snippets.attention import (
     scaled_dot_product_attention,
     softmax_statistics,
 )
+from snippets.bilingual import say
 from snippets.plotting import COLORS, Figure, figure, markdown_table, significant
 from snippets.runtime import device
 
@@ -44,28 +45,36 @@ def variance_figure() -> Figure:
         d,
         color=COLORS[1],
         linestyle="--",
-        label=r"theory: $\mathrm{Var}(q\cdot k) = d_k$",
+        label=say(
+            r"theory: $\mathrm{Var}(q\cdot k) = d_k$",
+            r"理论值：$\mathrm{Var}(q\cdot k) = d_k$",
+        ),
     )
     ax.plot(
         d,
         [m["var"] for m in moments.values()],
         "o",
         color=COLORS[0],
-        label=r"measured $\mathrm{Var}(q\cdot k)$",
+        label=say(r"measured $\mathrm{Var}(q\cdot k)$", r"实测 $q\cdot k$ 的方差"),
     )
     ax.plot(
         d,
         [m["scaled_var"] for m in moments.values()],
         "s",
         color=COLORS[2],
-        label=r"measured Var($q\cdot k$ / √$d_k$)",  # √ as text: see plotting.legible
+        label=say(  # √ as text: see plotting.legible
+            r"measured Var($q\cdot k$ / √$d_k$)", r"实测 $q\cdot k$ / √$d_k$ 的方差"
+        ),
     )
     ax.set(
         xscale="log",
         yscale="log",
         xlabel=r"$d_k$",
-        ylabel="variance",
-        title=f"{_N_SAMPLES:,} random pairs per point",
+        ylabel=say("variance", "方差"),
+        title=say(
+            f"{_N_SAMPLES:,} random pairs per point",
+            f"每个点 {_N_SAMPLES:,} 对随机向量",
+        ),
     )
     ax.legend()
     return fig
@@ -75,9 +84,11 @@ def variance_table() -> str:
     return markdown_table(
         [
             "$d_k$",
-            "mean of $q\\cdot k$",
-            "variance of $q\\cdot k$",
-            "variance of $q\\cdot k/\\sqrt{d_k}$",
+            say("mean of $q\\cdot k$", "$q\\cdot k$ 的均值"),
+            say("variance of $q\\cdot k$", "$q\\cdot k$ 的方差"),
+            say(
+                "variance of $q\\cdot k/\\sqrt{d_k}$", "$q\\cdot k/\\sqrt{d_k}$ 的方差"
+            ),
         ],
         [
             [
@@ -106,13 +117,17 @@ def _saturation() -> dict[bool, dict[int, dict[str, float]]]:
     }
 
 
+_UNSCALED, _SCALED = say("unscaled", "未缩放"), say("scaled", "缩放")
+_DP_DS, _DP_DQ = r"$\|\partial p/\partial s\|_F$", r"$\|\partial p/\partial q\|_F$"
+
+
 def saturation_figure() -> Figure:
     stats = _saturation()
     fig, axes = figure(ncols=2, nrows=2, width=8.0, height=6.0)
     keys = ("max_weight", "entropy", "jacobian_norm", "query_gradient_norm")
     for scaled, color, name in (
-        (False, COLORS[3], "unscaled"),
-        (True, COLORS[0], "scaled"),
+        (False, COLORS[3], _UNSCALED),
+        (True, COLORS[0], _SCALED),
     ):
         for ax, key in zip(axes.flat, keys, strict=True):
             ax.plot(
@@ -122,16 +137,16 @@ def saturation_figure() -> Figure:
                 color=color,
                 label=name,
             )
-    axes[0, 0].set(ylabel="mean largest weight", ylim=(0, 1.05))
+    axes[0, 0].set(ylabel=say("mean largest weight", "平均最大权重"), ylim=(0, 1.05))
     axes[0, 1].axhline(
         torch.log(torch.tensor(float(_N_KEYS))).item(),
         color=COLORS[1],
         linestyle=":",
-        label="uniform",
+        label=say("uniform", "均匀分布"),
     )
-    axes[0, 1].set(ylabel="mean entropy (nats)")
-    axes[1, 0].set(ylabel=r"median $\|\partial p/\partial s\|_F$", yscale="log")
-    axes[1, 1].set(ylabel=r"median $\|\partial p/\partial q\|_F$", yscale="log")
+    axes[0, 1].set(ylabel=say("mean entropy (nats)", "平均熵（奈特）"))
+    for ax, norm in ((axes[1, 0], _DP_DS), (axes[1, 1], _DP_DQ)):
+        ax.set(ylabel=say(f"median {norm}", f"{norm} 的中位数"), yscale="log")
     for ax in axes.flat:
         ax.set(xscale="log", xlabel=r"$d_k$")
     axes[0, 1].legend()
@@ -144,10 +159,9 @@ _GRADIENT_D_KS = [16, 64, 256, 512]  # the widths the page's table shows
 def gradient_table() -> str:
     """Median Jacobian norms, dp/ds and dp/dq, with and without scaling, as measured."""
     stats = _saturation()
-    dp_ds, dp_dq = r"$\|\partial p/\partial s\|_F$", r"$\|\partial p/\partial q\|_F$"
-    header = ["$d_k$", "largest weight, unscaled", "largest weight, scaled"]
-    header += [f"{dp_ds}, unscaled", f"{dp_ds}, scaled"]
-    header += [f"{dp_dq}, unscaled", f"{dp_dq}, scaled"]
+    header = ["$d_k$"]
+    for quantity in (say("largest weight", "最大权重"), _DP_DS, _DP_DQ):
+        header += [quantity + say(", ", "，") + name for name in (_UNSCALED, _SCALED)]
     rows = []
     for d_k in _GRADIENT_D_KS:
         off, on = stats[False][d_k], stats[True][d_k]
@@ -185,7 +199,7 @@ def headline_numbers() -> dict[str, str]:
         "jac_ratio_16": f"{unscaled_over_scaled('jacobian_norm', 16):.1f}",
         "q_ratio_16": f"{unscaled_over_scaled('query_gradient_norm', 16):.1f}",
         "q_ratio_512": f"{1 / unscaled_over_scaled('query_gradient_norm', 512):.1f}",
-        "q_crossover": "never" if crossover is None else str(crossover),
+        "q_crossover": say("never", "无") if crossover is None else str(crossover),
         "q_scaled_min": f"{min(scaled_q):.2f}",
         "q_scaled_max": f"{max(scaled_q):.2f}",
         "q_unscaled_spread": f"{max(unscaled_q) / min(unscaled_q):.0f}",
@@ -213,8 +227,10 @@ def agreement_with_pytorch() -> str:
         q.to(device()), k.to(device()), v.to(device()), attn_mask=mask.to(device())
     )
     err = (ours - theirs).abs().max().item()
-    return (
+    return say(
         f"On a batch of 2 × 4 heads × 7 queries × 16 dimensions with a random mask, run on "
         f"`{device()}`, the largest difference between the two outputs is "
-        f"**{err:.1e}** (float32)."
+        f"**{err:.1e}** (float32).",
+        f"在一批 2 × 4 个头 × 7 个查询 × 16 维的输入上，使用随机掩码、在 `{device()}` "
+        f"上运行，两个输出之间的最大差异为 **{err:.1e}**（float32）。",
     )

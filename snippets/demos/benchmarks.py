@@ -17,6 +17,7 @@ from snippets.benchmarks import (
     sweep,
     sweep_table,
 )
+from snippets.bilingual import join, same, say, zh
 from snippets.measure import (
     ScalingCheck,
     check_scaling,
@@ -40,6 +41,8 @@ _N_ERROR = 1024  # sequence length of the accuracy columns
 _SIGMA_SMALL, _SIGMA_LARGE = 0.25, 1.0
 _SCALES = (_SIGMA_SMALL, _SIGMA_LARGE)
 _MARKERS = "osDv^P"
+_IMPLEMENTATION = say("implementation", "实现")  # the tables' first column
+_COMMA = say(", ", "、")  # between the items of a list
 
 
 def _max_bytes() -> int:
@@ -97,7 +100,8 @@ def _plot(field: str, scale: float, ylabel: str) -> Figure:
             label=name,
         )
     lengths = default_lengths()
-    ax.set(xscale="log", yscale="log", xlabel="sequence length $N$", ylabel=ylabel)
+    xlabel = say("sequence length $N$", "序列长度 $N$")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
     ax.set_xticks(lengths, [f"{n // 1024}K" if n >= 1024 else str(n) for n in lengths])
     ax.minorticks_off()
     ax.legend(fontsize=8)
@@ -106,12 +110,14 @@ def _plot(field: str, scale: float, ylabel: str) -> Figure:
 
 @measured
 def time_figure() -> Figure:
-    return _plot("seconds", 1e3, "median time per call (ms)")
+    return _plot(
+        "seconds", 1e3, say("median time per call (ms)", "每次调用的中位时间（ms）")
+    )
 
 
 @measured
 def memory_figure() -> Figure:
-    return _plot("peak_bytes", 1 / 2**20, "peak memory (MiB)")
+    return _plot("peak_bytes", 1 / 2**20, say("peak memory (MiB)", "峰值内存（MiB）"))
 
 
 @measured
@@ -127,15 +133,28 @@ def memory_table() -> str:
 @measured
 def environment() -> str:
     s = _SETTINGS
-    return (
-        f"**Measured on** {timing_device(_SWEEP_THREADS)} · PyTorch {torch.__version__} · "
-        f"Python {platform.python_version()} · batch {s['batch']}, {s['heads']} head, "
-        f"$d_k = {s['d']}$, float32, forward pass without gradients · at each length the "
-        f"implementations run in {s['rounds']} interleaved rounds after {s['warmup']} "
-        f"warm-up round · every length up to $N$ = {_ALWAYS_UP_TO:,} measured unless "
-        f"predicted over {_max_bytes() / 2**30:.3g} GiB; beyond it, skipped also when "
-        f"predicted over {s['max_seconds']:g} s per call or once the sweep has spent "
-        f"{_MAX_TOTAL_SECONDS:g} s."
+    b, h, d, rounds, warmup = (
+        s[k] for k in ("batch", "heads", "d", "rounds", "warmup")
+    )
+    gib, top = f"{_max_bytes() / 2**30:.3g}", f"{_ALWAYS_UP_TO:,}"
+    seconds, total = f"{s['max_seconds']:g}", f"{_MAX_TOTAL_SECONDS:g}"
+    return (  # the machine's and PyTorch's version strings are data, shown as they are
+        say("**Measured on** ", "**测量环境**：")
+        + timing_device(_SWEEP_THREADS)
+        + " · PyTorch "
+        + same(torch.__version__)
+        + f" · Python {platform.python_version()} · "
+        + say(
+            f"batch {b}, {h} head, $d_k = {d}$, float32, forward pass without gradients"
+            f" · at each length the implementations run in {rounds} interleaved rounds"
+            f" after {warmup} warm-up round · every length up to $N$ = {top} measured"
+            f" unless predicted over {gib} GiB; beyond it, skipped also when predicted"
+            f" over {seconds} s per call or once the sweep has spent {total} s.",
+            f"批量 {b}，{h} 个头，$d_k = {d}$，float32，不计算梯度的前向传播 · 在每个"
+            f"长度上，各实现先预热 {warmup} 轮，再以 {rounds} 个交替轮次运行 · 直到"
+            f" $N$ = {top} 的每个长度都会测量，除非预测内存超过 {gib} GiB；超过这个长度后，"
+            f"预测每次调用超过 {seconds} s 或扫描已用去 {total} s 时也会跳过。",
+        )
     )
 
 
@@ -145,7 +164,7 @@ def _crossing(name: str, baseline: str) -> str:
     if top is None:
         return "—"
     if first is None:
-        return f"not up to {top:,}"
+        return say(f"not up to {top:,}", f"直到 {top:,} 都没有")
     return f"{first:,}"
 
 
@@ -153,12 +172,23 @@ def _crossing_phrase(name: str, baseline: str) -> str:
     """Prose form, true whatever the machine measured."""
     first, top = crossover(list(_results()), name, baseline)
     if top is None:
-        return "at no length where both were measured"
+        return say(
+            "at no length where both were measured", "在两者都测过的长度上都没有"
+        )
     if first is None:
-        return f"at no measured length up to $N$ = {top:,}"
+        return say(
+            f"at no measured length up to $N$ = {top:,}",
+            f"直到 $N$ = {top:,}，在测过的长度上都没有",
+        )
     if first == top:
-        return f"only at the longest length both ran, $N$ = {top:,}"
-    return f"from $N$ = {first:,} on (measured up to $N$ = {top:,})"
+        return say(
+            f"only at the longest length both ran, $N$ = {top:,}",
+            f"只在两者都运行过的最长长度 $N$ = {top:,} 上",
+        )
+    return say(
+        f"from $N$ = {first:,} on (measured up to $N$ = {top:,})",
+        f"从 $N$ = {first:,} 起（测到 $N$ = {top:,}）",
+    )
 
 
 def _fault_evidence(name: str) -> str:
@@ -211,8 +241,10 @@ def error_table() -> str:
         }
         for s in _SCALES
     }
-    header = ["implementation", "computes"]
-    header += [f"error, $\\sigma = {s:g}$" for s in _SCALES]
+    header = [_IMPLEMENTATION, say("computes", "计算的是")]
+    header += [
+        say(f"error, $\\sigma = {s:g}$", f"误差，$\\sigma = {s:g}$") for s in _SCALES
+    ]
     rows = [
         [name, impl.computes, *(f"{errors[s][name]:.1e}" for s in _SCALES)]
         for name, impl in _impls().items()
@@ -223,8 +255,13 @@ def error_table() -> str:
 @measured
 def scaling_table() -> str:
     """How time and memory grow with N: measured exponents beside the model's."""
-    header = ["implementation", "time: $p$ measured [95%]", "time: $p$ of the model"]
-    header += ["over $N$", "memory: $p$ measured"]
+    header = [
+        _IMPLEMENTATION,
+        say("time: $p$ measured [95%]", "时间：实测 $p$ [95%]"),
+        say("time: $p$ of the model", "时间：模型的 $p$"),
+        say("over $N$", "拟合的 $N$"),
+        say("memory: $p$ measured", "内存：实测 $p$"),
+    ]
     rows = [
         [name, fit["time"], fit["model"], fit["over"], fit["memory"]]
         for name, fit in _fits().items()
@@ -236,8 +273,12 @@ def scaling_table() -> str:
 def crossover_table() -> str:
     """From which length each implementation is faster than the two exact baselines."""
     dense, fused = _name("dense"), _name("PyTorch fused")
-    header = ["implementation", "longest $N$ run"]
-    header += ["faster than dense from $N =$", "faster than fused from $N =$"]
+    header = [
+        _IMPLEMENTATION,
+        say("longest $N$ run", "运行过的最长 $N$"),
+        say("faster than dense from $N =$", "快于稠密注意力的起点 $N$"),
+        say("faster than fused from $N =$", "快于融合函数的起点 $N$"),
+    ]
     rows = [
         [
             name,
@@ -253,11 +294,13 @@ def crossover_table() -> str:
 def _exact_fits() -> str:
     """The fused function's and the tiled loop's exponents beside their model's."""
     fits = _fits()
-    fused, tiled = _name("PyTorch fused"), _name("tiled")
-    return (
-        f"Measured, the fused function's exponent was {fits[fused]['time']} against "
-        f"{fits[fused]['model']} for its model, and the tiled loop's "
-        f"{fits[tiled]['time']} against {fits[tiled]['model']}."
+    fused, tiled = fits[_name("PyTorch fused")], fits[_name("tiled")]
+    return say(
+        f"Measured, the fused function's exponent was {fused['time']} against "
+        f"{fused['model']} for its model, and the tiled loop's "
+        f"{tiled['time']} against {tiled['model']}.",
+        f"实测指数：融合函数为 {fused['time']}（模型 {fused['model']}），"
+        f"分块循环为 {tiled['time']}（模型 {tiled['model']}）。",
     )
 
 
@@ -266,20 +309,31 @@ def _dense_growth() -> str:
     dense = _name("dense")
     check = _scaling(dense)
     evidence = _fault_evidence(dense)
+    phrase = check.phrase
     if check.predicted > check.fit.high:
-        return f"Our dense function grows more slowly than its count ({check})."
+        return say(
+            f"Our dense function grows more slowly than its count ({check}).",
+            f"我们的稠密函数的耗时比其计数增长得慢：{zh(phrase)}。",
+        )
     if check.fit.low <= check.predicted <= check.fit.high:
-        return (
+        return say(
             "Our dense function's exponent is consistent with its count in this build "
-            f"({check})."
+            f"({check}).",
+            f"在本次构建中，我们的稠密函数的指数与它的计数相符：{zh(phrase)}。",
         )
+    faster = say(
+        f"Our dense function grows faster than its count ({check}), ",
+        f"我们的稠密函数的耗时比其计数增长得快：{zh(phrase)}。",
+    )
     if not evidence or check.evidence:  # the phrase gives the evidence
-        return f"Our dense function grows faster than its count ({check}), " + (
-            "as the build explains." if evidence else "within the band it allows."
+        return faster + (
+            say("as the build explains.", "构建过程解释了原因。")
+            if evidence
+            else say("within the band it allows.", "这仍在允许的范围之内。")
         )
-    return (
-        f"Our dense function grows faster than its count ({check}), and the build "
-        f"explains why with a second measurement: {evidence}."
+    return faster + say(
+        f"and the build explains why with a second measurement: {evidence}.",
+        f"构建过程用第二项测量解释了原因：{zh(evidence)}。",
     )
 
 
@@ -299,16 +353,24 @@ def headline() -> dict[str, str]:
         "n_dense": f"{n_dense:,}",
         "dense_mib": f"{at[dense].peak_bytes / 2**20:.0f}",
         "dense_stop": (
-            f"At $N$ = {first_skipped.n:,} the sweep skipped it "
-            f"({first_skipped.skipped})."
+            say(
+                f"At $N$ = {first_skipped.n:,} the sweep skipped it "
+                f"({first_skipped.skipped}).",
+                f"在 $N$ = {first_skipped.n:,} 时，扫描跳过了它"
+                f"（{zh(first_skipped.skipped)}）。",
+            )
             if first_skipped
-            else "It ran at every length of the sweep."
+            else say(
+                "It ran at every length of the sweep.", "它在扫描的每个长度上都运行了。"
+            )
         ),
         "fit_points": str(_FIT_POINTS),
         "sigma_small": f"{_SIGMA_SMALL:g}",
         "dense_growth": _dense_growth(),
         "exact_fits": _exact_fits(),
-        "fused_faults": f"{faults:,}" if faults is not None else "not counted",
+        "fused_faults": (
+            f"{faults:,}" if faults is not None else say("not counted", "未统计")
+        ),
         "n_faults": f"{_longest(fused).n:,}",
     }
     exact = [dense, fused, _name("tiled")]
@@ -324,16 +386,25 @@ def headline() -> dict[str, str]:
     fastest = min(at_exact, key=lambda m: m.seconds).name
     lightest = min(at_exact, key=lambda m: m.peak_bytes).name
     values["exact_sentence"] = (
-        f"*{fastest}* had both the lowest median time and the smallest peak memory"
+        say(
+            f"*{fastest}* had both the lowest median time and the smallest peak memory",
+            f"*{zh(fastest)}*的中位时间最短，峰值内存也最小",
+        )
         if fastest == lightest
-        else f"the lowest median time was *{fastest}*'s and the smallest peak memory "
-        f"*{lightest}*'s"
+        else say(
+            f"the lowest median time was *{fastest}*'s and the smallest peak memory "
+            f"*{lightest}*'s",
+            f"中位时间最短的是*{zh(fastest)}*，峰值内存最小的是*{zh(lightest)}*",
+        )
     )
     keys = {
-        "fused": ("PyTorch fused", "PyTorch's fused function"),
-        "tiled": ("tiled", "the tiled loop"),
-        "window": ("sliding window", "the sliding window"),
-        "performer": ("Performer", "the Performer"),
+        "fused": (
+            "PyTorch fused",
+            say("PyTorch's fused function", "PyTorch 的融合函数"),
+        ),
+        "tiled": ("tiled", say("the tiled loop", "分块循环")),
+        "window": ("sliding window", say("the sliding window", "滑动窗口")),
+        "performer": ("Performer", say("the Performer", "Performer")),
         "reformer": ("Reformer", "Reformer"),
     }
     measured_at, missing = [], []
@@ -342,7 +413,7 @@ def headline() -> dict[str, str]:
         m = at.get(name)
         if m is not None and m.peak_bytes:
             ratio = at[dense].peak_bytes / m.peak_bytes
-            measured_at.append(f"{label} {fmt_ratio(ratio)}×")
+            measured_at.append(label + f" {fmt_ratio(ratio)}×")
         else:
             missing.append(label)
         values[f"{key}_vs_dense"] = _crossing_phrase(name, dense)
@@ -350,12 +421,24 @@ def headline() -> dict[str, str]:
         values[f"{key}_top"] = f"{_longest(name).n:,}"
     n = f"{_longest(dense).n:,}"
     sentence = (
-        f"At $N$ = {n} the others needed less memory than dense attention by these "
-        "factors: " + ", ".join(measured_at) + "."
+        say(
+            f"At $N$ = {n} the others needed less memory than dense attention by these "
+            "factors: ",
+            f"在 $N$ = {n} 时，稠密注意力所需的内存是其他实现的若干倍：",
+        )
+        + join(_COMMA, measured_at)
+        + say(".", "。")
         if measured_at
-        else f"No other implementation was measured at $N$ = {n}."
+        else say(
+            f"No other implementation was measured at $N$ = {n}.",
+            f"在 $N$ = {n} 时，没有测量其他实现。",
+        )
     )
     if missing:
-        sentence += f" Not measured there: {', '.join(missing)}."
+        sentence += (
+            say(" Not measured there: ", "在这个长度上未测量的有：")
+            + join(_COMMA, missing)
+            + say(".", "。")
+        )
     values["memory_sentence"] = sentence
     return values

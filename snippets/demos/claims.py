@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from snippets.bilingual import say
 from snippets.claims import (
     BLEU,
     BLEU_CONFERENCE_BIG_FRENCH,
@@ -115,10 +116,11 @@ def reformer_numbers() -> dict[str, str]:
 
     def growth(counts: list[int]) -> str:
         steps = [f"{b / a:.2f}" for a, b in itertools.pairwise(counts)]
-        return " and ".join(steps)
+        return say(" and ".join(steps), " 和 ".join(steps))
 
+    lengths = [f"{n:,}" for n in _LSH_LENGTHS]
     return {
-        "lengths": ", ".join(f"{n:,}" for n in _LSH_LENGTHS),
+        "lengths": say(", ".join(lengths), "、".join(lengths)),
         "chunk": str(_LSH_CHUNK),
         "d": str(_LSH_D),
         "buckets": str(_LSH_BUCKETS),

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from matplotlib.colors import LinearSegmentedColormap, to_rgba
 
 from snippets.attention import scaled_dot_product_attention
+from snippets.bilingual import same, say
 from snippets.families import (
     AdditiveAttention,
     DotProductAttention,
@@ -31,6 +32,10 @@ _TOP_K = 8  # the k of top-k in the cost table and the timings
 _D = 64  # query/key/value width in the cost table and the timings
 _COST_NS = [256, 1_024, 4_096, 16_384, 65_536]
 _FIG_K = 4  # the k of the weights figure
+# the method's name, as Chinese writing keeps it too (top-k)
+_TOP, _FIG_TOP = same(f"top-{_TOP_K}"), same(f"top-{_FIG_K}")
+_KEY_POSITION = say("key position", "键的位置")
+_WEIGHT = say("weight", "权重")
 
 
 def _ramp(color: str) -> LinearSegmentedColormap:
@@ -51,21 +56,27 @@ def weights_figure() -> Figure:
     fig, axes = figure(ncols=3, width=10.5, height=3.3)
     vmax = max(soft.max().item(), hard.max().item())
     for ax, w, title in (
-        (axes[0], soft, "soft: every key gets weight"),
-        (axes[1], hard, f"top-{_FIG_K}: {_FIG_K} non-zeros per row"),
+        (axes[0], soft, say("soft: every key gets weight", "软注意力：每个键都有权重")),
+        (
+            axes[1],
+            hard,
+            _FIG_TOP
+            + say(f": {_FIG_K} non-zeros per row", f"：每行 {_FIG_K} 个非零值"),
+        ),
     ):
         im = ax.imshow(w, cmap=_ramp(COLORS[0]), vmin=0, vmax=vmax, aspect="auto")
-        ax.set(title=title, xlabel="key position", ylabel="query")
+        ax.set(title=title, xlabel=_KEY_POSITION, ylabel=say("query", "查询"))
         ax.grid(False)
     fig.colorbar(im, ax=axes[1], shrink=0.9)  # the bar chart's axis says "weight"
     row = 0
     pos = torch.arange(n_k)
-    axes[2].bar(pos - 0.2, soft[row], width=0.4, color=COLORS[0], label="soft")
-    axes[2].bar(pos + 0.2, hard[row], width=0.4, color=COLORS[1], label=f"top-{_FIG_K}")
+    soft_label = say("soft", "软注意力")
+    axes[2].bar(pos - 0.2, soft[row], width=0.4, color=COLORS[0], label=soft_label)
+    axes[2].bar(pos + 0.2, hard[row], width=0.4, color=COLORS[1], label=_FIG_TOP)
     axes[2].set(
-        title=f"query {row}: both rows sum to 1",
-        xlabel="key position",
-        ylabel="weight",
+        title=say(f"query {row}: both rows sum to 1", f"查询 {row}：两行之和都为 1"),
+        xlabel=_KEY_POSITION,
+        ylabel=_WEIGHT,
     )
     axes[2].legend()
     return fig
@@ -107,11 +118,11 @@ def cost_table() -> str:
     ]
     return markdown_table(
         [
-            "keys $n$",
-            "scoring (both)",
-            "weighted sum, soft",
-            f"weighted sum, top-{_TOP_K}",
-            f"top-{_TOP_K} total / soft total",
+            say("keys $n$", "键数 $n$"),
+            say("scoring (both)", "打分（两者）"),
+            say("weighted sum, soft", "加权和，软注意力"),
+            say("weighted sum, ", "加权和，") + _TOP,
+            _TOP + say(" total / soft total", " 总计 / 软注意力总计"),
             "$k/n$",
         ],
         rows,
@@ -150,7 +161,9 @@ def local_figure() -> Figure:
     pos = torch.arange(_LOCAL_N)
     fig, axes = figure(nrows=3, width=7.5, height=5.4, sharex=True, sharey=True)
     axes[0].bar(pos, glob[0], color=COLORS[0])
-    axes[0].set_title("global: every source position is scored")
+    axes[0].set_title(
+        say("global: every source position is scored", "全局：为每个源位置打分")
+    )
     for ax, centre_at in ((axes[1], _LOCAL_T), (axes[2], _LOCAL_P)):
         ax.axvspan(
             round(centre_at) - _LOCAL_W - 0.5,
@@ -161,18 +174,29 @@ def local_figure() -> Figure:
         )
         ax.axvline(centre_at, color=COLORS[3], linestyle=":", linewidth=1)
     axes[1].bar(pos, at_t[0], color=COLORS[1])
-    axes[1].set_title(
-        f"local-m: softmax over the {2 * _LOCAL_W + 1} keys around $p_t = t = {_LOCAL_T}$"
+    window, p_t = 2 * _LOCAL_W + 1, f"$p_t = t = {_LOCAL_T}$"
+    axes[1].set_title(  # the variants' names, as the paper and the page write them
+        same("local-m")
+        + say(
+            f": softmax over the {window} keys around {p_t}",
+            f"：在 {p_t} 周围的 {window} 个键上做 softmax",
+        )
     )
     axes[2].bar(pos, soft_p[0], color="none", edgecolor=COLORS[1], label="softmax")
-    axes[2].bar(pos, faded[0], color=COLORS[2], label="times the Gaussian")
+    axes[2].bar(
+        pos, faded[0], color=COLORS[2], label=say("times the Gaussian", "乘以高斯函数")
+    )
     axes[2].set_title(
-        f"local-p: predicted $p_t = {_LOCAL_P}$, weights faded by a Gaussian"
+        same("local-p")
+        + say(
+            f": predicted $p_t = {_LOCAL_P}$, weights faded by a Gaussian",
+            f"：预测的 $p_t = {_LOCAL_P}$，权重按高斯函数衰减",
+        )
     )
     axes[2].legend(fontsize=8, loc="upper left")
-    axes[2].set_xlabel("source position $s$")
+    axes[2].set_xlabel(say("source position $s$", "源位置 $s$"))
     for ax in axes:
-        ax.set_ylabel("weight")
+        ax.set_ylabel(_WEIGHT)
     return fig
 
 
@@ -202,13 +226,22 @@ def local_numbers() -> dict[str, str]:
 
 _T_QUERIES, _T_KEYS = 256, 4_096
 _T_ROUNDS = 10
-_T_LABELS = {"hard": f"top-{_TOP_K} attention", "soft": "soft attention"}
+_T_LABELS = {
+    "hard": _TOP + say(" attention", " 注意力"),
+    "soft": say("soft attention", "软注意力"),
+}
 _T_NAMES = {
-    "soft": "soft attention, whole function",
-    "fused": "soft attention, PyTorch fused",
-    "hard": f"top-{_TOP_K} attention, whole function",
-    "score": "scoring alone, $QK^\\top/\\sqrt{d_k}$ (both need it)",
-    "select": f"choosing the top {_TOP_K} alone, from given scores",
+    "soft": say("soft attention, whole function", "软注意力，整个函数"),
+    "fused": say("soft attention, PyTorch fused", "软注意力，PyTorch 融合函数"),
+    "hard": _TOP + say(" attention, whole function", " 注意力，整个函数"),
+    "score": say(
+        "scoring alone, $QK^\\top/\\sqrt{d_k}$ (both need it)",
+        "仅打分，$QK^\\top/\\sqrt{d_k}$（两者都需要）",
+    ),
+    "select": say(
+        f"choosing the top {_TOP_K} alone, from given scores",
+        f"仅从给定的评分中选出最大的 {_TOP_K} 个",
+    ),
 }
 
 
@@ -245,9 +278,12 @@ def timing_table() -> str:
         )
     return markdown_table(
         [
-            f"{_T_QUERIES:,} queries, {_T_KEYS:,} keys, $d = {_D}$",
-            "median time",
-            "÷ soft attention [95%]",
+            say(
+                f"{_T_QUERIES:,} queries, {_T_KEYS:,} keys, $d = {_D}$",
+                f"{_T_QUERIES:,} 个查询，{_T_KEYS:,} 个键，$d = {_D}$",
+            ),
+            say("median time", "中位时间"),
+            say("÷ soft attention [95%]", "÷ 软注意力 [95%]"),
         ],
         rows,
         "lrr",
@@ -263,9 +299,11 @@ def timing_numbers() -> dict[str, str]:
     share = t.median("select") / t.median("hard")
     why = ""
     if share >= 0.3:
-        why = (
+        why = say(
             f"choosing the top {k} took {share:.0%} of top-{k} attention's time, "
-            "and the count of multiply-adds leaves it out"
+            "and the count of multiply-adds leaves it out",
+            f"选出最大的 {k} 个占了 top-k 注意力 {share:.0%} 的时间，"
+            "而乘加次数的统计没有把它算在内",
         )
     check_ratio("chapter 9, top-k vs soft", hard_vs_soft, counted, why=why)
     return {
@@ -320,13 +358,13 @@ def additive_vs_dot_table() -> str:
             )
     return markdown_table(
         [
-            "$n$ (queries = keys)",
-            "additive: time",
-            "dot product: time",
-            "additive ÷ dot, time [95%]",
-            "additive: peak memory",
-            "dot product: peak memory",
-            "memory ratio",
+            say("$n$ (queries = keys)", "$n$（查询数 = 键数）"),
+            say("additive: time", "加性：时间"),
+            say("dot product: time", "点积：时间"),
+            say("additive ÷ dot, time [95%]", "加性 ÷ 点积，时间 [95%]"),
+            say("additive: peak memory", "加性：峰值内存"),
+            say("dot product: peak memory", "点积：峰值内存"),
+            say("memory ratio", "内存之比"),
         ],
         rows,
         "rrrrrrr",

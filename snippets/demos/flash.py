@@ -11,6 +11,7 @@ from matplotlib.patches import Rectangle
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from snippets.attention import scaled_dot_product_attention
+from snippets.bilingual import Say, join, same, say, zh
 from snippets.flash import (
     flash_attention,
     flash_attention_io,
@@ -45,12 +46,18 @@ _N_SPEED = 2048  # the sequence length of the speed comparison
 _SPEED_ROUNDS = 8
 _N_TRAIN = [256, 512, 1024, 2048]  # forward + backward memory
 # The four implementations, by the names the tables show.
-_DENSE = "dense (ours, full n×n)"
-_KEYS = f"tiled, key blocks of {_BLOCK}"
-_TILES = f"tiled, {_BLOCK}×{_BLOCK} tiles"
-_FUSED = "PyTorch fused"
+_DENSE = say("dense (ours, full n×n)", "稠密（我们的实现，完整 n×n）")
+_KEYS = say(f"tiled, key blocks of {_BLOCK}", f"分块循环，键块大小 {_BLOCK}")
+_TILES = say(f"tiled, {_BLOCK}×{_BLOCK} tiles", f"分块循环，{_BLOCK}×{_BLOCK} 分块")
+_FUSED = say("PyTorch fused", "PyTorch 融合函数")
 _FLASH_BLOCK = 128  # queries and keys per tile of flash_attention
-_FLASH = f"flash_attention, {_FLASH_BLOCK}×{_FLASH_BLOCK} tiles"
+_FLASH = say(
+    f"flash_attention, {_FLASH_BLOCK}×{_FLASH_BLOCK} tiles",
+    f"flash_attention，{_FLASH_BLOCK}×{_FLASH_BLOCK} 分块",
+)
+_YES, _NO = say("yes", "是"), say("no", "否")  # causal or not, in the tables
+_DTYPE, _CAUSAL = say("dtype", "数据类型"), say("causal", "因果")
+_IMPLEMENTATION = say("implementation", "实现")
 
 
 def _qkv(n: int, seed: int, requires_grad: bool = False) -> list[torch.Tensor]:
@@ -90,15 +97,22 @@ def agreement_table() -> str:
                 rows.append(
                     [
                         str(dtype).removeprefix("torch."),
-                        "yes" if causal else "no",
+                        _YES if causal else _NO,
                         1000,
                         block,
-                        qblock or "all",
+                        qblock or say("all", "全部"),
                         f"{err:.1e}",
                     ]
                 )
     return markdown_table(
-        ["dtype", "causal", "$N$", "key block", "query block", "largest difference"],
+        [
+            _DTYPE,
+            _CAUSAL,
+            "$N$",
+            say("key block", "键块"),
+            say("query block", "查询块"),
+            say("largest difference", "最大差异"),
+        ],
         rows,
         "llrrrr",
     )
@@ -136,7 +150,7 @@ def _memory_plot(peaks: dict[str, dict[int, int]], ns: list[int], what: str) -> 
         [4 * n * n / mib for n in ns],
         color=COLORS[1],
         linestyle="--",
-        label=r"one $N\times N$ float32 matrix",
+        label=say(r"one $N\times N$ float32 matrix", r"单个 $N\times N$ float32 矩阵"),
     )
     for name, by_n in peaks.items():
         color, marker = _STYLES[name]
@@ -145,9 +159,12 @@ def _memory_plot(peaks: dict[str, dict[int, int]], ns: list[int], what: str) -> 
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="sequence length $N$",
-        ylabel="peak memory (MiB)",
-        title=f"one head, $d_k = {_D}$, float32, {what}",
+        xlabel=say("sequence length $N$", "序列长度 $N$"),
+        ylabel=say("peak memory (MiB)", "峰值内存（MiB）"),
+        title=say(
+            f"one head, $d_k = {_D}$, float32, {what}",
+            f"一个头，$d_k = {_D}$，float32，{zh(what)}",
+        ),
     )
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.minorticks_off()
@@ -157,7 +174,7 @@ def _memory_plot(peaks: dict[str, dict[int, int]], ns: list[int], what: str) -> 
 
 @measured
 def memory_figure() -> Figure:
-    return _memory_plot(_memory_sweep(), _NS, "forward pass")
+    return _memory_plot(_memory_sweep(), _NS, say("forward pass", "前向传播"))
 
 
 @measured
@@ -204,6 +221,23 @@ def _ops_run_by_sdpa(dtype: torch.dtype) -> list[str]:
     )
 
 
+_NO_ATTENTION_OP = say("no attention-specific operator", "没有注意力专用的算子")
+
+
+def _device_words() -> Say:
+    """`device_description()` in both languages; the processor's name is data."""
+    text = device_description()
+    if device().type != "cpu":
+        return same(text)
+    name = text.removeprefix("CPU: ").rsplit(", ", 1)[0]
+    n = torch.get_num_threads()
+    return (
+        say("CPU: ", "CPU：")
+        + same(name)
+        + say(f", {n} thread{'' if n == 1 else 's'}", f"，{n} 个线程")
+    )
+
+
 def backends() -> str:
     """What PyTorch's fused attention can use on the build machine, and what it used."""
     cuda = torch.backends.cuda
@@ -214,22 +248,38 @@ def backends() -> str:
         "math_sdp_enabled()": cuda.math_sdp_enabled(),
         "is_flash_attention_available()": cuda.is_flash_attention_available(),
     }
+    available = f"`{torch.cuda.is_available()}`"
+    flag_list = [f"`{k}` = `{v}`" for k, v in flags.items()]
     lines = [
-        f"- **Device:** {device_description()}; PyTorch {torch.__version__}; "
-        f"`torch.cuda.is_available()` is `{torch.cuda.is_available()}`.",
-        "- **Flags in `torch.backends.cuda`:** "
-        + ", ".join(f"`{k}` = `{v}`" for k, v in flags.items())
-        + ".",
+        say("- **Device:** ", "- **设备：** ")
+        + _device_words()
+        + say("; PyTorch ", "；PyTorch ")
+        + same(torch.__version__)
+        + say(
+            f"; `torch.cuda.is_available()` is {available}.",
+            f"；`torch.cuda.is_available()` 为 {available}。",
+        ),
+        say(
+            "- **Flags in `torch.backends.cuda`:** " + ", ".join(flag_list) + ".",
+            "- **`torch.backends.cuda` 中的标志：** " + "，".join(flag_list) + "。",
+        ),
     ]
     dtypes = [torch.float32] + ([torch.float16] if device().type == "cuda" else [])
     for dtype in dtypes:
-        ops = _ops_run_by_sdpa(dtype)
-        shown = ", ".join(f"`{op}`" for op in ops) or "no attention-specific operator"
-        lines.append(
-            f"- **What one call ran** ({str(dtype).removeprefix('torch.')}, "
-            f"`{device()}`, 1 × 1 × 256 × {_D}): {shown}."
+        ops = [f"`{op}`" for op in _ops_run_by_sdpa(dtype)]
+        shown = say(", ".join(ops), "，".join(ops)) if ops else _NO_ATTENTION_OP
+        setting = (
+            f"{str(dtype).removeprefix('torch.')}, `{device()}`, 1 × 1 × 256 × {_D}"
         )
-    return "\n".join(lines)
+        lines.append(
+            say(
+                f"- **What one call ran** ({setting}): ",
+                f"- **一次调用运行了什么**（{setting.replace(', ', '，')}）：",
+            )
+            + shown
+            + say(".", "。")
+        )
+    return join("\n", lines)
 
 
 @functools.cache
@@ -268,14 +318,17 @@ def speed_table() -> str:
             )
     return markdown_table(
         [
-            "implementation",
-            "median time (ms)",
-            "÷ PyTorch fused [95%]",
-            "operators per call",
+            _IMPLEMENTATION,
+            say("median time (ms)", "中位时间（ms）"),
+            say("÷ PyTorch fused [95%]", "÷ PyTorch 融合函数 [95%]"),
+            say("operators per call", "每次调用的算子数"),
         ],
         rows,
         "lrrr",
     )
+
+
+_THE_FUSED = say("the fused function", "融合函数")
 
 
 @measured
@@ -284,7 +337,10 @@ def speed_numbers() -> dict[str, str]:
     t = _speed()
     dense, keys, tiles, fused = _DENSE, _KEYS, _TILES, _FUSED
     why = fault_evidence(
-        "the dense function", t.page_faults(dense), _N_SPEED, t.median(dense)
+        say("the dense function", "稠密函数"),
+        t.page_faults(dense),
+        _N_SPEED,
+        t.median(dense),
     )
     for name, w in ((keys, ""), (tiles, ""), (dense, why)):
         check_ratio(f"chapter 13, {name} vs fused", t.ratio(name, fused), 1.0, why=w)
@@ -295,22 +351,36 @@ def speed_numbers() -> dict[str, str]:
         "keys_vs_fused": t.verdict(
             keys,
             fused,
-            {keys: "the tiled loop with key blocks", fused: "PyTorch's fused function"},
+            {
+                keys: say("the tiled loop with key blocks", "使用键块的分块循环"),
+                fused: say("PyTorch's fused function", "PyTorch 的融合函数"),
+            },
         ),
         "tiles_vs_fused": t.verdict(
             tiles,
             fused,
-            {tiles: "the loop with square tiles", fused: "the fused function"},
+            {
+                tiles: say("the loop with square tiles", "使用方形分块的循环"),
+                fused: _THE_FUSED,
+            },
         ),
         "dense_vs_fused": t.verdict(
             dense,
             fused,
-            {dense: "the dense function of chapter 3", fused: "the fused function"},
+            {
+                dense: say("the dense function of chapter 3", "第 3 章的稠密函数"),
+                fused: _THE_FUSED,
+            },
         ),
         "dense_gap": (
-            f"a gap of memory, not arithmetic ({why})"
+            say("a gap of memory, not arithmetic (", "这是内存的差距，而非算术的差距（")
+            + why
+            + say(")", "）")
             if why
-            else "with no excess of page faults to explain a gap"
+            else say(
+                "with no excess of page faults to explain a gap",
+                "并没有多出的缺页可以解释这一差距",
+            )
         ),
     }
 
@@ -354,10 +424,13 @@ def training_memory_table() -> str:
     ]
     return markdown_table(
         [
-            "implementation",
-            f"forward + backward, $N$ = {a:,} (MiB)",
-            f"$N$ = {b:,} (MiB)",
-            "growth",
+            _IMPLEMENTATION,
+            say(
+                f"forward + backward, $N$ = {a:,} (MiB)",
+                f"前向加反向传播，$N$ = {a:,}（MiB）",
+            ),
+            say(f"$N$ = {b:,} (MiB)", f"$N$ = {b:,}（MiB）"),
+            say("growth", "增长倍数"),
         ],
         rows,
         "lrrr",
@@ -366,7 +439,8 @@ def training_memory_table() -> str:
 
 @measured
 def training_memory_figure() -> Figure:
-    return _memory_plot(_training_memory(), _N_TRAIN, "forward + backward")
+    what = say("forward + backward", "前向加反向传播")
+    return _memory_plot(_training_memory(), _N_TRAIN, what)
 
 
 def _saved_bytes(fn: object, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> int:
@@ -383,6 +457,11 @@ def _saved_bytes(fn: object, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) 
     return sum(saved.values())
 
 
+def _per_mib(name: str) -> str:
+    """The Chinese header's unit after `name`: no space next to a full-width bracket."""
+    return "/ MiB" if name.endswith("）") else " / MiB"
+
+
 def saved_table() -> str:
     """What each implementation keeps for the backward pass, against N."""
     names = [_DENSE, _TILES, _FLASH]
@@ -397,7 +476,12 @@ def saved_table() -> str:
         minimum = 4 * (4 * n * _D + n)  # bytes of Q, K, V, O and L in float32
         cells = [significant(kept[name][n] / mib) for name in names]
         rows.append([f"{n:,}", *cells, significant(minimum / mib)])
-    header = ["$N$", *(f"{name} (MiB)" for name in names), "$4Nd + N$ numbers (MiB)"]
+    header = [
+        "$N$",
+        # "/ MiB": a second pair of brackets would follow a name's own
+        *(name + say(" (MiB)", _per_mib(zh(name))) for name in names),
+        say("$4Nd + N$ numbers (MiB)", "$4Nd + N$ 个数 / MiB"),
+    ]
     return markdown_table(header, rows, "r" * len(header))
 
 
@@ -424,19 +508,24 @@ def gradient_table() -> str:
             errors = [
                 (a - b).abs().max().item() for a, b in zip(ours, expected, strict=True)
             ]
-            setting = [str(dtype).removeprefix("torch."), "yes" if causal else "no"]
+            setting = [str(dtype).removeprefix("torch."), _YES if causal else _NO]
             rows.append(setting + [f"{e:.1e}" for e in errors])
-    header = ["dtype", "causal", "$dQ$", "$dK$", "$dV$"]
+    header = [_DTYPE, _CAUSAL, "$dQ$", "$dK$", "$dV$"]
     return markdown_table(header, rows, "llrrr")
 
 
 def tiling_figure() -> Figure:
     """Which blocks are on chip at three steps: two of the forward pass, one backward."""
     blocks = 6
+    first, second, third = (
+        say("forward:\nquery block 2, key block 1", "前向传播\n查询块 2，键块 1"),
+        say("forward:\nquery block 2, key block 4", "前向传播\n查询块 2，键块 4"),
+        say("backward:\nkey block 3, query block 4", "反向传播\n键块 3，查询块 4"),
+    )
     steps = [
-        ("forward:\nquery block 2, key block 1", 2, 1, "forward"),
-        ("forward:\nquery block 2, key block 4", 2, 4, "forward"),
-        ("backward:\nkey block 3, query block 4", 4, 3, "backward"),
+        (first, 2, 1, "forward"),
+        (second, 2, 4, "forward"),
+        (third, 4, 3, "backward"),
     ]
     fig, axes = figure(ncols=3, width=9.6, height=4.2)
     live, done = COLORS[0], COLORS[5]
@@ -476,11 +565,14 @@ def tiling_figure() -> Figure:
 # The on-chip SRAM of a GPU's streaming multiprocessor, in numbers of 2 bytes (fp16):
 # A100, 192 KB of L1 and shared memory (Dao et al., 2022, section 2.1); H100, up to 228 KB
 # of shared memory (NVIDIA H100 Tensor Core GPU Architecture whitepaper, 2022).
-_GPU_SRAM = {"A100 (192 KB)": 192 * 1024 // 2, "H100 (228 KB)": 228 * 1024 // 2}
+_GPU_SRAM = {
+    say("A100 (192 KB)", "A100（192 KB）"): 192 * 1024 // 2,
+    say("H100 (228 KB)", "H100（228 KB）"): 228 * 1024 // 2,
+}
 _IO_N, _IO_D = 4096, 64
 
 
-def _cpu_caches() -> dict[str, int]:
+def _cpu_caches() -> dict[Say, int]:
     """The build machine's per-core data caches, name -> size in float32 numbers (from
     Linux's sysfs; empty where it is not readable)."""
     caches = {}
@@ -492,7 +584,11 @@ def _cpu_caches() -> dict[str, int]:
         except OSError:
             continue
         if kind in ("Data", "Unified") and size.endswith("K") and level in ("1", "2"):
-            caches[f"this CPU's L{level} ({size[:-1]} KB)"] = int(size[:-1]) * 1024 // 4
+            name = say(
+                f"this CPU's L{level} ({size[:-1]} KB)",
+                f"本机 CPU 的 L{level}（{size[:-1]} KB）",
+            )
+            caches[name] = int(size[:-1]) * 1024 // 4
     return caches
 
 
@@ -500,11 +596,11 @@ def io_figure() -> Figure:
     srams = [2**k for k in range(12, 20)]  # 4,096 to 524,288 numbers
     fig, ax = figure(width=6.4, height=3.8)
     standard = standard_attention_io(_IO_N, _IO_D)
-    ax.plot(srams, [standard] * len(srams), color=COLORS[3], label="standard attention")
+    standard_label = say("standard attention", "标准注意力")
+    ax.plot(srams, [standard] * len(srams), color=COLORS[3], label=standard_label)
     counted = [flash_attention_io(_IO_N, _IO_D, m) for m in srams]
-    ax.plot(
-        srams, counted, marker="o", color=COLORS[0], label="FlashAttention, counted"
-    )
+    counted_label = say("FlashAttention, counted", "FlashAttention（计数）")
+    ax.plot(srams, counted, marker="o", color=COLORS[0], label=counted_label)
     marks = {**_GPU_SRAM, **_cpu_caches()}
     others = [c for i, c in enumerate(COLORS) if i not in (0, 3)]  # not the lines'
     for (name, m), color in zip(marks.items(), others, strict=False):
@@ -513,9 +609,12 @@ def io_figure() -> Figure:
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="on-chip memory $M$ (numbers)",
-        ylabel="HBM reads and writes (numbers)",
-        title=f"forward pass, $N = {_IO_N:,}$, $d = {_IO_D}$",
+        xlabel=say("on-chip memory $M$ (numbers)", "片上内存 $M$（数的个数）"),
+        ylabel=say("HBM reads and writes (numbers)", "HBM 读写量（数的个数）"),
+        title=say(
+            f"forward pass, $N = {_IO_N:,}$, $d = {_IO_D}$",
+            f"前向传播，$N = {_IO_N:,}$，$d = {_IO_D}$",
+        ),
     )
     return fig
 
@@ -531,13 +630,20 @@ def io_numbers() -> dict[str, str]:
     lines = []
     for name, m in marks.items():
         flash = flash_attention_io(_IO_N, _IO_D, m)
+        fewer, more = fmt_ratio(standard / flash), fmt_ratio(flash / standard)
         ratio = (
-            f"{fmt_ratio(standard / flash)} times fewer"
+            say(f"{fewer} times fewer", f"标准注意力是它的 {fewer} 倍")
             if flash < standard
-            else f"{fmt_ratio(flash / standard)} times more"
+            else say(f"{more} times more", f"是标准注意力的 {more} 倍")
         )
-        lines.append(
-            f"{name}, $M$ = {m:,} numbers: {flash / 1e6:.1f} million accesses, {ratio}"
+        lines.append(  # the Chinese puts $M$ inside the name's brackets
+            say(
+                f"{name}, $M$ = {m:,} numbers: {flash / 1e6:.1f} million accesses, ",
+                f"{zh(name).removesuffix('）')}，$M$ = {m:,} 个数）："
+                f"{flash / 1e4:,.0f} 万次访问，",
+                name,
+            )
+            + ratio
         )
-    out["by_memory"] = "; ".join(lines)
+    out["by_memory"] = join(say("; ", "；"), lines)
     return out

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from snippets.attention import scaled_dot_product_attention
+from snippets.bilingual import same, say
 from snippets.further import (
     DeformableAttention1d,
     SelectiveSSM,
@@ -40,7 +41,7 @@ from snippets.runtime import device, measured
 
 def _err(x: float) -> str:
     """A largest absolute difference for the page: exact zeros are said as such."""
-    return "0 (bit for bit)" if x == 0 else f"{x:.1e}"
+    return say("0 (bit for bit)", "0（逐位相同）") if x == 0 else f"{x:.1e}"
 
 
 def _annotated(ax, grid: np.ndarray, title: str, xlabel: str, ylabel: str) -> None:
@@ -71,14 +72,33 @@ def skew_figure() -> Figure:
     result = skew(q @ e_rel.T).numpy().copy()
     result[~causal_mask(n).numpy()] = np.nan  # the future: masked
     fig, axes = figure(ncols=3, width=9.6, height=3.4)
+    query = say("query i", "查询 i")
     _annotated(
-        axes[0], by_distance, r"1. $Q E_r^\top$", "column r (distance r - 4)", "query i"
+        axes[0],
+        by_distance,
+        r"1. $Q E_r^\top$",
+        say("column r (distance r - 4)", "第 r 列（距离 r - 4）"),
+        query,
     )
-    _annotated(axes[1], padded, "2. pad, read as (n+1) × n", "", "row")
-    axes[1].axhline(0.5, color=COLORS[3], linewidth=2)
-    axes[1].text(n / 2 - 0.5, 0, "dropped", ha="center", va="center", color=COLORS[3])
     _annotated(
-        axes[2], result, r"3. $S^{rel}$: entry (i, j) = j - i", "key j", "query i"
+        axes[1],
+        padded,
+        say("2. pad, read as (n+1) × n", "2. 填充，按 (n+1) × n 读取"),
+        "",
+        say("row", "行"),
+    )
+    axes[1].axhline(0.5, color=COLORS[3], linewidth=2)
+    dropped = say("dropped", "丢弃")
+    axes[1].text(n / 2 - 0.5, 0, dropped, ha="center", va="center", color=COLORS[3])
+    _annotated(
+        axes[2],
+        result,
+        say(
+            r"3. $S^{rel}$: entry (i, j) = j - i",
+            r"3. $S^{rel}$：元素 $(i, j) = j - i$",
+        ),
+        say("key j", "键 j"),
+        query,
     )
     return fig
 
@@ -109,20 +129,27 @@ def relative_memory_table() -> str:
     rows = []
     for n in (512, 1024, 2048):
         direct, skewed = n * n * d, n * (n + 1)
+        direct_mib, skewed_mib = (
+            f"{4 * direct / 2**20:,.0f} MiB",
+            f"{4 * skewed / 2**20:,.1f} MiB",
+        )
         rows.append(
             [
                 f"{n:,}",
-                f"{direct:,} ({4 * direct / 2**20:,.0f} MiB)",
-                f"{skewed:,} ({4 * skewed / 2**20:,.1f} MiB)",
+                say(f"{direct:,} ({direct_mib})", f"{direct:,}（{direct_mib}）"),
+                say(f"{skewed:,} ({skewed_mib})", f"{skewed:,}（{skewed_mib}）"),
                 f"{direct / skewed:.0f}",
             ]
         )
     return markdown_table(
         [
             "$n$",
-            f"gathered $e_{{j-i}}$, $n^2 d_k$ ($d_k = {d}$)",
-            "skewing, $n(n+1)$",
-            "ratio",
+            say(
+                f"gathered $e_{{j-i}}$, $n^2 d_k$ ($d_k = {d}$)",
+                f"收集得到的 $e_{{j-i}}$，$n^2 d_k$（$d_k = {d}$）",
+            ),
+            say("skewing, $n(n+1)$", "倾斜技巧，$n(n+1)$"),
+            say("ratio", "比值"),
         ],
         rows,
         "rrrr",
@@ -188,17 +215,33 @@ def deformable_figure() -> Figure:
     fig, axes = figure(ncols=2, width=9.6, height=3.4)
     offsets = torch.stack(history).numpy()  # (steps, K)
     for k in range(offsets.shape[1]):
-        axes[0].plot(offsets[:, k], color=COLORS[k], label=f"point {k + 1}")
-    axes[0].axhline(_SHIFT, color=COLORS[3], linestyle="--", label="needed offset")
-    axes[0].set(xlabel="training step", ylabel="offset from reference", title="offsets")
-    axes[0].legend(fontsize=8)
+        point = say(f"point {k + 1}", f"点 {k + 1}")
+        axes[0].plot(offsets[:, k], color=COLORS[k], label=point)
+    needed = say("needed offset", "所需偏移量")
+    axes[0].axhline(_SHIFT, color=COLORS[3], linestyle="--", label=needed)
+    axes[0].set(
+        xlabel=say("training step", "训练步数"),
+        ylabel=say("offset from reference", "相对参考点的偏移量"),
+        title=say("offsets", "偏移量"),
+    )
+    below = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.22), "fontsize": 8}
+    axes[0].legend(ncols=3, **below)  # under the panel: inside, it covers a curve
     v, ref, positions, weights = _probe(model)
     axes[1].plot(
-        v[0, :, 0].numpy(), "o-", color=COLORS[5], markersize=3, label="signal"
+        v[0, :, 0].numpy(),
+        "o-",
+        color=COLORS[5],
+        markersize=3,
+        label=say("signal", "信号"),
     )
-    axes[1].axvline(ref.item(), color=COLORS[1], linestyle=":", label="reference")
     axes[1].axvline(
-        ref.item() + _SHIFT, color=COLORS[3], linestyle="--", label="target"
+        ref.item(), color=COLORS[1], linestyle=":", label=say("reference", "参考点")
+    )
+    axes[1].axvline(
+        ref.item() + _SHIFT,
+        color=COLORS[3],
+        linestyle="--",
+        label=say("target", "目标"),
     )
     pos, w = positions[0, 0, 0].numpy(), weights[0, 0, 0].numpy()
     sampled = linear_sample(v, positions[0, 0]).detach()[0, :, 0].numpy()
@@ -208,10 +251,14 @@ def deformable_figure() -> Figure:
         s=300 * w + 10,
         color=COLORS[2],
         zorder=3,
-        label="reads (size = weight)",
+        label=say("reads (size = weight)", "读取（大小 = 权重）"),
     )
-    axes[1].set(xlim=(14, 38), xlabel="position", title="one query after training")
-    axes[1].legend(fontsize=8, loc="lower left")
+    axes[1].set(
+        xlim=(14, 38),
+        xlabel=say("position", "位置"),
+        title=say("one query after training", "训练后的一个查询"),
+    )
+    axes[1].legend(ncols=2, **below)  # inside, it crosses the vertical lines
     return fig
 
 
@@ -267,15 +314,34 @@ def ssm_matrix_figure() -> Figure:
     selective[0, [12, 30], 0] = 4.0  # two tokens with a large step: a ~ exp(-4), reset
     fig, axes = figure(ncols=2, width=8.4, height=3.8)
     for ax, delta, title in (
-        (axes[0], steady, r"constant $\Delta = 0.15$: a fixed decay"),
-        (axes[1], selective, r"$\Delta = 4$ at tokens 12 and 30: resets"),
+        (
+            axes[0],
+            steady,
+            say(
+                r"constant $\Delta = 0.15$: a fixed decay",
+                r"$\Delta = 0.15$ 恒定：固定的衰减",
+            ),
+        ),
+        (
+            axes[1],
+            selective,
+            say(
+                r"$\Delta = 4$ at tokens 12 and 30: resets",
+                r"词元 12 和 30 处 $\Delta = 4$：重置",
+            ),
+        ),
     ):
         m = ssm_matrix(delta, A, ones, ones)[0, 0].numpy()  # (n, n)
         shown = np.ma.masked_where(~causal_mask(n).numpy(), m)  # the future: blank
         image = ax.imshow(shown, cmap="viridis", vmin=0, vmax=0.3)
-        ax.set(title=title, xlabel="input token s", ylabel="output token t")
+        ax.set(
+            title=title,
+            xlabel=say("input token s", "输入词元 s"),
+            ylabel=say("output token t", "输出词元 t"),
+        )
         ax.grid(False)
-    fig.colorbar(image, ax=axes, shrink=0.8, label="M[t, s] (clipped at 0.3)")
+    clipped = say("M[t, s] (clipped at 0.3)", "M[t, s]（截断于 0.3）")
+    fig.colorbar(image, ax=axes, shrink=0.8, label=clipped)
     return fig
 
 
@@ -283,11 +349,14 @@ _COST_LENGTHS = [64, 128, 256, 512, 1024, 2048]
 _COST_ROUNDS = 8
 # channels and state size of the SSM; head width of attention
 _COST_D, _COST_STATE = 16, 16
+_SSM = same("SSM")  # the name, as Chinese writing keeps it too
 _COST_LABELS = {
-    "loop": "SSM, recurrent loop",
-    "scan": "SSM, parallel scan",
-    "attn": "softmax attention (ours)",
-    "fused": "softmax attention, PyTorch fused",
+    "loop": _SSM + say(", recurrent loop", "，循环"),
+    "scan": _SSM + say(", parallel scan", "，并行扫描"),
+    "attn": say("softmax attention (ours)", "softmax 注意力（我们的实现）"),
+    "fused": say(
+        "softmax attention, PyTorch fused", "softmax 注意力，PyTorch 融合函数"
+    ),
 }
 
 
@@ -338,8 +407,8 @@ def ssm_cost_figure() -> Figure:
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="sequence length $n$",
-        ylabel="median time (ms)",
+        xlabel=say("sequence length $n$", "序列长度 $n$"),
+        ylabel=say("median time (ms)", "中位时间（ms）"),
     )
     ax.set_xticks(_COST_LENGTHS, [str(n) for n in _COST_LENGTHS])
     ax.minorticks_off()
@@ -351,15 +420,23 @@ def ssm_cost_figure() -> Figure:
 def ssm_cost_table() -> str:
     """Median times, and growth exponents measured against those the counts predict."""
     t = _cost()
-    header = ["median time (ms), $n$ ="] + [f"{n:,}" for n in _COST_LENGTHS]
-    header.append("exponent $p$ of time $\\propto n^p$")
+    header = [say("median time (ms), $n$ =", "中位时间（ms），$n$ =")]
+    header += [f"{n:,}" for n in _COST_LENGTHS]
+    header.append(
+        say("exponent $p$ of time $\\propto n^p$", "时间 $\\propto n^p$ 的指数 $p$")
+    )
     rows = []
     n_max = max(_COST_LENGTHS)
     faults = t[n_max].page_faults("attn")
     for key, label in _COST_LABELS.items():
         times = [f"{t[n].median(key) * 1e3:.2f}" for n in _COST_LENGTHS]
         why = (
-            fault_evidence("our attention", faults, n_max, t[n_max].median("attn"))
+            fault_evidence(
+                say("our attention", "我们的注意力"),
+                faults,
+                n_max,
+                t[n_max].median("attn"),
+            )
             if key == "attn"
             else ""
         )

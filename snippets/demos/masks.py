@@ -8,6 +8,7 @@ from matplotlib.colors import ListedColormap, to_rgba
 from torch import Tensor, nn
 
 from snippets.attention import scaled_dot_product_attention
+from snippets.bilingual import join, same, say
 from snippets.masks import (
     causal_mask,
     combine,
@@ -19,13 +20,13 @@ from snippets.measure import check_ratio, compare, fmt_ratio, timing_device
 from snippets.plotting import COLORS, INK, Figure, figure, markdown_table
 from snippets.runtime import device, measured
 
+# English example sentences: their tokens are data, shown as they are in both editions
 _SENTENCES = [
-    ["the", "cat", "sat", "on", "the", "mat"],
-    ["a", "dog", "barked", "loudly"],
-    ["hello", "world"],
+    [same(w) for w in s.split()]
+    for s in ("the cat sat on the mat", "a dog barked loudly", "hello world")
 ]
 _N = 6  # the batch is padded to the longest sentence
-_PAD = "<pad>"
+_PAD = same("<pad>")
 
 # Allowed cells: a translucent blue that reads on the white and the slate background alike;
 # blocked cells: fully transparent.
@@ -63,16 +64,31 @@ def mask_figure() -> Figure:
     _draw(
         axes[0],
         pad[:, 0, 0],
-        [f"sentence {b}" for b in range(3)],
-        [f"key {j}" for j in range(_N)],
-        "padding mask, (B, 1, 1, N)\nshown as (B, N)",
+        [say(f"sentence {b}", f"句子 {b}") for b in range(3)],
+        [say(f"key {j}", f"键 {j}") for j in range(_N)],
+        say(
+            "padding mask, (B, 1, 1, N)\nshown as (B, N)",
+            "填充掩码，(B, 1, 1, N)\n显示为 (B, N)",
+        ),
     )
-    _draw(axes[1], causal, _SENTENCES[0], _SENTENCES[0], "causal mask, (N, N)")
-    _draw(axes[2], both[1, 0], _tokens(1), _tokens(1), "causal & padding,\nsentence 1")
-    axes[0].set_ylabel("sequence")
+    _draw(
+        axes[1],
+        causal,
+        _SENTENCES[0],
+        _SENTENCES[0],
+        say("causal mask, (N, N)", "因果掩码，(N, N)"),
+    )
+    _draw(
+        axes[2],
+        both[1, 0],
+        _tokens(1),
+        _tokens(1),
+        say("causal & padding,\nsentence 1", "因果掩码与填充掩码\n（句子 1）"),
+    )
+    axes[0].set_ylabel(say("sequence", "序列"))
     for ax in axes[1:]:
-        ax.set_ylabel("query")
-        ax.set_xlabel("key")
+        ax.set_ylabel(say("query", "查询"))
+        ax.set_xlabel(say("key", "键"))
     return fig
 
 
@@ -91,13 +107,22 @@ def masking_table() -> str:
             "$-\\infty$" if torch.isneginf(x) else f"{x.item():.3f}" for x in values
         ]
 
+    header = [say("query 2", "查询 2")]
+    header += [say(f"key {j}", f"键 {j}") for j in range(3)]
+    header += [say("key 3 (future)", "键 3（未来）")]
     return markdown_table(
-        ["query 2", "key 0", "key 1", "key 2", "key 3 (future)"],
+        header,
         [
-            row("score $s_{2j} = q_2 \\cdot k_j / \\sqrt{d_k}$", scores),
-            row("after the mask", masked),
+            row(
+                say(
+                    "score $s_{2j} = q_2 \\cdot k_j / \\sqrt{d_k}$",
+                    "评分 $s_{2j} = q_2 \\cdot k_j / \\sqrt{d_k}$",
+                ),
+                scores,
+            ),
+            row(say("after the mask", "掩码之后"), masked),
             row("$e^{s_{2j} - \\max_j s_{2j}}$", exp),
-            row("weight (divided by the sum)", weights),
+            row(say("weight (divided by the sum)", "权重（除以总和）"), weights),
         ],
         "lrrrr",
     )
@@ -136,11 +161,14 @@ def large_negative_table() -> str:
         )
     return markdown_table(
         [
-            "dtype",
+            say("dtype", "数据类型"),
             "`torch.finfo(dtype).min`",
-            "weights, fill $-10^9$",
-            "weights, fill `finfo(dtype).min`",
-            "weights of a fully masked row, fill `finfo(dtype).min`",
+            say("weights, fill $-10^9$", "权重，填充 $-10^9$"),
+            say("weights, fill `finfo(dtype).min`", "权重，填充 `finfo(dtype).min`"),
+            say(
+                "weights of a fully masked row, fill `finfo(dtype).min`",
+                "全掩蔽行的权重，填充 `finfo(dtype).min`",
+            ),
         ],
         rows,
         "lrlll",
@@ -190,14 +218,17 @@ def _empty_row_results() -> dict[str, dict[str, str]]:
     def nonfinite(t: Tensor) -> str:
         return f"{(~torch.isfinite(t)).sum().item()} / {t.numel()}"
 
+    def finite(t: Tensor) -> str:
+        return say("yes", "是") if torch.isfinite(t).all() else say("no", "否")
+
     results = {}
+    naive = say(
+        "naive ($-\\infty$, `torch.softmax`)", "朴素实现（$-\\infty$，`torch.softmax`）"
+    )
+    ours = say("ours (`snippets.attention`)", "我们的实现（`snippets.attention`）")
     attends = {
-        "naive ($-\\infty$, `torch.softmax`)": lambda q, k, v, m: naive_attention(
-            q, k, v, m
-        )[0],
-        "ours (`snippets.attention`)": lambda q, k, v, m: scaled_dot_product_attention(
-            q, k, v, m
-        )[0],
+        naive: lambda q, k, v, m: naive_attention(q, k, v, m)[0],
+        ours: lambda q, k, v, m: scaled_dot_product_attention(q, k, v, m)[0],
         "`F.scaled_dot_product_attention`": _torch_fused,
     }
     for name, attend in attends.items():
@@ -209,7 +240,7 @@ def _empty_row_results() -> dict[str, dict[str, str]]:
             first_real=nonfinite(first[real]),
             second=nonfinite(second),
             second_real=nonfinite(second[real]),
-            grad="yes" if torch.isfinite(x_in.grad).all() else "no",
+            grad=finite(x_in.grad),
         )
     # nn.MultiheadAttention, with its default need_weights=True, and its own mask convention.
     torch.manual_seed(0)
@@ -225,7 +256,7 @@ def _empty_row_results() -> dict[str, dict[str, str]]:
         first_real=nonfinite(first[real]),
         second=nonfinite(second),
         second_real=nonfinite(second[real]),
-        grad="yes" if torch.isfinite(x_in.grad).all() else "no",
+        grad=finite(x_in.grad),
     )
     return results
 
@@ -234,12 +265,12 @@ def empty_row_table() -> str:
     columns = ("first", "first_real", "second", "second_real", "grad")
     return markdown_table(
         [
-            "implementation",
-            "layer 1, all tokens",
-            "layer 1, real tokens",
-            "layer 2, all tokens",
-            "layer 2, real tokens",
-            "finite gradient?",
+            say("implementation", "实现"),
+            say("layer 1, all tokens", "第 1 层，全部词元"),
+            say("layer 1, real tokens", "第 1 层，真实词元"),
+            say("layer 2, all tokens", "第 2 层，全部词元"),
+            say("layer 2, real tokens", "第 2 层，真实词元"),
+            say("finite gradient?", "梯度有限？"),
         ],
         [[name] + [r[c] for c in columns] for name, r in _empty_row_results().items()],
         "lrrrrc",
@@ -259,22 +290,31 @@ def empty_row() -> dict[str, str]:
     b, i = empty.nonzero()[0].tolist()
     fused_row = fused[b, i].cpu()
     if torch.isfinite(fused_row).all() and torch.equal(fused_row, torch.zeros(_D)):
-        fused_says = "zeros, the same as ours"
+        fused_says = say("zeros, the same as ours", "零，与我们的函数相同")
     elif torch.isfinite(fused_row).all():
-        fused_says = "finite but non-zero values"
+        fused_says = say("finite but non-zero values", "有限但非零的值")
     else:
-        fused_says = "non-finite values, like the naive code"
+        fused_says = say(
+            "non-finite values, like the naive code", "非有限值，与朴素的代码一样"
+        )
+
+    def of(count: int, total: int) -> str:
+        return say(f"{count} of {total}", f"{count} / {total}")
+
     return {
-        "lengths": " and ".join(str(n) for n in _LENGTHS.tolist()),
+        "lengths": join(say(" and ", " 和 "), map(str, _LENGTHS.tolist())),
         "n_empty": str(int(empty.sum())),
-        "row": f"query {i} of sentence {b}",
-        "naive_weights_nonfinite": f"{(~torch.isfinite(naive_w[b, i])).sum().item()} of {naive_w.size(-1)}",
-        "naive_out_nonfinite": f"{(~torch.isfinite(naive_out[b, i])).sum().item()} of {_D}",
+        "row": say(f"query {i} of sentence {b}", f"序列 {b} 的查询 {i}"),
+        "naive_weights_nonfinite": of(
+            (~torch.isfinite(naive_w[b, i])).sum().item(), naive_w.size(-1)
+        ),
+        "naive_out_nonfinite": of((~torch.isfinite(naive_out[b, i])).sum().item(), _D),
         "ours_weights": ", ".join(f"{x:g}" for x in ours_w[b, i].tolist()),
         "ours_out_max": f"{ours_out[b, i].abs().max().item():g}",
         "fused": fused_says,
-        "device": str(device()),
-        "torch": torch.__version__,
+        # names, shown as they are in both editions
+        "device": same(str(device())),
+        "torch": same(torch.__version__),
     }
 
 
@@ -305,15 +345,23 @@ def future_leak_figure() -> Figure:
     fig, ax = figure(width=6.4, height=3.0)
     pos = torch.arange(n)
     for offset, mask, color, label in (
-        (-0.2, None, COLORS[3], "no mask"),
-        (0.2, causal_mask(n), COLORS[0], "causal mask"),
+        (-0.2, None, COLORS[3], say("no mask", "无掩码")),
+        (0.2, causal_mask(n), COLORS[0], say("causal mask", "因果掩码")),
     ):
         delta = (layer(x2, mask) - layer(x, mask)).abs().amax(dim=-1)[0]  # (n,)
         ax.bar(pos + offset, delta.numpy(), width=0.4, color=color, label=label)
-    ax.axvline(changed_at, color=COLORS[1], linestyle="--", label="changed input")
+    ax.axvline(
+        changed_at,
+        color=COLORS[1],
+        linestyle="--",
+        label=say("changed input", "改变的输入"),
+    )
     ax.set(
-        xlabel="output position $i$",
-        ylabel=r"largest $|\Delta\, \mathrm{output}_i|$",
+        xlabel=say("output position $i$", "输出位置 $i$"),
+        ylabel=say(
+            r"largest $|\Delta\, \mathrm{output}_i|$",
+            r"输出 $i$ 的最大 $|\Delta|$",
+        ),
         xticks=range(n),
     )
     ax.legend()
@@ -372,15 +420,19 @@ def teacher_forcing_timing() -> dict[str, str]:
     predicted = sum(_attention_multiply_adds(i, d) for i in range(1, n + 1))
     predicted /= _attention_multiply_adds(n, d)
     share = t.ratio("n single positions", "loop")
-    calls = (
+    calls = say(
         f"{n} calls of the layer on a single position each took "
         f"{share.estimate:.0%} of the loop's time (95% interval "
-        f"{share.low:.0%}–{share.high:.0%})"
+        f"{share.low:.0%}–{share.high:.0%})",
+        f"调用该层 {n} 次、每次只作用于一个位置，用时为循环的 {share.estimate:.0%}"
+        f"（95% 置信区间 {share.low:.0%}–{share.high:.0%}）",
     )
     if share.low >= 0.7:
-        calls += (
+        calls += say(
             ": at this size the loop's cost is the fixed cost of its calls, not their "
-            "arithmetic, and its match with the count is one of sizes, not of causes"
+            "arithmetic, and its match with the count is one of sizes, not of causes",
+            "：在这一规模下，循环的开销是其各次调用的固定开销，而不是它们的算术运算；"
+            "它与计数的吻合只在数值上，而不在原因上",
         )
     check_ratio("chapter 4, loop vs one causal pass", ratio, predicted)
     return {
@@ -390,7 +442,10 @@ def teacher_forcing_timing() -> dict[str, str]:
         "sentence": t.verdict(
             "one pass",
             "loop",
-            {"one pass": "the single causal pass", "loop": "the loop"},
+            {
+                "one pass": say("the single causal pass", "单次因果前向传播"),
+                "loop": say("the loop", "循环"),
+            },
         ),
         "predicted": fmt_ratio(predicted),
         "calls": calls,

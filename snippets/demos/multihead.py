@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from snippets.bilingual import same, say, zh
 from snippets.masks import causal_mask, padding_mask, to_key_padding_mask
 from snippets.multihead import (
     WORDS,
@@ -56,16 +57,20 @@ def agreement_with_pytorch() -> str:
                 f"{(w.mean(dim=1) - ref_w).abs().max().item():.1e}",
             ]
         )
-    table = markdown_table(
-        ["torch module", "largest output difference", "largest weight difference"],
-        rows,
-        "lrr",
-    )
-    return (
+    header = [
+        say("torch module", "PyTorch 模块"),
+        say("largest output difference", "输出的最大差异"),
+        say("largest weight difference", "权重的最大差异"),
+    ]
+    intro = say(
         f"Batch of {B} sequences of {N} tokens, $d_{{model}} = {d}$, {H} heads, causal and "
         f"padding masks, float32 on `{dev}`; weights compared after averaging ours over the "
-        "heads, as PyTorch returns them by default:\n\n" + table
+        "heads, as PyTorch returns them by default:",
+        f"一批 {B} 个序列，每个 {N} 个词元，$d_{{model}} = {d}$，{H} 个头，使用因果掩码和"
+        f"填充掩码，在 `{dev}` 上以 float32 运行；比较权重时，先把我们各头的权重求平均，"
+        "因为 PyTorch 默认返回的是平均值：",
     )
+    return intro + "\n\n" + markdown_table(header, rows, "lrr")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,10 +97,10 @@ def parameter_table() -> str:
         )
     return markdown_table(
         [
-            "heads $H$",
+            say("heads $H$", "头数 $H$"),
             "$d_{head}$",
-            "shape of one head's $W_Q^{(h)}$",
-            "ours",
+            say("shape of one head's $W_Q^{(h)}$", "单个头的 $W_Q^{(h)}$ 的形状"),
+            say("ours", "我们的实现"),
             "`nn.MultiheadAttention`",
             "$4d^2 + 4d$",
         ],
@@ -119,7 +124,12 @@ def parameter_numbers() -> dict[str, str]:
 # Per-head attention maps, with hand-set projections
 # ---------------------------------------------------------------------------------------------
 
-_HEAD_NAMES = ["previous token", "next token", "same word", "first token"]
+_HEAD_NAMES = [
+    say("previous token", "前一个词元"),
+    say("next token", "后一个词元"),
+    say("same word", "相同的单词"),
+    say("first token", "第一个词元"),
+]
 
 
 def _one_head(mha: MultiHeadAttention) -> MultiHeadAttention:
@@ -166,22 +176,38 @@ def head_maps_figure() -> Figure:
         # sqrt(8), so its score is half the sum of the four heads' scaled scores.
         _, single = _one_head(mha)(x, x, x)  # (1, 1, n, n)
     panels = [
-        *[(weights[0, h], f"head {h}: {name}") for h, name in enumerate(_HEAD_NAMES)],
-        (weights[0].mean(dim=0), "average of the 4 heads\n(what PyTorch returns)"),
-        (single[0, 0], "one head, same $W_Q, W_K$\n(no split)"),
+        *[
+            (weights[0, h], say(f"head {h}: {name}", f"头 {h}：{zh(name)}"))
+            for h, name in enumerate(_HEAD_NAMES)
+        ],
+        (
+            weights[0].mean(dim=0),
+            say(
+                "average of the 4 heads\n(what PyTorch returns)",
+                "4 个头的平均\n（PyTorch 返回的结果）",
+            ),
+        ),
+        (
+            single[0, 0],
+            say(
+                "one head, same $W_Q, W_K$\n(no split)",
+                "单个头，相同的 $W_Q, W_K$\n（不拆分）",
+            ),
+        ),
     ]
+    words = [same(word) for word in WORDS]  # the example sentence stays in English
     fig, axes = figure(ncols=3, nrows=2, width=9.6, height=6.6)
     for ax, (w, title) in zip(axes.flat, panels, strict=True):
         im = ax.imshow(w.numpy(), vmin=0, vmax=1)
-        ax.set_xticks(range(len(WORDS)), WORDS, rotation=60, fontsize=8)
-        ax.set_yticks(range(len(WORDS)), WORDS, fontsize=8)
+        ax.set_xticks(range(len(words)), words, rotation=60, fontsize=8)
+        ax.set_yticks(range(len(words)), words, fontsize=8)
         ax.grid(False)
         ax.set_title(title, fontsize=9)
     for ax in axes[:, 0]:
-        ax.set_ylabel("query")
+        ax.set_ylabel(say("query", "查询"))
     for ax in axes[1]:
-        ax.set_xlabel("key")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="attention weight")
+        ax.set_xlabel(say("key", "键"))
+    fig.colorbar(im, ax=axes, shrink=0.6, label=say("attention weight", "注意力权重"))
     return fig
 
 
@@ -202,8 +228,15 @@ def _pitfall_setup() -> tuple[nn.MultiheadAttention, nn.MultiheadAttention, Tens
     return default, fixed, x
 
 
-_WRONG = "wrong: `default(x, x, x)`"
-_FIXED = "fixed: `fixed(x, x, x)`, `batch_first=True`"
+_WRONG = say("wrong: `default(x, x, x)`", "错误：`default(x, x, x)`")
+_TRANSPOSED = say(
+    "fixed: `default` on `x.transpose(0, 1)`, output transposed back",
+    "修正：对 `x.transpose(0, 1)` 调用 `default`，再把输出转置回来",
+)
+_FIXED = say(
+    "fixed: `fixed(x, x, x)`, `batch_first=True`",
+    "修正：`fixed(x, x, x)`，`batch_first=True`",
+)
 
 
 def _calls(default: nn.MultiheadAttention, fixed: nn.MultiheadAttention):
@@ -214,7 +247,7 @@ def _calls(default: nn.MultiheadAttention, fixed: nn.MultiheadAttention):
 
     return {
         _WRONG: lambda x: default(x, x, x),
-        "fixed: `default` on `x.transpose(0, 1)`, output transposed back": transposed,
+        _TRANSPOSED: transposed,
         _FIXED: lambda x: fixed(x, x, x),
     }
 
@@ -231,7 +264,11 @@ def pitfall_table() -> str:
             out, w = call(x)
             out2, _ = call(x2)
             moved = (out2[0] - out[0]).abs().max().item()
-            verdict = f"changes (by up to {moved:.2f})" if moved > 1e-6 else "unchanged"
+            verdict = (
+                say(f"changes (by up to {moved:.2f})", f"改变（最多 {moved:.2f}）")
+                if moved > 1e-6
+                else say("unchanged", "不变")
+            )
             rows.append(
                 [
                     name,
@@ -243,11 +280,17 @@ def pitfall_table() -> str:
             )
     return markdown_table(
         [
-            f"call, `x` of shape (B, N, d) = ({_B_PIT}, {_N_PIT}, {_D_PIT})",
-            "output shape",
-            "weights shape",
-            "largest difference from the correct output",
-            "sequence 0's output when only sequence 1 changes",
+            say(
+                f"call, `x` of shape (B, N, d) = ({_B_PIT}, {_N_PIT}, {_D_PIT})",
+                f"调用，`x` 的形状 (B, N, d) = ({_B_PIT}, {_N_PIT}, {_D_PIT})",
+            ),
+            say("output shape", "输出形状"),
+            say("weights shape", "权重形状"),
+            say("largest difference from the correct output", "与正确输出的最大差异"),
+            say(
+                "sequence 0's output when only sequence 1 changes",
+                "只改变序列 1 时，序列 0 的输出",
+            ),
         ],
         rows,
         "lccrc",
@@ -260,8 +303,16 @@ def pitfall_figure() -> Figure:
     calls = _calls(default, fixed)
     fig, axes = figure(ncols=2, width=8.0, height=2.9)
     for ax, call, title in (
-        (axes[0], calls[_WRONG], "default module, (B, N, d) input: wrong"),
-        (axes[1], calls[_FIXED], "batch_first=True: right"),
+        (
+            axes[0],
+            calls[_WRONG],
+            say(
+                "default module, (B, N, d) input: wrong",
+                "默认模块，输入 (B, N, d)：错误",
+            ),
+        ),
+        # the argument as it is written in code, in both languages
+        (axes[1], calls[_FIXED], same("batch_first=True") + say(": right", "：正确")),
     ):
         jac = torch.autograd.functional.jacobian(lambda t, c=call: c(t)[0][0, 0], x)
         influence = jac.norm(dim=(0, 3))  # (B, N): ||d out[0, 0] / d x[b, j]||
@@ -269,10 +320,17 @@ def pitfall_figure() -> Figure:
         ax.set_xticks(range(_N_PIT))
         ax.set_yticks(range(_B_PIT))
         ax.grid(False)
-        ax.set(xlabel="token $j$", ylabel="sequence $b$", title=title)
+        ax.set(
+            xlabel=say("token $j$", "词元 $j$"),
+            ylabel=say("sequence $b$", "序列 $b$"),
+            title=title,
+        )
+    norm = r"$\| \partial\, \mathrm{output}[0, 0] / \partial\, x[b, j] \|$"
     fig.suptitle(
-        r"$\| \partial\, \mathrm{output}[0, 0] / \partial\, x[b, j] \|$: "
-        "what the first token of sequence 0 depends on",
+        say(
+            norm + ": what the first token of sequence 0 depends on",
+            norm + "：序列 0 的第一个词元依赖于什么",
+        ),
         fontsize=10,
     )
     return fig

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from snippets.attention import scaled_dot_product_attention
+from snippets.bilingual import Say, join, say, zh
 from snippets.measure import (
     Timings,
     check_scaling,
@@ -41,6 +42,11 @@ _SWEEP_M = 256
 _DRAWS = 32
 _MSE_DIMS = [16, 64, 256]  # head widths of the exact kernel-level comparison, m = d
 _Z_SQ = np.linspace(0.0, 12.0, 121)[1:]  # |x + y|^2 on the x-axis of that comparison
+_KIND = {  # legend entries of the error figure: orthogonal or i.i.d. features
+    True: say("orthogonal", "正交特征"),
+    False: say("i.i.d.", "独立同分布特征"),
+}
+_RELATIVE_ERROR = say("relative error of the output", "输出的相对误差")
 
 
 def _inputs(sigma: float, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -126,18 +132,19 @@ def orthogonal_figure() -> Figure:
     ratios = _mse_ratios()
     fig, ax = figure(width=6.0, height=3.6)
     for d, color in zip(_MSE_DIMS, (COLORS[2], COLORS[0], COLORS[4]), strict=True):
-        ax.plot(_Z_SQ, ratios[d], color=color, label=f"exact, m = d = {d}")
+        label = say(f"exact, m = d = {d}", f"精确值，m = d = {d}")
+        ax.plot(_Z_SQ, ratios[d], color=color, label=label)
     ax.plot(
         _Z_SQ,
         _theorem2_ratio(_Z_SQ, _D, _D),
         color=COLORS[0],
         linestyle="--",
-        label=f"Theorem 2's bound, m = d = {_D}",
+        label=say(f"Theorem 2's bound, m = d = {_D}", f"定理 2 的界，m = d = {_D}"),
     )
     for sigma in (_SIGMA, max(_SWEEP_SIGMAS)):
         ax.axvline(_typical_z_sq(sigma), color=COLORS[1], linestyle=":")
         ax.annotate(
-            rf"typical at $\sigma$ = {sigma}",
+            say(rf"typical at $\sigma$ = {sigma}", rf"$\sigma = {sigma}$ 时的典型值"),
             (_typical_z_sq(sigma), 0.97),
             xycoords=("data", "axes fraction"),
             xytext=(4, 0),
@@ -147,7 +154,7 @@ def orthogonal_figure() -> Figure:
         )
     ax.set(
         xlabel=r"$\|x + y\|^2$",
-        ylabel="MSE orthogonal / MSE i.i.d.",
+        ylabel=say("MSE orthogonal / MSE i.i.d.", "均方误差：正交 / 独立同分布"),
         ylim=(0.5, 1.05),
     )
     ax.legend(fontsize=8, loc="lower center")  # clear of the dotted line at the right
@@ -203,7 +210,7 @@ def error_figure() -> Figure:
             ms=4,
             capsize=2,
             color=color,
-            label="orthogonal" if o else "i.i.d.",
+            label=_KIND[o],
         )
     m_min = min(_FEATURES)
     ref = curves[False][m_min].rms * (np.array(_FEATURES) / m_min) ** -0.5
@@ -213,8 +220,8 @@ def error_figure() -> Figure:
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="number of random features m",
-        ylabel="relative error of the output",
+        xlabel=say("number of random features m", "随机特征数 m"),
+        ylabel=_RELATIVE_ERROR,
         title=rf"$\sigma$ = {_SIGMA}",
     )
     ax.set_xticks(_FEATURES, [str(m) for m in _FEATURES])
@@ -232,12 +239,15 @@ def error_figure() -> Figure:
             ms=4,
             capsize=2,
             color=color,
-            label="orthogonal" if o else "i.i.d.",
+            label=_KIND[o],
         )
     ax.set(
         yscale="log",
-        xlabel=r"scale $\sigma$ of the query and key components",
-        ylabel="relative error of the output",
+        xlabel=say(
+            r"scale $\sigma$ of the query and key components",
+            r"查询和键各分量的尺度 $\sigma$",
+        ),
+        ylabel=_RELATIVE_ERROR,
         title=f"m = {_SWEEP_M}",
     )
     ax.legend()
@@ -250,30 +260,38 @@ def _ratio_with_se(a: _Estimate, b: _Estimate) -> tuple[float, float]:
     return r, r * math.hypot(a.se / a.rms, b.se / b.rms)
 
 
-def _sweep_verdict(sweep: dict[bool, dict[float, _Estimate]]) -> str:
+_SWEEP_PHRASES = {  # English before the scales; Chinese with {} for them
+    "lower": (
+        "the orthogonal error is lower by more than two standard errors at",
+        "正交特征的误差在 {} 时比独立同分布特征低两个标准误差以上",
+    ),
+    "level": (
+        "the two agree within two standard errors at",
+        "两者在 {} 时相差在两个标准误差之内",
+    ),
+    "higher": (
+        "the orthogonal error is higher by more than two standard errors at",
+        "正交特征的误差在 {} 时比独立同分布特征高两个标准误差以上",
+    ),
+}
+
+
+def _sweep_verdict(sweep: dict[bool, dict[float, _Estimate]]) -> Say:
     """Which scales show orthogonal features better, worse or equal within 2 s.e."""
     groups: dict[str, list[str]] = {"lower": [], "level": [], "higher": []}
     for s in _SWEEP_SIGMAS:
         r, se = _ratio_with_se(sweep[True][s], sweep[False][s])
         key = "lower" if r + 2 * se < 1 else "higher" if r - 2 * se > 1 else "level"
         groups[key].append(f"{s}")
-    parts = []
-    if groups["lower"]:
-        parts.append(
-            "the orthogonal error is lower by more than two standard errors at "
-            f"$\\sigma$ = {', '.join(groups['lower'])}"
+    parts = [
+        say(
+            f"{en} $\\sigma$ = {', '.join(scales)}",
+            cn.format(f"$\\sigma$ = {'、'.join(scales)}"),
         )
-    if groups["level"]:
-        parts.append(
-            "the two agree within two standard errors at "
-            f"$\\sigma$ = {', '.join(groups['level'])}"
-        )
-    if groups["higher"]:
-        parts.append(
-            "the orthogonal error is higher by more than two standard errors at "
-            f"$\\sigma$ = {', '.join(groups['higher'])}"
-        )
-    return "; ".join(parts)
+        for key, (en, cn) in _SWEEP_PHRASES.items()
+        if (scales := groups[key])
+    ]
+    return join(say("; ", "；"), parts)
 
 
 def error_numbers() -> dict[str, str]:
@@ -337,39 +355,50 @@ def unbiased_table() -> str:
         [
             "$\\sigma$",
             "$q\\cdot k/\\sqrt{d_k}$",
-            "exact $e^{q\\cdot k/\\sqrt{d_k}}$",
-            f"mean of {draws:,} estimates",
-            "s.e. (theory)",
-            "(mean − exact) / s.e.",
-            "s.e. (from the sample)",
+            say(
+                "exact $e^{q\\cdot k/\\sqrt{d_k}}$",
+                "精确值 $e^{q\\cdot k/\\sqrt{d_k}}$",
+            ),
+            say(f"mean of {draws:,} estimates", f"{draws:,} 个估计的均值"),
+            say("s.e. (theory)", "标准误差（理论）"),
+            say("(mean − exact) / s.e.", "（均值 − 精确值）/ 标准误差"),
+            say("s.e. (from the sample)", "标准误差（由样本得出）"),
         ],
         rows,
         "rrrrrrr",
     )
-    return (
+    intro = say(
         "One random pair $q, k$ per row, with i.i.d. $\\mathcal{N}(0, \\sigma^2)$ components; "
         f"$d_k = {_D}$, $m = {m}$ i.i.d. features per estimate, {draws:,} independent "
-        "estimates:\n\n" + table
+        "estimates:\n\n",
+        "每行一对随机的 $q, k$，各分量独立同分布，服从 $\\mathcal{N}(0, \\sigma^2)$；"
+        f"$d_k = {_D}$，每个估计用 $m = {m}$ 个独立同分布的特征，共 {draws:,} 个"
+        "相互独立的估计：\n\n",
     )
+    return intro + table
 
 
 _SIGMAS_TABLE = [0.25, 0.5, 0.75]
 
 
 _TIME_N = [64, 128, 256, 512, 1024, 2048]
+# where chapter 14 explains the cost of fresh memory
+_MECHANISM = "14-benchmarks.md#reading-the-results"
 _TIME_M = 256
 _TIME_ROUNDS = 8
 _TIME_LABELS = {  # in sentences
-    "exact": "our exact attention",
-    "fused": "PyTorch's fused exact attention",
-    "favor": "FAVOR+",
-    "favor_causal": "causal FAVOR+",
+    "exact": say("our exact attention", "我们的精确注意力"),
+    "fused": say("PyTorch's fused exact attention", "PyTorch 融合的精确注意力"),
+    "favor": say("FAVOR+", "FAVOR+"),
+    "favor_causal": say("causal FAVOR+", "因果 FAVOR+"),
 }
 _TIME_NAMES = {  # in the figure's legend
-    "exact": "exact attention (ours, N × N weights)",
-    "fused": "exact attention, PyTorch fused",
-    "favor": f"FAVOR+, m = {_TIME_M}",
-    "favor_causal": f"FAVOR+ causal, m = {_TIME_M}",
+    "exact": say(
+        "exact attention (ours, N × N weights)", "精确注意力（我们的实现，N × N 权重）"
+    ),
+    "fused": say("exact attention, PyTorch fused", "精确注意力，PyTorch 融合"),
+    "favor": say(f"FAVOR+, m = {_TIME_M}", f"FAVOR+，m = {_TIME_M}"),
+    "favor_causal": say(f"FAVOR+ causal, m = {_TIME_M}", f"因果 FAVOR+，m = {_TIME_M}"),
 }
 
 
@@ -433,8 +462,8 @@ def time_figure() -> Figure:
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="sequence length $N$",
-        ylabel="median time (ms)",
+        xlabel=say("sequence length $N$", "序列长度 $N$"),
+        ylabel=say("median time (ms)", "中位时间（ms）"),
     )
     ax.set_xticks(_TIME_N, [str(n) for n in _TIME_N])
     ax.minorticks_off()
@@ -442,16 +471,30 @@ def time_figure() -> Figure:
     return fig
 
 
-def _describe(name: str, slow: str, fast: str) -> str:
-    first = _first_faster(slow, fast)
+def _than(label: Say) -> str:
+    """Chinese "than" before a label, spaced from Latin letters as Chinese pages are."""
+    text = zh(label)
+    return ("比 " if text[:1].isascii() else "比") + text
+
+
+def _describe(name: Say, slow: str, fast: str) -> Say:
+    first, other = _first_faster(slow, fast), _TIME_LABELS[slow]
     if first is None:
-        return (
-            f"{name} is not faster than {_TIME_LABELS[slow]} at the longest lengths "
-            f"measured, up to $N$ = {max(_TIME_N):,}"
+        return say(
+            f"{name} is not faster than {other} at the longest lengths "
+            f"measured, up to $N$ = {max(_TIME_N):,}",
+            f"{zh(name)} 在所测的最长几个长度上（直到 $N$ = {max(_TIME_N):,}）"
+            f"都不{_than(other)}快",
         )
     if first == min(_TIME_N):
-        return f"{name} is already faster than {_TIME_LABELS[slow]} at $N$ = {first}"
-    return f"{name} is faster than {_TIME_LABELS[slow]} from $N$ = {first:,} on"
+        return say(
+            f"{name} is already faster than {other} at $N$ = {first}",
+            f"{zh(name)} 在 $N$ = {first} 时就已经{_than(other)}快",
+        )
+    return say(
+        f"{name} is faster than {other} from $N$ = {first:,} on",
+        f"{zh(name)} 从 $N$ = {first:,} 起{_than(other)}快",
+    )
 
 
 @measured
@@ -462,7 +505,7 @@ def time_numbers() -> dict[str, str]:
     fits = {}
     for key in _TIME_NAMES:
         why = (
-            fault_evidence("our exact attention", faults, n, t[n].median("exact"))
+            fault_evidence(_TIME_LABELS["exact"], faults, n, t[n].median("exact"))
             if key == "exact"
             else ""
         )
@@ -477,9 +520,11 @@ def time_numbers() -> dict[str, str]:
         )
         fits[key + "_why"] = why
     return {
-        "crossover": _describe("FAVOR+", "exact", "favor"),
-        "crossover_causal": _describe("causal FAVOR+", "exact", "favor_causal"),
-        "crossover_fused": _describe("FAVOR+", "fused", "favor"),
+        "crossover": _describe(_TIME_LABELS["favor"], "exact", "favor"),
+        "crossover_causal": _describe(
+            _TIME_LABELS["favor_causal"], "exact", "favor_causal"
+        ),
+        "crossover_fused": _describe(_TIME_LABELS["favor"], "fused", "favor"),
         "n_max": f"{n:,}",
         "speed_max": t[n].verdict("favor", "exact", _TIME_LABELS),
         "speed_max_fused": t[n].verdict("favor", "fused", _TIME_LABELS),
@@ -491,9 +536,13 @@ def time_numbers() -> dict[str, str]:
         "fit_fused": fits["fused"],
         "fit_favor": fits["favor"],
         "exact_gap": (
-            "Where our exact function grows faster than its count, the reason is memory, "
-            f"not arithmetic ({fits['exact_why']}; [chapter 14](14-benchmarks.md#reading-"
-            "the-results) explains the mechanism)."
+            say(
+                "Where our exact function grows faster than its count, the reason is "
+                f"memory, not arithmetic ({fits['exact_why']}; "
+                f"[chapter 14]({_MECHANISM}) explains the mechanism).",
+                "我们的精确函数的耗时若比其运算次数增长得更快，原因在于内存而非算术"
+                f"（{zh(fits['exact_why'])}；其机制见[第 14 章]({_MECHANISM})）。",
+            )
             if fits["exact_why"] and fits["exact_why"] not in fits["exact"]
             else ""
         ),

@@ -7,6 +7,7 @@ import math
 import torch
 
 from snippets.attention import scaled_dot_product_attention
+from snippets.bilingual import same, say
 from snippets.masks import causal_mask
 from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.positional import (
@@ -21,6 +22,7 @@ from snippets.positional import (
 from snippets.runtime import device
 
 _N_HEAT, _D_HEAT = 100, 128  # the heatmap: positions x dimensions
+_POSITION, _DIMENSION = say("position", "位置"), say("dimension", "维度")
 
 
 def _causal_self_attention(x: torch.Tensor, w_q, w_k, w_v) -> torch.Tensor:
@@ -71,7 +73,7 @@ def permutation_check() -> dict[str, str]:
         "causal": f"{causal.item():.2f}",
         "repeated_plain": f"{spread['plain'].item():.1e}" if spread["plain"] else "0",
         "repeated_causal": f"{spread['causal'].item():.2f}",
-        "device": str(device()),
+        "device": same(str(device())),
     }
 
 
@@ -79,17 +81,22 @@ def sinusoidal_heatmap() -> Figure:
     pe = sinusoidal_encoding(_N_HEAT, _D_HEAT)
     fig, (ax, ax2) = figure(ncols=2, width=9.6, height=3.6)
     im = ax.imshow(pe.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, origin="lower")
-    ax.set(xlabel="position", ylabel="dimension", title=f"PE, d_model = {_D_HEAT}")
+    ax.set(
+        xlabel=_POSITION,
+        ylabel=_DIMENSION,
+        title=say(f"PE, d_model = {_D_HEAT}", f"位置编码，d_model = {_D_HEAT}"),
+    )
     ax.grid(False)
     fig.colorbar(im, ax=ax, shrink=0.9)
     wavelengths = 2 * math.pi / inverse_frequencies(_D_HEAT)  # (d/2,)
     for dim, color in zip((0, 20, 40, 60), COLORS, strict=False):
         wl = wavelengths[dim // 2].item()
-        ax2.plot(pe[:, dim], color=color, label=f"dim {dim}: wavelength {wl:.0f}")
+        label = say(f"dim {dim}: wavelength {wl:.0f}", f"第 {dim} 维：波长 {wl:.0f}")
+        ax2.plot(pe[:, dim], color=color, label=label)
     ax2.set(
-        xlabel="position",
-        ylabel="value",
-        title="even (sine) dimensions",
+        xlabel=_POSITION,
+        ylabel=say("value", "取值"),
+        title=say("even (sine) dimensions", "偶数（正弦）维度"),
         ylim=(-1.1, 1.1),
     )
     ax2.legend(ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8)
@@ -100,10 +107,16 @@ def sinusoidal_heatmap() -> Figure:
 
 _ARTICLE_LINE = "angle = pos / 10000^(2i/d_model)"
 _ATTEMPTS = [
-    ("the line as printed", _ARTICLE_LINE),
-    ("`2i` written `2*i`", "angle = pos / 10000^(2*i/d_model)"),
-    ("parenthesised, integer exponent", "angle = pos / (10000 ^ (2*i // d_model))"),
-    ("with `**`, the power", "angle = pos / 10000 ** (2*i / d_model)"),
+    (say("the line as printed", "原文中的写法"), _ARTICLE_LINE),
+    (say("`2i` written `2*i`", "`2i` 写成 `2*i`"), "angle = pos / 10000^(2*i/d_model)"),
+    (
+        say("parenthesised, integer exponent", "加括号，整数指数"),
+        "angle = pos / (10000 ^ (2*i // d_model))",
+    ),
+    (
+        say("with `**`, the power", "用幂运算 `**`"),
+        "angle = pos / 10000 ** (2*i / d_model)",
+    ),
 ]
 
 
@@ -121,7 +134,14 @@ def _try(line: str, pos: int, i: int, d_model: int) -> str:
 def xor_attempts() -> str:
     """Each way of typing the formula, executed by the build with pos = 3, i = 1, d_model = 8."""
     return markdown_table(
-        ["what is typed", "code", "result for pos = 3, i = 1, d_model = 8"],
+        [
+            say("what is typed", "写法"),
+            say("code", "代码"),
+            say(
+                "result for pos = 3, i = 1, d_model = 8",
+                "`pos = 3`、`i = 1`、`d_model = 8` 时的结果",
+            ),
+        ],
         [[label, f"`{line}`", _try(line, 3, 1, 8)] for label, line in _ATTEMPTS],
     )
 
@@ -135,7 +155,7 @@ def xor_table() -> str:
         rows.append([i, f"{power:,.4g}", f"{xor:,}", f"{10000 ^ (2 * i):,}"])
     return markdown_table(
         [
-            "pair $i$",
+            say("pair $i$", "维度对 $i$"),
             "`10000 ** (2*i/512)`",
             "`10000 ^ (2*i // 512)`",
             "`10000 ^ (2*i)`",
@@ -167,13 +187,21 @@ def xor_figure() -> Figure:
     n, d = 128, 64
     fig, axes = figure(ncols=2, width=9.6, height=3.0)
     for ax, table, title in (
-        (axes[0], sinusoidal_encoding(n, d), "with ** (the encoding)"),
-        (axes[1], xor_encoding(n, d), "with ^ (XOR): one frequency"),
+        (
+            axes[0],
+            sinusoidal_encoding(n, d),
+            say("with ** (the encoding)", "用 **（正确的编码）"),
+        ),
+        (
+            axes[1],
+            xor_encoding(n, d),
+            say("with ^ (XOR): one frequency", "用 ^（异或）：只有一个频率"),
+        ),
     ):
         im = ax.imshow(
             table.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, origin="lower"
         )
-        ax.set(xlabel="position", ylabel="dimension", title=title)
+        ax.set(xlabel=_POSITION, ylabel=_DIMENSION, title=title)
         ax.grid(False)
     fig.colorbar(im, ax=axes, shrink=0.9)
     return fig
@@ -207,17 +235,21 @@ def similarity_figure() -> Figure:
         sim = pe[p + offsets] @ pe[p] / (d / 2)  # PE[p + Δ] . PE[p], 1 at Δ = 0
         ax.plot(offsets, sim, color=color, label=f"d_model = {d}", linewidth=1.2)
     ax.set(
-        xlabel=r"offset $\Delta$",
+        xlabel=say(r"offset $\Delta$", r"偏移量 $\Delta$"),
         ylabel=r"$PE_{p+\Delta}\cdot PE_p \,/\, (d/2)$",
-        title=f"similarity to position p = {p}",
+        title=say(f"similarity to position p = {p}", f"与位置 p = {p} 的相似度"),
     )
     ax.legend()
     pe = sinusoidal_encoding(128, 128)
     im = ax2.imshow(pe @ pe.T, cmap="viridis", origin="lower")
     ax2.set(
-        xlabel="position q",
-        ylabel="position p",
-        title=r"$PE_p \cdot PE_q$, d_model = 128",
+        xlabel=say("position q", "位置 q"),
+        ylabel=say("position p", "位置 p"),
+        # in Chinese all in math: the CJK font's narrow space runs "=" into the number
+        title=say(
+            r"$PE_p \cdot PE_q$, d_model = 128",
+            r"$PE_p \cdot PE_q$，$d_\mathrm{model} = 128$",
+        ),
     )
     ax2.grid(False)
     fig.colorbar(im, ax=ax2, shrink=0.9)
@@ -252,11 +284,19 @@ def rope_figure() -> Figure:
     rope, added = _rope_scores()
     fig, axes = figure(ncols=2, width=9.6, height=3.8)
     for ax, s, title in (
-        (axes[0], rope, "RoPE: rotate q and k"),
-        (axes[1], added, "sinusoidal PE added to q and k"),
+        (axes[0], rope, say("RoPE: rotate q and k", "RoPE：旋转 q 和 k")),
+        (
+            axes[1],
+            added,
+            say("sinusoidal PE added to q and k", "正弦编码加到 q 和 k 上"),
+        ),
     ):
         im = ax.imshow(s, cmap="viridis", origin="lower")
-        ax.set(xlabel="key position n", ylabel="query position m", title=title)
+        ax.set(
+            xlabel=say("key position n", "键的位置 n"),
+            ylabel=say("query position m", "查询的位置 m"),
+            title=title,
+        )
         ax.grid(False)
         fig.colorbar(im, ax=ax, shrink=0.9)
     return fig

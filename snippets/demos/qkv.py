@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from snippets.bilingual import same, say
 from snippets.plotting import Figure, figure, markdown_table
 from snippets.qkv import (
     SENTENCE,
@@ -24,10 +25,10 @@ from snippets.qkv import (
 # A small library: keys say what a book is about (maths, history, cooking), values what
 # you take away from it (formulas, dates, recipes). The query asks for history with some maths.
 _BOOKS = [
-    "Linear algebra",
-    "A history of mathematics",
-    "Roman history",
-    "Roman cookery",
+    say("Linear algebra", "《线性代数》"),
+    say("A history of mathematics", "《数学史》"),
+    say("Roman history", "《罗马史》"),
+    say("Roman cookery", "《罗马烹饪》"),
 ]
 _KEYS = [[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0], [0.0, 0.6, 0.8]]
 _VALUES = [[9.0, 0.0, 0.0], [4.0, 5.0, 0.0], [0.0, 9.0, 0.0], [0.0, 3.0, 6.0]]
@@ -48,8 +49,9 @@ def lookup() -> dict[str, str]:
     outputs, weights = {}, {}  # temperature -> the soft look-up's output and weights
     for t in _TEMPERATURES:
         outputs[t], weights[t] = soft_lookup(q, k, v, t)
-    header = ["book", "key", "value", "score $q \\cdot k$"]
-    header += [f"weight, $T = {t:g}$" for t in _TEMPERATURES]
+    header = [say("book", "书"), say("key", "键"), say("value", "值")]
+    header += [say("score $q \\cdot k$", "评分 $q \\cdot k$")]
+    header += [say(f"weight, $T = {t:g}$", f"权重，$T = {t:g}$") for t in _TEMPERATURES]
     scores = k @ q
     rows = [
         [book, _vec(k[i]), _vec(v[i]), f"{scores[i]:.1f}"]
@@ -57,7 +59,7 @@ def lookup() -> dict[str, str]:
         for i, book in enumerate(_BOOKS)
     ]
     rows.append(
-        ["**soft look-up output**", "", "", ""]
+        [say("**soft look-up output**", "**软查找的输出**"), "", "", ""]
         + [f"**{_vec(outputs[t], 2)}**" for t in _TEMPERATURES]
     )
     best = _BOOKS[int(scores.argmax())]
@@ -121,8 +123,22 @@ def sentence_heatmap() -> Figure:
     fig, axes = figure(ncols=2, width=8.8, height=4.4)
     n = len(SENTENCE)
     for ax, weights, title in (
-        (axes[0], hand, "hand-built $W_Q$, $W_K$ (features chosen by hand)"),
-        (axes[1], random, "random $W_Q$, $W_K$ (an untrained layer)"),
+        (
+            axes[0],
+            hand,
+            say(
+                "hand-built $W_Q$, $W_K$ (features chosen by hand)",
+                "手工构造的 $W_Q$、$W_K$（特征由人挑选）",
+            ),
+        ),
+        (
+            axes[1],
+            random,
+            say(
+                "random $W_Q$, $W_K$ (an untrained layer)",
+                "随机的 $W_Q$、$W_K$（未训练的层）",
+            ),
+        ),
     ):
         ax.imshow(weights.numpy(), vmin=0, vmax=1, cmap="viridis")
         for i in range(n):
@@ -137,12 +153,17 @@ def sentence_heatmap() -> Figure:
                     fontsize=8,
                     color="black" if w > 0.5 else "white",
                 )
-        ax.set_xticks(range(n), SENTENCE, rotation=45, ha="right")
-        ax.set_yticks(range(n), SENTENCE)
-        ax.set(xlabel="key (the word attended to)", title=title)
+        tokens = [same(word) for word in SENTENCE]  # the example stays in English
+        ax.set_xticks(range(n), tokens, rotation=45, ha="right")
+        ax.set_yticks(range(n), tokens)
+        ax.set(
+            xlabel=say("key (the word attended to)", "键（被关注的词）"), title=title
+        )
         ax.grid(False)
         ax.title.set_fontsize(9)
-    axes[0].set_ylabel("query (the word attending)")
+    # in Chinese an empty second line keeps the label clear of the tick labels, which a
+    # browser without the CJK font draws wider than matplotlib measured them
+    axes[0].set_ylabel(say("query (the word attending)", "查询（发出关注的词）\n"))
     return fig
 
 
@@ -177,15 +198,15 @@ def shapes_table() -> str:
     table = markdown_table(
         [
             "",
-            "queries from",
-            "keys and values from",
-            "weights",
-            "output",
-            "largest difference from PyTorch",
+            say("queries from", "查询来自"),
+            say("keys and values from", "键和值来自"),
+            say("weights", "权重"),
+            say("output", "输出"),
+            say("largest difference from PyTorch", "与 PyTorch 的最大差异"),
         ],
         [
             [
-                "self-attention",
+                say("self-attention", "自注意力"),
                 f"`x` {shape(x)}",
                 f"`x` {shape(x)}",
                 shape(self_w),
@@ -193,7 +214,7 @@ def shapes_table() -> str:
                 f"{self_err.item():.1e}",
             ],
             [
-                "cross-attention",
+                say("cross-attention", "交叉注意力"),
                 f"`x` {shape(x)}",
                 f"`memory` {shape(memory)}",
                 shape(cross_w),
@@ -203,8 +224,15 @@ def shapes_table() -> str:
         ],
         "lllllr",
     )
-    return (
-        f"Random inputs in float32: a batch of {b}, $N_q = {n_q}$ queries, "
-        f"$N_{{kv}} = {n_kv}$ keys, $d_{{\\text{{model}}}} = {d_model}$, $d_k = {d_k}$ "
-        f"and $d_v = {d_v}$.\n\n" + table
+    sizes = (
+        f"$N_q = {n_q}$", f"$N_{{kv}} = {n_kv}$",
+        f"$d_{{\\text{{model}}}} = {d_model}$", f"$d_k = {d_k}$", f"$d_v = {d_v}$",
+    )  # fmt: skip
+    intro = say(
+        "Random inputs in float32: a batch of {}, {} queries, {} keys, {}, {} "
+        "and {}.".format(b, *sizes),
+        "float32 的随机输入：批量大小为 {}，{} 个查询，{} 个键，{}、{} 和 {}。".format(
+            b, *sizes
+        ),
     )
+    return intro + "\n\n" + table

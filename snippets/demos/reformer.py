@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from snippets.bilingual import Say, same, say
 from snippets.masks import causal_mask
 from snippets.measure import peak_memory_bytes
 from snippets.plotting import COLORS, Figure, figure
@@ -29,6 +30,11 @@ _ANGLES_DEG = np.linspace(0, 180, 19)
 _COLLISION_BUCKETS = [2, 4, 8, 16]
 _COLLISION_ROUNDS = 2000
 _D = 32  # width of the shared query/key vectors in the agreement and memory demos
+
+
+def _device_type() -> Say:
+    """The build's device as figure titles name it ("cpu", "cuda"): data, in both."""
+    return same(device().type)
 
 
 def _pair_at_angle(theta: float, d: int, g: torch.Generator) -> torch.Tensor:
@@ -55,7 +61,7 @@ def hash_sectors_figure() -> Figure:
         )
         ax.set(
             aspect="equal",
-            title=f"{nb} buckets, one rotation",
+            title=say(f"{nb} buckets, one rotation", f"{nb} 个桶，一次旋转"),
             xticks=[],
             yticks=[],
             xlim=(-1.25, 1.25),
@@ -100,7 +106,9 @@ def collision_figure() -> Figure:
         1 - _ANGLES_DEG / 180,
         color=COLORS[1],
         linestyle="--",
-        label=r"exact for 2 buckets: $1-\theta/\pi$",
+        label=say(
+            r"exact for 2 buckets: $1-\theta/\pi$", r"2 个桶时的精确值：$1-\theta/\pi$"
+        ),
     )
     colors = (COLORS[0], COLORS[2], COLORS[3], COLORS[4])
     for nb, color in zip(_COLLISION_BUCKETS, colors, strict=True):
@@ -110,13 +118,19 @@ def collision_figure() -> Figure:
             "o",
             ms=4,
             color=color,
-            label=f"{nb} buckets, measured",
+            label=say(f"{nb} buckets, measured", f"{nb} 个桶，实测"),
         )
     ax.set(
-        xlabel=r"angle $\theta$ between the two vectors (degrees)",
-        ylabel="share of rounds with the same bucket",
+        xlabel=say(
+            r"angle $\theta$ between the two vectors (degrees)",
+            r"两个向量的夹角 $\theta$（度）",
+        ),
+        ylabel=say("share of rounds with the same bucket", "落在同一个桶中的轮次比例"),
         xticks=range(0, 181, 30),
-        title=f"$d_k$ = 64, {_COLLISION_ROUNDS:,} random rotations per point",
+        title=say(
+            f"$d_k$ = 64, {_COLLISION_ROUNDS:,} random rotations per point",
+            f"$d_k = 64$，每个点 {_COLLISION_ROUNDS:,} 次随机旋转",
+        ),
     )
     ax.legend()
     return fig
@@ -216,21 +230,29 @@ def agreement_figure() -> Figure:
     agree = _agreement()
     fig, axes = figure(ncols=2, width=8.4, height=3.4)
     for i, nb in enumerate(_AGREE_BUCKETS):
-        label = f"{nb} buckets" + (" (paper's rule)" if nb == _DESIGN_BUCKETS else "")
+        label = say(f"{nb} buckets", f"{nb} 个桶") + (
+            say(" (paper's rule)", "（论文的规则）") if nb == _DESIGN_BUCKETS else ""
+        )
         style = dict(
             color=COLORS[i], label=label, lw=2.4 if nb == _DESIGN_BUCKETS else 1.4
         )
         axes[0].plot(_ROUNDS, [agree[nb][r]["mass"] for r in _ROUNDS], "o-", **style)
         axes[1].plot(_ROUNDS, [agree[nb][r]["error"] for r in _ROUNDS], "o-", **style)
-    axes[0].set(ylabel="full-attention mass reached", ylim=(0, 1.02))
+    axes[0].set(
+        ylabel=say("full-attention mass reached", "触及的完整注意力权重份额"),
+        ylim=(0, 1.02),
+    )
     axes[1].set(ylabel=r"$\|\hat O - O\|_F \,/\, \|V - \bar v\|_F$", ylim=(0, None))
     for ax in axes:
         ax.set(
             xscale="log",
-            xlabel="hash rounds",
+            xlabel=say("hash rounds", "哈希轮数"),
             xticks=_ROUNDS,
             xticklabels=_ROUNDS,
-            title=f"N = {_N_AGREE}, chunk {_CHUNK_AGREE}",
+            title=say(
+                f"N = {_N_AGREE}, chunk {_CHUNK_AGREE}",
+                f"N = {_N_AGREE}，段长 {_CHUNK_AGREE}",
+            ),
         )
         ax.minorticks_off()
     axes[0].legend(fontsize=8)
@@ -279,17 +301,28 @@ def key_sets_figure() -> Figure:
     buckets = lsh_hash(qk, 8, 4, g)
     show = label.argsort(stable=True)  # display order: grouped by cluster
     panels = [
-        (p, "full attention weights"),
-        (lsh_key_sets(buckets[:1], chunk).double(), "keys reached, 1 round"),
-        (lsh_key_sets(buckets, chunk).double(), "keys reached, 4 rounds"),
+        (p, say("full attention weights", "完整注意力权重")),
+        (
+            lsh_key_sets(buckets[:1], chunk).double(),
+            say("keys reached, 1 round", "触及的键，1 轮"),
+        ),
+        (
+            lsh_key_sets(buckets, chunk).double(),
+            say("keys reached, 4 rounds", "触及的键，4 轮"),
+        ),
     ]
     fig, axes = figure(ncols=3, width=9.6, height=3.4)
     for ax, (img, title) in zip(axes, panels, strict=True):
         img = img[show][:, show].numpy()
         ax.imshow(img, cmap="viridis", vmin=0, vmax=img.max(), interpolation="nearest")
-        ax.set(title=title, xlabel="key (grouped by cluster)", xticks=[], yticks=[])
+        ax.set(
+            title=title,
+            xlabel=say("key (grouped by cluster)", "键（按簇分组）"),
+            xticks=[],
+            yticks=[],
+        )
         ax.grid(False)
-    axes[0].set_ylabel("query (grouped by cluster)")
+    axes[0].set_ylabel(say("query (grouped by cluster)", "查询（按簇分组）"))
     return fig
 
 
@@ -312,10 +345,13 @@ def agreement_with_dense() -> str:
         .item()
         for c in (False, True)
     )
-    return (
-        f"With one bucket and one chunk of 48 positions (a batch of 2 × 4 heads, width 16, "
-        f"float32, on `{device()}`), LSH attention and the dense computation differ by at "
-        f"most **{err:.1e}**, with and without the causal mask."
+    return say(
+        "With one bucket and one chunk of 48 positions (a batch of 2 × 4 heads, "
+        f"width 16, float32, on `{device()}`), LSH attention and the dense computation "
+        f"differ by at most **{err:.1e}**, with and without the causal mask.",
+        f"用一个桶和一个 48 个位置的段（一批 2 × 4 个头，宽度 16，float32，在 "
+        f"`{device()}` 上），无论有没有因果掩码，LSH 注意力与稠密计算之差都至多为 "
+        f"**{err:.1e}**。",
     )
 
 
@@ -365,32 +401,43 @@ def _memory_slope(key: str, lengths: list[int]) -> float:
     return _slope(lengths, [_memory()[key][n] for n in lengths])
 
 
+# "dense shared-QK attention": QK, the shared query/key, stays in Latin letters
+_DENSE_SHARED_QK = (
+    say("dense shared-", "稠密共享 ") + same("QK") + say(" attention", " 注意力")
+)
+
+
 def memory_figure() -> Figure:
     """Peak memory of one attention call vs N: dense grows like N^2, LSH like N."""
     mem = _memory()
     fig, ax = figure(width=5.6, height=3.6)
+    lsh = say(
+        f"LSH attention (2N/{_MEM_CHUNK} buckets, {_MEM_ROUNDS} rounds, "
+        f"chunk {_MEM_CHUNK})",
+        f"LSH 注意力（2N/{_MEM_CHUNK} 个桶，{_MEM_ROUNDS} 轮，段长 {_MEM_CHUNK}）",
+    )
     for key, color, label in (
-        ("dense", COLORS[3], "dense shared-QK attention"),
-        (
-            "lsh",
-            COLORS[0],
-            f"LSH attention (2N/{_MEM_CHUNK} buckets, {_MEM_ROUNDS} rounds, chunk {_MEM_CHUNK})",
-        ),
-        ("hash", COLORS[2], "its hashing step alone"),
+        ("dense", COLORS[3], _DENSE_SHARED_QK),
+        ("lsh", COLORS[0], lsh),
+        ("hash", COLORS[2], say("its hashing step alone", "单独的哈希步骤")),
     ):
+        slope = f"{_memory_slope(key, _MEMORY_N):.2f}"
         ax.plot(
             _MEMORY_N,
             [mem[key][n] / 2**20 for n in _MEMORY_N],
             "o:" if key == "hash" else "o-",
             color=color,
-            label=f"{label}: slope {_memory_slope(key, _MEMORY_N):.2f}",
+            label=label + say(f": slope {slope}", f"：斜率 {slope}"),
         )
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="sequence length N",
-        ylabel="peak memory (MiB)",
-        title=f"one head, $d_k$ = {_D}, float32, {device().type}",
+        xlabel=say("sequence length N", "序列长度 N"),
+        ylabel=say("peak memory (MiB)", "峰值内存（MiB）"),
+        title=say(
+            f"one head, $d_k$ = {_D}, float32, ", f"一个头，$d_k = {_D}$，float32，"
+        )
+        + _device_type(),
     )
     ax.set_xticks(_MEMORY_N, [str(n) for n in _MEMORY_N])
     ax.minorticks_off()
@@ -403,6 +450,7 @@ def memory_numbers() -> dict[str, str]:
     n_min, n_max = min(_MEMORY_N), max(_MEMORY_N)
     n_before = max(n for n in _MEMORY_N if n < n_max)  # the length before the longest
     lsh, dense, hashing = mem["lsh"], mem["dense"], mem["hash"]
+    lsh_min, dense_min = (f"{x[n_min] / 2**20:.2f}" for x in (lsh, dense))
     return {
         "slope_lsh": f"{_memory_slope('lsh', _MEMORY_N):.2f}",
         "slope_dense": f"{_memory_slope('dense', _MEMORY_N):.2f}",
@@ -411,12 +459,21 @@ def memory_numbers() -> dict[str, str]:
         "lsh_max_mib": f"{lsh[n_max] / 2**20:.1f}",
         "dense_max_mib": f"{dense[n_max] / 2**20:.1f}",
         "short": (
-            f"at $N = {n_min}$ the two are {lsh[n_min] / 2**20:.2f} and "
-            f"{dense[n_min] / 2**20:.2f} MiB, "
+            say(
+                f"at $N = {n_min}$ the two are {lsh_min} and {dense_min} MiB, ",
+                f"在 $N = {n_min}$ 时，两者分别为 {lsh_min} 和 {dense_min} MiB，",
+            )
             + (
-                "so for short sequences the bookkeeping of the rounds costs more than it saves"
+                say(
+                    "so for short sequences the bookkeeping of the rounds costs more "
+                    "than it saves",
+                    "所以对短序列而言，多轮哈希的簿记开销大于它省下的内存",
+                )
                 if lsh[n_min] > dense[n_min]
-                else "so LSH attention saves memory even at this length"
+                else say(
+                    "so LSH attention saves memory even at this length",
+                    "所以即使在这个长度上，LSH 注意力也节省内存",
+                )
             )
         ),
         "buckets_min": str(_mem_buckets(n_min)),
@@ -481,15 +538,24 @@ def reversible_figure() -> Figure:
     """Peak memory of forward + backward vs depth, ordinary vs reversible residual blocks."""
     mem = _reversible_memory()
     fig, ax = figure(width=5.6, height=3.6)
-    for key, color in (("standard", COLORS[3]), ("reversible", COLORS[0])):
+    for key, color, label in (
+        ("standard", COLORS[3], say("standard", "普通堆叠")),
+        ("reversible", COLORS[0], say("reversible", "可逆堆叠")),
+    ):
         mib = [mem[key][depth] / 2**20 for depth in _DEPTHS]
-        ax.plot(_DEPTHS, mib, "o-", color=color, label=key)
+        ax.plot(_DEPTHS, mib, "o-", color=color, label=label)
+    title = say(
+        f"{_TOKENS:,} tokens × width {_WIDTH}, float32, ",
+        f"{_TOKENS:,} 个词元 × 宽度 {_WIDTH}，float32，",
+    )
     ax.set(
-        xlabel="number of blocks",
-        ylabel="peak memory, forward + backward (MiB)",
+        xlabel=say("number of blocks", "块数"),
+        ylabel=say(
+            "peak memory, forward + backward (MiB)", "峰值内存，前向 + 反向（MiB）"
+        ),
         xticks=_DEPTHS,
         ylim=(0, None),
-        title=f"{_TOKENS:,} tokens × width {_WIDTH}, float32, {device().type}",
+        title=title + _device_type(),
     )
     ax.legend()
     return fig

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from snippets.bilingual import same, say
 from snippets.measure import (
     Timings,
     check_ratio,
@@ -50,6 +51,9 @@ _N_TEST = 1000  # held-out sources
 _MIN_ACCURACY = 0.99  # the build stops below this
 _TAIL = 50  # steps whose mean loss is reported
 _N_ALIGN = 200  # held-out sources whose cross-attention is measured
+# the special tokens' names, shown as they are in both editions
+_BOS, _EOS = same("BOS"), same("EOS")
+_WEIGHT = say("attention weight", "注意力权重")
 
 
 @functools.cache
@@ -89,7 +93,7 @@ def _loss_floor(eps: float, vocab: int) -> float:
 
 def _time(run: Run) -> str:
     with cpu_threads(1):  # as training ran: the description names the thread count
-        return describe_steps(run.step_seconds, clock=run.clock)
+        return describe_steps(run.step_seconds, unit=say("step", "步"), clock=run.clock)
 
 
 @measured
@@ -132,21 +136,23 @@ def cross_attention_figure() -> Figure:
     heads = model.config.num_heads
     fig, axes = figure(ncols=heads, nrows=len(layers), width=9.6, height=5.6)
     src_labels = [f"s{d - SRC0}" for d in src[0].tolist()]
-    out_labels = [f"t{d - TGT0}" if d != EOS else "EOS" for d in out[0].tolist()]
+    out_labels = [f"t{d - TGT0}" if d != EOS else _EOS for d in out[0].tolist()]
     for row, layer in enumerate(layers):
         weights = layer.cross_weights[0]  # (H, N_t, N_s)
         for h in range(heads):
             ax = axes[row, h]
             image = ax.imshow(weights[h], vmin=0, vmax=1, cmap="viridis")
-            ax.set_title(f"layer {row + 1}, head {h + 1}")
+            ax.set_title(
+                say(f"layer {row + 1}, head {h + 1}", f"第 {row + 1} 层，头 {h + 1}")
+            )
             ax.set_xticks(range(len(src_labels)), src_labels, rotation=90)
             ax.set_yticks(range(len(out_labels)), out_labels)
             ax.grid(False)
     for ax in axes[-1]:
-        ax.set_xlabel("source token")
+        ax.set_xlabel(say("source token", "源词元"))
     for ax in axes[:, 0]:
-        ax.set_ylabel("generated token")
-    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+        ax.set_ylabel(say("generated token", "生成的词元"))
+    fig.colorbar(image, ax=axes, shrink=0.6, label=_WEIGHT)
     return fig
 
 
@@ -161,26 +167,33 @@ def self_attention_figure() -> Figure:
     with torch.no_grad():
         model.decode(dec_in, model.encode(src))
     src_labels = [f"s{d - SRC0}" for d in src[0].tolist()]
-    in_labels = ["BOS"] + [f"t{d - TGT0}" for d in out[0, :-1].tolist()]
+    in_labels = [_BOS] + [f"t{d - TGT0}" for d in out[0, :-1].tolist()]
     fig, axes = figure(ncols=2, nrows=2, width=7.2, height=7.0)
     rows = [
-        ("encoder", [layer.attn_weights for layer in model.encoder.layers], src_labels),
-        ("decoder", [layer.self_weights for layer in model.decoder.layers], in_labels),
+        (
+            say("encoder", "编码器"),
+            [layer.attn_weights for layer in model.encoder.layers],
+            src_labels,
+        ),
+        (
+            say("decoder", "解码器"),
+            [layer.self_weights for layer in model.decoder.layers],
+            in_labels,
+        ),
     ]
     for r, (name, maps, labels) in enumerate(rows):
         for c, weights in enumerate(maps):
             ax = axes[r, c]
             image = ax.imshow(weights[0].mean(dim=0), vmin=0, vmax=1, cmap="viridis")
-            ax.set_title(f"{name}, layer {c + 1}")
+            ax.set_title(name + say(f", layer {c + 1}", f"，第 {c + 1} 层"))
             ax.set_xticks(range(len(labels)), labels, rotation=90)
             ax.set_yticks(range(len(labels)), labels)
             ax.grid(False)
-        axes[r, 0].set_ylabel("query token")
+        axes[r, 0].set_ylabel(say("query token", "查询词元"))
     for ax in axes[-1]:
-        ax.set_xlabel("key token")
-    fig.colorbar(
-        image, ax=axes, shrink=0.6, label="attention weight, mean of the heads"
-    )
+        ax.set_xlabel(say("key token", "键词元"))
+    mean = say(", mean of the heads", "（各头的平均）")
+    fig.colorbar(image, ax=axes, shrink=0.6, label=_WEIGHT + mean)
     return fig
 
 
@@ -291,9 +304,14 @@ def decode_table() -> str:
                 significant(macs[False] / n / 1e6),
             ]
         )
-    header = ["tokens generated", "cached (ms per token)", "recomputed (ms per token)"]
-    header += ["recomputed ÷ cached [95%]", "cached (M multiply-adds per token)"]
-    header += ["recomputed (M multiply-adds per token)"]
+    header = [
+        say("tokens generated", "生成的词元数"),
+        say("cached (ms per token)", "使用缓存（每词元 ms）"),
+        say("recomputed (ms per token)", "重新计算（每词元 ms）"),
+        say("recomputed ÷ cached [95%]", "重新计算 ÷ 使用缓存 [95%]"),
+        say("cached (M multiply-adds per token)", "使用缓存（每词元百万次乘加）"),
+        say("recomputed (M multiply-adds per token)", "重新计算（每词元百万次乘加）"),
+    ]
     return markdown_table(header, rows, "r" * len(header))
 
 
@@ -308,21 +326,33 @@ def decode_numbers() -> dict[str, str]:
     check_ratio("chapter 7, decoding without vs with the cache", ratio, predicted)
     c = _DECODE_CONFIG
     return {
-        "model": f"$d_\\text{{model}} = {c.d_model}$, {c.num_heads} heads, $d_{{ff}} = {c.d_ff}$, "
-        f"{c.num_layers} + {c.num_layers} layers, {c.vocab_size} tokens",
+        "model": say(
+            f"$d_\\text{{model}} = {c.d_model}$, {c.num_heads} heads, "
+            f"$d_{{ff}} = {c.d_ff}$, {c.num_layers} + {c.num_layers} layers, "
+            f"{c.vocab_size} tokens",
+            f"$d_\\text{{model}} = {c.d_model}$，{c.num_heads} 个头，"
+            f"$d_{{ff}} = {c.d_ff}$，编码器和解码器各 {c.num_layers} 层，"
+            f"词表含 {c.vocab_size} 个词元",
+        ),
         "src": str(_DECODE_SRC),
         "n": f"{n:,}",
         "rounds": str(_DECODE_ROUNDS),
         "verdict": t.verdict(
             "cached",
             "recomputed",
-            {"cached": "decoding with the cache", "recomputed": "decoding without it"},
+            {
+                "cached": say("decoding with the cache", "使用缓存的解码"),
+                "recomputed": say("decoding without it", "不使用缓存的解码"),
+            },
         ),
         "macs_ratio": fmt_ratio(macs[False] / macs[True]),
         "step_us": f"{a * 1e6:,.0f}",
         "gflops": f"{1 / r / 1e9:.1f}",
         "n_fit": f"{min(_DECODE_NS):,}",
-        "measured": f"{fmt_ratio(ratio.estimate)}× (95% interval {ratio.interval()})",
+        "measured": say(
+            f"{fmt_ratio(ratio.estimate)}× (95% interval {ratio.interval()})",
+            f"{fmt_ratio(ratio.estimate)}×，95% 置信区间为 {ratio.interval()}",
+        ),
         "predicted": f"{fmt_ratio(predicted)}×",
         "device": timing_device(),
     }

@@ -6,6 +6,7 @@ import functools
 
 import torch
 
+from snippets.bilingual import join, say, zh
 from snippets.measure import (
     ScalingCheck,
     Timings,
@@ -37,8 +38,11 @@ _KERNEL = 3
 _ROUNDS = 6  # interleaved rounds per length, after one warm-up round
 _REACH_N, _REACH_D, _REACH_SEEDS = 256, 16, 5
 _REACH_AT = 200  # the distance the unsourced "20% after 200 words" claim talks about
-_NAMES = {"recurrent": "tanh RNN", "convolution": "1-D convolution (k = 3)"}
-_NAMES["self-attention"] = "self-attention"
+_NAMES = {
+    "recurrent": "tanh RNN",
+    "convolution": say("1-D convolution (k = 3)", "一维卷积（k = 3）"),
+    "self-attention": say("self-attention", "自注意力"),
+}
 
 
 # sequences per forward pass: one (a recurrence's worst case) and eight
@@ -72,11 +76,22 @@ def timing_figure() -> Figure:
         for kind, color, marker in zip(KINDS, COLORS, "os^", strict=False):
             ms = [t[batch][n].median(kind) * 1e3 for n in _TIME_LENGTHS]
             ax.plot(_TIME_LENGTHS, ms, marker=marker, color=color, label=_NAMES[kind])
-        ax.set(xscale="log", yscale="log", xlabel="sequence length $n$")
-        ax.set_title(f"batch of {batch} sequence{'s' if batch > 1 else ''}")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel=say("sequence length $n$", "序列长度 $n$"),
+        )
+        ax.set_title(
+            say(
+                f"batch of {batch} sequence{'s' if batch > 1 else ''}",
+                f"{batch} 个序列的批量",
+            )
+        )
         ax.set_xticks(_TIME_LENGTHS[::2], [str(n) for n in _TIME_LENGTHS[::2]])
         ax.minorticks_off()
-    axes[0].set_ylabel("ms per forward pass (median)")
+    axes[0].set_ylabel(
+        say("ms per forward pass (median)", "每次前向传播耗时（ms，中位数）")
+    )
     axes[0].legend()
     return fig
 
@@ -93,13 +108,26 @@ def _check(batch: int, kind: str) -> ScalingCheck:
     if kind == "self-attention":
         faults = t[n].page_faults(kind)
         seconds = t[n].median(kind)
-        why = fault_evidence(f"self-attention on {batch} sequences", faults, n, seconds)
+        name = say(
+            f"self-attention on {batch} sequences", f"自注意力在 {batch} 个序列上"
+        )
+        why = fault_evidence(name, faults, n, seconds)
     return check_scaling(
         f"chapter 1, {kind}, batch {batch}",
         _TIME_LENGTHS,
         [t[n].seconds[kind] for n in _TIME_LENGTHS],
         [multiply_adds(kind, m, _WIDTH, _KERNEL) for m in _TIME_LENGTHS],
         why=why,
+    )
+
+
+def _and(items: list[str]) -> str:
+    """a, b and c: in each language."""
+    if len(items) == 1:
+        return items[0]
+    return say(
+        ", ".join(items[:-1]) + " and " + items[-1],
+        "、".join(items[:-1]) + " 和 " + items[-1],
     )
 
 
@@ -118,15 +146,19 @@ def _crossover(batch: int) -> str:
         verdicts[key].append(n)
     parts = []
     for key, words in (
-        ("faster", "took less time than the recurrent one"),
-        ("slower", "took longer than the recurrent one"),
-        ("indistinguishable", "could not be told apart from it"),
+        ("faster", say("took less time than the recurrent one", "用时比循环层少")),
+        ("slower", say("took longer than the recurrent one", "用时比循环层长")),
+        (
+            "indistinguishable",
+            say("could not be told apart from it", "与循环层分不出快慢"),
+        ),
     ):
         if verdicts[key]:
-            ns = [f"{n:,}" for n in verdicts[key]]
-            where = ", ".join(ns[:-1]) + " and " + ns[-1] if len(ns) > 1 else ns[0]
-            parts.append(f"{words} at $n$ = {where}")
-    return "the attention layer " + "; it ".join(parts)
+            where = _and([f"{n:,}" for n in verdicts[key]])
+            parts.append(
+                say(f"{words} at $n$ = {where}", f"在 $n$ = {zh(where)} 时{zh(words)}")
+            )
+    return say("the attention layer ", "注意力层") + join(say("; it ", "，"), parts)
 
 
 @measured
@@ -143,18 +175,24 @@ def timing_table() -> str:
                     batch,
                     f"{_timings()[batch][n].median(kind) * 1e3:.2f}",
                     f"{c.fit.exponent:.2f} [{c.fit.low:.2f}, {c.fit.high:.2f}]",
-                    f"{min(c.sizes):,} to {max(c.sizes):,}",
+                    say(
+                        f"{min(c.sizes):,} to {max(c.sizes):,}",
+                        f"{min(c.sizes):,} 到 {max(c.sizes):,}",
+                    ),
                     f"{c.predicted:.2f}",
                 ]
             )
     return markdown_table(
         [
-            "layer",
-            "batch",
-            f"ms at $n = {n:,}$",
-            "exponent $p$ of time $\\propto n^p$, measured [95%]",
-            "over $n =$",
-            "$p$ of the model",
+            say("layer", "层"),
+            say("batch", "批量"),
+            say(f"ms at $n = {n:,}$", f"$n = {n:,}$ 时的 ms"),
+            say(
+                "exponent $p$ of time $\\propto n^p$, measured [95%]",
+                "时间 $\\propto n^p$ 的指数 $p$，实测 [95%]",
+            ),
+            say("over $n =$", "拟合所用的 $n =$"),
+            say("$p$ of the model", "模型的 $p$"),
         ],
         rows,
         "lrrrrr",
@@ -168,24 +206,40 @@ def _fit_note() -> str:
         for kind in KINDS:
             c = _check(batch, kind)
             if not c.fit.low <= c.predicted <= c.fit.high:
-                how = "faster" if c.fit.exponent > c.predicted else "more slowly"
+                faster = c.fit.exponent > c.predicted
+                how = "faster" if faster else "more slowly"
+                name = _NAMES[kind]
                 outside.append(
-                    f"the {_NAMES[kind]} with batch {batch} (its time grew {how})"
+                    say(
+                        f"the {name} with batch {batch} (its time grew {how})",
+                        f"{zh(name)}，批量 {batch}"
+                        f"（时间增长得{'更快' if faster else '更慢'}）",
+                    )
                 )
             if c.evidence:  # beyond the band, excused by measured evidence
                 explained.append(c.evidence)
     if not outside:
-        return "Every model exponent lies inside the measured interval."
+        return say(
+            "Every model exponent lies inside the measured interval.",
+            "模型的每个指数都落在实测区间之内。",
+        )
     note = (
-        "The model's exponent lies outside the measured interval for "
-        + ", ".join(outside)
-        + "."
+        say(
+            "The model's exponent lies outside the measured interval for ",
+            "以下各项的模型指数落在实测区间之外：",
+        )
+        + join(say(", ", "；"), outside)
+        + say(".", "。")
     )
     if explained:
-        return (
-            f"{note} Beyond the band the build allows, it explains why: {explained[0]}."
+        return note + say(
+            f" Beyond the band the build allows, it explains why: {explained[0]}.",
+            f"其中超出构建过程所允许范围的偏差，原因如下：{zh(explained[0])}。",
         )
-    return f"{note} All lie within the band the build allows."
+    return note + say(
+        " All lie within the band the build allows.",
+        "所有实测指数与模型指数之差都在构建过程所允许的范围之内。",
+    )
 
 
 @measured
@@ -233,20 +287,31 @@ def cost_table() -> str:
         )
     return markdown_table(
         [
-            f"layer ($n = {n}$, $d = {d}$, $k = {k}$)",
-            "multiply-adds",
-            "sequential steps",
-            "layers until position $n-1$ sees position $0$",
-            "steps on the path from position $0$ to $n-1$",
+            say(
+                f"layer ($n = {n}$, $d = {d}$, $k = {k}$)",
+                f"层（$n = {n}$，$d = {d}$，$k = {k}$）",
+            ),
+            say("multiply-adds", "乘加次数"),
+            say("sequential steps", "顺序步数"),
+            say(
+                "layers until position $n-1$ sees position $0$",
+                "位置 $n-1$ 看到位置 $0$ 所需的层数",
+            ),
+            say(
+                "steps on the path from position $0$ to $n-1$",
+                "从位置 $0$ 到 $n-1$ 的路径步数",
+            ),
         ],
         rows,
         "lrrrr",
     )
 
 
-_RNN, _ATTENTION = "tanh RNN, PyTorch default init", "self-attention (causal)"
-_RNN_ORTHOGONAL = "tanh RNN, orthogonal $W_{hh}$"
-_LSTM, _LSTM_F1 = "LSTM, PyTorch default init", "LSTM, forget-gate bias 1"
+_RNN = say("tanh RNN, PyTorch default init", "tanh RNN，PyTorch 默认初始化")
+_ATTENTION = say("self-attention (causal)", "自注意力（因果）")
+_RNN_ORTHOGONAL = say("tanh RNN, orthogonal $W_{hh}$", "tanh RNN，正交 $W_{hh}$")
+_LSTM = say("LSTM, PyTorch default init", "LSTM，PyTorch 默认初始化")
+_LSTM_F1 = say("LSTM, forget-gate bias 1", "LSTM，遗忘门偏置为 1")
 # model -> the key of its numbers in `reach_numbers`, and its line style and colour
 _REACH_KEYS = {
     _RNN: "rnn",
@@ -315,7 +380,10 @@ def reach_figure() -> Figure:
     ax.axvline(_REACH_AT, color=COLORS[1], linestyle=":", lw=1.2)
     ax.set(
         yscale="log",
-        xlabel="distance $n-1-t$ between the last output and input $t$",
+        xlabel=say(
+            "distance $n-1-t$ between the last output and input $t$",
+            "最后一个输出与输入 $t$ 之间的距离 $n-1-t$",
+        ),
         ylabel=r"$\|\partial y_{n-1} / \partial x_t\|_F$",
         xlim=(0, _REACH_N - 1),
     )

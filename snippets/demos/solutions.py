@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snippets.attention import scaled_dot_product_attention
+from snippets.bilingual import same, say
 from snippets.exercises import reference, registry
 from snippets.families import AdditiveAttention, counted_multiply_adds
 from snippets.flash import flash_attention_io, online_logsumexp, standard_attention_io
@@ -70,8 +71,20 @@ def code_exercises() -> dict[str, str]:
         plain = [p.replace(annotation=inspect.Parameter.empty) for p in parameters]
         call = f"{exercise.function}{inspect.Signature(plain)}"
         cases = len(exercise.cases())
-        found[id_] = "\t".join([exercise.function, exercise.title, str(cases), call])
+        # data for the build's checks, not shown: the same in both editions
+        fields = [exercise.function, exercise.title, str(cases), call]
+        found[id_] = same("\t".join(fields))
     return found
+
+
+# A difference of exactly zero, and whether an output changed, in words
+_BIT_FOR_BIT = say("0 (bit for bit)", "0（逐位相同）")
+_CHANGED = {True: say("changed", "改变了"), False: say("did not change", "没有改变")}
+
+
+def _listed(numbers: list[int]) -> str:
+    """Positions as a list: "0, 1, 2" in English, "0、1、2" in Chinese."""
+    return say(", ".join(map(str, numbers)), "、".join(map(str, numbers)))
 
 
 def ch03_numbers() -> dict[str, str]:
@@ -192,11 +205,11 @@ def ch16_numbers() -> dict[str, str]:
         "grad_int": f"{grads[2.0]:.4f}",
         "slope_right": f"{slope[2]:.4f}",
         "slope_left": f"{slope[1]:.4f}",
-        "skew_agree": "0 (bit for bit)" if agree == 0 else f"{agree:.1e}",
+        "skew_agree": _BIT_FOR_BIT if agree == 0 else f"{agree:.1e}",
         "tokens": str(n),
         "first_chunk": str(k),
         "second_chunk": str(n - k),
-        "chunk_err": "0 (bit for bit)" if chunk_err == 0 else f"{chunk_err:.1e}",
+        "chunk_err": _BIT_FOR_BIT if chunk_err == 0 else f"{chunk_err:.1e}",
     }
 
 
@@ -387,7 +400,7 @@ def ch05_numbers() -> dict[str, str]:
         gap = (ch05.grouped_query_attention(x, *w, 4) - mha(x, x, x)[0]).abs().max()
     return {
         "moved_with": str(len(moved[0])),
-        "moved_without": ", ".join(map(str, moved[1])),
+        "moved_without": _listed(moved[1]),
         "qk_rank": str(ranks["qk"][0]),
         "ov_rank": str(ranks["ov"][0]),
         "one_head_rank": str(one_head),
@@ -571,11 +584,11 @@ def ch01_numbers() -> dict[str, str]:
     predicted = torch.linalg.matrix_norm(w_ov).item() / 64
     deviation = ((flat[64] - predicted).abs() / predicted).max().item()
     return {
-        "rnn_changed": ", ".join(map(str, changed["recurrent"])),
-        "conv_changed": ", ".join(map(str, changed["convolution"])),
-        "attn_changed": ", ".join(map(str, changed["self-attention"])),
-        "depth3": "changed" if stacked[3] else "did not change",
-        "depth4": "changed" if stacked[4] else "did not change",
+        "rnn_changed": _listed(changed["recurrent"]),
+        "conv_changed": _listed(changed["convolution"]),
+        "attn_changed": _listed(changed["self-attention"]),
+        "depth3": _CHANGED[stacked[3]],
+        "depth4": _CHANGED[stacked[4]],
         "contiguous": f"{layers_to_connect('convolution', n, k):,}",
         "dilated": str(dilated),
         "paths": f"{paths(dilated):g}",

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from snippets.bilingual import Say, join, say
 from snippets.masks import causal_mask, combine, padding_mask
 from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device
@@ -24,6 +25,11 @@ from snippets.transformer import (
 _BASE = TransformerConfig()  # the defaults are the paper's base model
 _BIG = TransformerConfig(d_model=1024, num_heads=16, d_ff=4096)
 _PAPER = {"base": 65e6, "big": 213e6}  # Vaswani et al. 2017, Table 3, "params x 10^6"
+
+
+def _ids(en: str, zh: str) -> Say:
+    """A text about token ids: the Chinese pages too call them "id" (词元 id)."""
+    return Say(en, zh, {"id"})
 
 
 def agreement_with_torch() -> str:
@@ -62,21 +68,23 @@ def agreement_with_torch() -> str:
             )
         name = "pre-LN" if norm_first else "post-LN"
         for layer, ours, theirs in (
-            ("encoder", e_ours, e_theirs),
-            ("decoder", d_ours, d_theirs),
+            (say("encoder layer", "编码器层"), e_ours, e_theirs),
+            (say("decoder layer", "解码器层"), d_ours, d_theirs),
         ):
             err = (ours - theirs).abs().max().item()
-            rows.append([f"{layer} layer", name, f"{err:.1e}"])
-    return "\n".join(
-        [
-            f"Run on `{dev}` in float32, batch of {b}, {n_t} target and {n_s} source positions, "
-            f"d_model = {d}, causal and padding masks:",
-            "",
-            markdown_table(
-                ["layer", "placement", "largest difference from PyTorch"], rows, "llr"
-            ),
-        ]
+            rows.append([layer, name, f"{err:.1e}"])
+    header = [
+        say("layer", "层"),
+        say("placement", "放置方式"),
+        say("largest difference from PyTorch", "与 PyTorch 的最大差异"),
+    ]
+    intro = say(
+        f"Run on `{dev}` in float32, batch of {b}, {n_t} target and {n_s} source "
+        f"positions, d_model = {d}, causal and padding masks:",
+        f"在 `{dev}` 上以 float32 运行，批量大小为 {b}，{n_t} 个目标位置和 {n_s} 个源位置，"
+        f"d_model = {d}，使用因果掩码和填充掩码：",
     )
+    return join("\n", [intro, "", markdown_table(header, rows, "llr")])
 
 
 def shape_trace() -> str:
@@ -100,27 +108,59 @@ def shape_trace() -> str:
         return "(" + ", ".join(map(str, t.shape)) + ")"
 
     rows = [
-        ("`src`, source token ids", src, "(B, N_s)"),
-        ("`tgt`, target token ids, shifted right", tgt, "(B, N_t)"),
-        ("`src_mask = padding_mask(lengths, N_s)`", src_mask, "(B, 1, 1, N_s)"),
-        ("source embeddings × √d_model + PE", src_x, "(B, N_s, d_model)"),
-        ("encoder self-attention weights, one layer", enc_w, "(B, H, N_s, N_s)"),
-        ("`memory`, the encoder's output", memory, "(B, N_s, d_model)"),
+        (_ids("`src`, source token ids", "`src`，源词元 id"), src, "(B, N_s)"),
         (
-            "decoder self-attention weights (causal)",
+            _ids(
+                "`tgt`, target token ids, shifted right", "`tgt`，右移后的目标词元 id"
+            ),
+            tgt,
+            "(B, N_t)",
+        ),
+        ("`src_mask = padding_mask(lengths, N_s)`", src_mask, "(B, 1, 1, N_s)"),
+        (
+            say("source embeddings × √d_model + PE", "源嵌入 × √d_model + 位置编码"),
+            src_x,
+            "(B, N_s, d_model)",
+        ),
+        (
+            say(
+                "encoder self-attention weights, one layer",
+                "编码器自注意力权重（一层）",
+            ),
+            enc_w,
+            "(B, H, N_s, N_s)",
+        ),
+        (
+            say("`memory`, the encoder's output", "`memory`，编码器的输出"),
+            memory,
+            "(B, N_s, d_model)",
+        ),
+        (
+            say(
+                "decoder self-attention weights (causal)", "解码器自注意力权重（因果）"
+            ),
             dec.self_weights,
             "(B, H, N_t, N_t)",
         ),
-        ("decoder cross-attention weights", dec.cross_weights, "(B, H, N_t, N_s)"),
-        ("logits", logits, "(B, N_t, vocab)"),
+        (
+            say("decoder cross-attention weights", "解码器交叉注意力权重"),
+            dec.cross_weights,
+            "(B, H, N_t, N_s)",
+        ),
+        ("logits", logits, say("(B, N_t, vocab)", "(B, N_t, 词表大小)")),
     ]
     table = markdown_table(
-        ["tensor", "shape", "named"],
+        [say("tensor", "张量"), say("shape", "形状"), say("named", "记作")],
         [[what, f"`{shape(t)}`", named] for what, t, named in rows],
     )
     return (
-        f"B = 2, N_s = 7, N_t = 5, d_model = {c.d_model}, H = {c.num_heads}, "
-        f"vocab = {c.vocab_size}, {c.num_layers} layers each:\n\n" + table
+        say(
+            f"B = 2, N_s = 7, N_t = 5, d_model = {c.d_model}, H = {c.num_heads}, "
+            f"vocab = {c.vocab_size}, {c.num_layers} layers each:\n\n",
+            f"B = 2，N_s = 7，N_t = 5，d_model = {c.d_model}，H = {c.num_heads}，"
+            f"词表大小 = {c.vocab_size}，编码器和解码器各 {c.num_layers} 层：\n\n",
+        )
+        + table
     )
 
 
@@ -133,6 +173,18 @@ def _model(config: TransformerConfig) -> Transformer:
 
 
 _EMBEDDING = "shared embedding = output projection"
+_COMPONENT_NAMES = {  # component -> its name in the table and the figure
+    _EMBEDDING: say(_EMBEDDING, "共享嵌入 = 输出投影"),
+    "encoder self-attention": say("encoder self-attention", "编码器自注意力"),
+    "encoder feed-forward": say("encoder feed-forward", "编码器前馈网络"),
+    "encoder LayerNorms": say("encoder LayerNorms", "编码器 LayerNorm"),
+    "decoder masked self-attention": say(
+        "decoder masked self-attention", "解码器掩蔽自注意力"
+    ),
+    "decoder cross-attention": say("decoder cross-attention", "解码器交叉注意力"),
+    "decoder feed-forward": say("decoder feed-forward", "解码器前馈网络"),
+    "decoder LayerNorms": say("decoder LayerNorms", "解码器 LayerNorm"),
+}
 _FORMULAS = {  # component -> its count of parameters, as a formula
     _EMBEDDING: "$V d$",
     "encoder self-attention": r"$N \cdot 4(d^2 + d)$",
@@ -175,13 +227,21 @@ def param_table() -> str:
     base, big = _model(_BASE), _model(_BIG)
     counts_base, counts_big = _components(base), _components(big)
     rows = [
-        [name, formula, f"{counts_base[name]:,}", f"{counts_big[name]:,}"]
+        [
+            _COMPONENT_NAMES[name],
+            formula,
+            f"{counts_base[name]:,}",
+            f"{counts_big[name]:,}",
+        ]
         for name, formula in _FORMULAS.items()
     ]
     assert sum(counts_base.values()) == count_parameters(base)  # nothing left out
     rows.append(
         [
-            "**total, `count_parameters(model)`**",
+            say(
+                "**total, `count_parameters(model)`**",
+                "**总计，`count_parameters(model)`**",
+            ),
             "",
             f"**{count_parameters(base):,}**",
             f"**{count_parameters(big):,}**",
@@ -189,13 +249,24 @@ def param_table() -> str:
     )
     rows.append(
         [
-            "the paper, Table 3",
+            say("the paper, Table 3", "论文，表 3"),
             "",
-            f"{_PAPER['base'] / 1e6:.0f} million",
-            f"{_PAPER['big'] / 1e6:.0f} million",
+            *(
+                say(
+                    f"{_PAPER[name] / 1e6:.0f} million",
+                    f"{_PAPER[name] / 1e6:.0f} 百万",
+                )
+                for name in ("base", "big")
+            ),
         ]
     )
-    return markdown_table(["component", "parameters", "base", "big"], rows, "llrr")
+    header = [
+        say("component", "组成部分"),
+        say("parameters", "参数量"),
+        say("base", "基础模型"),
+        say("big", "大模型"),
+    ]
+    return markdown_table(header, rows, "llrr")
 
 
 def param_numbers() -> dict[str, str]:
@@ -240,12 +311,12 @@ def param_figure() -> Figure:
     counts = [components[name] / 1e6 for name in names]
     part = {"encoder": COLORS[2], "decoder": COLORS[1]}  # the embedding: COLORS[0]
     colors = [part.get(name.split()[0], COLORS[0]) for name in names]
-    ax.barh(names, counts, color=colors)
+    ax.barh([_COMPONENT_NAMES[name] for name in names], counts, color=colors)
     for y, value in enumerate(counts):
         ax.text(value + 0.2, y, f"{value:.2f} M", va="center", fontsize=9)
     ax.set(
-        xlabel="parameters (millions)",
-        title="base model, V = 37,000",
+        xlabel=say("parameters (millions)", "参数量（百万）"),
+        title=say("base model, V = 37,000", "基础模型，V = 37,000"),
         xlim=(0, max(counts) * 1.18),
     )
     ax.grid(axis="y", visible=False)
@@ -321,19 +392,25 @@ def schedule_figure() -> Figure:
     """The paper's learning rate over the base model's 100,000 steps, for both widths."""
     steps = torch.arange(1, _TRAIN_STEPS + 1, 50)
     fig, ax = figure(width=6.4, height=3.2)
-    for (name, config), color in zip(
-        (("base", _BASE), ("big", _BIG)), COLORS, strict=False
-    ):
+    models = ((say("base", "基础模型"), _BASE), (say("big", "大模型"), _BIG))
+    for (name, config), color in zip(models, COLORS, strict=False):
         d = config.d_model
         rates = [warmup_lr(int(s), d, _WARMUP) * 1e4 for s in steps]
-        ax.plot(steps, rates, color=color, label=f"{name}, $d_\\mathrm{{model}}$ = {d}")
+        # in Chinese all in math: the CJK font's narrow space runs "=" into the number
+        width = say(f"$d_\\mathrm{{model}}$ = {d}", f"$d_\\mathrm{{model}} = {d}$")
+        ax.plot(steps, rates, color=color, label=name + say(", ", "，") + width)
         peak = warmup_lr(_WARMUP, d, _WARMUP) * 1e4
         ax.plot([_WARMUP], [peak], "o", color=color, ms=4)
     ax.axvline(_WARMUP, color="#808080", ls=":", lw=1)
-    ax.text(_WARMUP * 1.3, 0.2, f"step = warmup = {_WARMUP}", fontsize=8)
+    # in Chinese the names of the schedule's formula are math, as on the page
+    where = say(
+        f"step = warmup = {_WARMUP}",
+        f"$\\mathrm{{step}} = \\mathrm{{warmup}} = {_WARMUP}$",
+    )
+    ax.text(_WARMUP * 1.3, 0.2, where, fontsize=8)
     ax.set(
-        xlabel="training step",
-        ylabel="learning rate ($\\times 10^{-4}$)",
+        xlabel=say("training step", "训练步数"),
+        ylabel=say("learning rate ($\\times 10^{-4}$)", "学习率（$\\times 10^{-4}$）"),
         xlim=(0, _TRAIN_STEPS),
         ylim=(0, None),
     )
@@ -365,31 +442,45 @@ def data_flow_figure() -> Figure:
             ax.text(*mid, label, fontsize=11, **{"ha": "center", "va": "bottom", **kw})
 
     # √ as a character: a mathtext root, kept as SVG text, would lose its bar in a browser
+    # (in Chinese, PE in math: the page's symbol for the positional encoding)
     embed = r"$E[\mathrm{%s}]$ × √$d_\mathrm{model}$ + PE"
-    node(2.2, 9.5, "source token ids\n$(B, N_s)$")
-    node(7.75, 9.5, "target token ids, shifted right\n$(B, N_t)$")
-    node(2.2, 7.9, embed % "src")
-    node(7.75, 7.9, embed % "tgt")
-    encoder = (
-        f"Encoder, $N = {n}$ layers, each:\nself-attention, add & LayerNorm,\n"
-        "feed-forward, add & LayerNorm"
+    embed_zh = r"$E[\mathrm{%s}] \times$ √$d_\mathrm{model} + \mathrm{PE}$"
+    node(2.2, 9.5, _ids("source token ids\n$(B, N_s)$", "源词元 id\n$(B, N_s)$"))
+    node(
+        7.75,
+        9.5,
+        _ids(
+            "target token ids, shifted right\n$(B, N_t)$",
+            "右移后的目标词元 id\n$(B, N_t)$",
+        ),
     )
-    decoder = (
+    node(2.2, 7.9, say(embed % "src", embed_zh % "src"))
+    node(7.75, 7.9, say(embed % "tgt", embed_zh % "tgt"))
+    encoder = say(
+        f"Encoder, $N = {n}$ layers, each:\nself-attention, add & LayerNorm,\n"
+        "feed-forward, add & LayerNorm",
+        f"编码器，$N = {n}$ 层，每层：\n自注意力，残差连接与 LayerNorm，\n"
+        "前馈网络，残差连接与 LayerNorm",
+    )
+    decoder = say(
         f"Decoder, $N = {n}$ layers, each:\nmasked self-attention, add & LayerNorm,\n"
-        "cross-attention, add & LayerNorm,\nfeed-forward, add & LayerNorm"
+        "cross-attention, add & LayerNorm,\nfeed-forward, add & LayerNorm",
+        f"解码器，$N = {n}$ 层，每层：\n掩蔽自注意力，残差连接与 LayerNorm，\n"
+        "交叉注意力，残差连接与 LayerNorm，\n前馈网络，残差连接与 LayerNorm",
     )
     node(2.2, 5.2, encoder, stack)
     node(7.75, 5.2, decoder, stack)
-    node(7.75, 2.5, r"multiply by $E^\top$")
+    node(7.75, 2.5, say(r"multiply by $E^\top$", r"乘以 $E^\top$"))
     node(7.75, 0.8, r"logits $(B, N_t, V)$")
     for x, top, bottom in ((2.2, 9.0, 8.3), (7.75, 9.0, 8.3)):
         arrow((x, top), (x, bottom))
     arrow((2.2, 7.5), (2.2, 5.85))
     arrow((7.75, 7.5), (7.75, 6.15))
     arrow((4.3, 5.05), (5.0, 5.05))  # into the decoder, at its cross-attention line
-    memory = (
+    memory = say(
         "memory $(B, N_s, d_\\mathrm{model})$:\nsource of the keys and\n"
-        "values of every cross-attention"
+        "values of every cross-attention",
+        "记忆 $(B, N_s, d_\\mathrm{model})$：\n为每个交叉注意力\n提供键和值",
     )
     ax.text(2.2, 4.45, memory, ha="center", va="top", fontsize=11)
     arrow((7.75, 3.95), (7.75, 2.9), r" $(B, N_t, d_\mathrm{model})$", ha="left")

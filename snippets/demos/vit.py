@@ -12,6 +12,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.patches import Rectangle
 from sklearn.datasets import load_sample_image
 
+from snippets.bilingual import join, same, say
 from snippets.plotting import COLORS, Figure, figure, markdown_table
 from snippets.runtime import device
 from snippets.vit import (
@@ -29,9 +30,12 @@ from snippets.vit import (
 _IMAGE, _PATCH = 224, 16
 
 
-def _err(x: float) -> str:
-    """A largest absolute difference for the page: exact zeros are said as such."""
-    return "0 (bit for bit)" if x == 0 else f"{x:.1e}"
+def _err(x: float, bracketed: bool = False) -> str:
+    """A largest absolute difference for the page: exact zeros are said as such
+    (`bracketed`: the page puts it inside brackets, where the Chinese adds none)."""
+    if x != 0:
+        return f"{x:.1e}"
+    return say("0 (bit for bit)", "0，逐位相同" if bracketed else "0（逐位相同）")
 
 
 @functools.cache
@@ -52,13 +56,14 @@ def patch_numbers() -> dict[str, str]:
     image = _photograph()
     patches = patchify(image[None], _PATCH)  # (1, N, 3 * 16 * 16)
     h, w = load_sample_image("china.jpg").shape[:2]
+    pairs = (_IMAGE * _IMAGE) ** 2  # query-key pairs
     return {
         "original": f"{w} × {h}",
         "tokens": str(patches.shape[1]),
         "side": str(_IMAGE // _PATCH),
         "patch_dim": str(patches.shape[2]),
         "pixels": f"{_IMAGE * _IMAGE:,}",
-        "pairs": f"{(_IMAGE * _IMAGE) ** 2 / 1e9:.1f} billion",
+        "pairs": say(f"{pairs / 1e9:.1f} billion", f"{pairs / 1e8:.0f} 亿"),
     }
 
 
@@ -85,8 +90,16 @@ def patch_figure() -> Figure:
             color="#000000",
             bbox={"boxstyle": "round,pad=0.15", "facecolor": "#ffffff", "alpha": 0.8},
         )
+    image_size, grid, patch = (
+        f"{_IMAGE} × {_IMAGE}",
+        f"{n_side} × {n_side}",
+        f"{_PATCH} × {_PATCH}",
+    )
     ax_img.set(
-        title=f"{_IMAGE} × {_IMAGE} pixels, {n_side} × {n_side} patches of {_PATCH} × {_PATCH}"
+        title=say(
+            f"{image_size} pixels, {grid} patches of {patch}",
+            f"{image_size} 像素，{grid} 个 {patch} 的图像块",
+        )
     )
     ax_img.set_axis_off()
     # Tokens FIRST .. FIRST + 17 in reading order, side by side with a gap between them:
@@ -121,9 +134,12 @@ def patch_figure() -> Figure:
     for side in ("left", "bottom"):
         ax_seq.spines[side].set_visible(False)
     ax_seq.tick_params(length=0)
+    last, total = first + shown - 1, n_side * n_side
     ax_seq.set_title(
-        f"part of the sequence: tokens {first} to {first + shown - 1} of "
-        f"{n_side * n_side}, outlined above",
+        say(
+            f"part of the sequence: tokens {first} to {last} of {total}, outlined above",
+            f"序列的一部分：词元 {first} 到 {last}（共 {total} 个），即上图框出的图像块",
+        ),
         fontsize=9,
     )
     return fig
@@ -144,9 +160,9 @@ def embedding_checks() -> dict[str, str]:
         "conv_vs_linear": _err((conv - linear).abs().max().item()),
         "scale": f"{conv.abs().max().item():.2f}",
         "patchify_vs_unfold": _err(
-            (patchify(image, _PATCH) - unfold).abs().max().item()
+            (patchify(image, _PATCH) - unfold).abs().max().item(), bracketed=True
         ),
-        "device": str(dev),
+        "device": same(str(dev)),
     }
 
 
@@ -165,25 +181,39 @@ def parameter_table() -> str:
     model = _vit_base()
     c = model.config
     layer = count_parameters(model.encoder.layers[0])
+    conv, head = f"{c.in_channels}→{c.d_model}", f"{c.d_model}→{c.num_classes}"
+    layers = f"{c.depth} × {layer:,}"
     rows = [
         (
-            f"patch embedding (convolution {c.in_channels}→{c.d_model}, kernel {c.patch_size})",
+            say(
+                f"patch embedding (convolution {conv}, kernel {c.patch_size})",
+                f"图像块嵌入（卷积 {conv}，卷积核大小 {c.patch_size}）",
+            ),
             count_parameters(model.patch_embed),
         ),
-        ("class token", model.cls_token.numel()),
+        (say("class token", "类别词元"), model.cls_token.numel()),
         (
-            f"position embeddings ({c.num_patches} + 1 positions)",
+            say(
+                f"position embeddings ({c.num_patches} + 1 positions)",
+                f"位置嵌入（{c.num_patches} + 1 个位置）",
+            ),
             model.pos_embed.numel(),
         ),
-        (f"encoder layers ({c.depth} × {layer:,})", c.depth * layer),
-        ("final LayerNorm", count_parameters(model.encoder.norm)),
-        (f"head ({c.d_model}→{c.num_classes})", count_parameters(model.head)),
+        (
+            say(f"encoder layers ({layers})", f"编码器层（{layers}）"),
+            c.depth * layer,
+        ),
+        (
+            say("final LayerNorm", "最终的 LayerNorm"),
+            count_parameters(model.encoder.norm),
+        ),
+        (say(f"head ({head})", f"分类头（{head}）"), count_parameters(model.head)),
     ]
     total = count_parameters(model)
     return markdown_table(
-        ["part", "parameters", "share"],
+        [say("part", "部分"), say("parameters", "参数量"), say("share", "占比")],
         [[name, f"{n:,}", f"{n / total:.1%}"] for name, n in rows]
-        + [["**total**", f"**{total:,}**", "100%"]],
+        + [[say("**total**", "**合计**"), f"**{total:,}**", "100%"]],
         "lrr",
     )
 
@@ -210,6 +240,10 @@ def parameter_numbers() -> dict[str, str]:
     }
 
 
+_WITH_HEAD = say("with head", "含分类头")
+_WITHOUT_HEAD = say("without head", "不含分类头")
+
+
 def variants_table() -> str:
     """Our counts for the paper's models, beside torchvision's documentation and Table 1."""
     rows = []
@@ -218,29 +252,26 @@ def variants_table() -> str:
             model = VisionTransformer(config)
         total, head = count_parameters(model), count_parameters(model.head)
         theirs = f"{torchvision:,}" if torchvision else "—"
-        rounds = [
-            label
-            for label, count in (("with head", total), ("without head", total - head))
-            if f"{round(count / 1e6)}M" == paper
-        ]
+        counts = ((_WITH_HEAD, total), (_WITHOUT_HEAD, total - head))
+        rounds = [label for label, count in counts if f"{round(count / 1e6)}M" == paper]
         rows.append(
             [
-                name,
+                say(name, name.replace(", ", "，")),  # ViT-H/14, 518 × 518
                 f"{total:,}",
                 f"{total - head:,}",
                 theirs,
                 paper,
-                ", ".join(rounds) or "neither",
+                join(say(", ", "、"), rounds) or say("neither", "都不是"),
             ]
         )
     return markdown_table(
         [
-            "model",
-            "ours, 1000-class head",
-            "ours, without head",
-            "torchvision",
-            "Table 1",
-            "which count rounds to Table 1",
+            say("model", "模型"),
+            say("ours, 1000-class head", "我们的计数，含 1000 类分类头"),
+            say("ours, without head", "我们的计数，不含分类头"),
+            same("torchvision"),
+            say("Table 1", "表 1"),
+            say("which count rounds to Table 1", "四舍五入后等于表 1 的计数"),
         ],
         rows,
         "lrrrrl",
@@ -258,16 +289,26 @@ def shape_trace() -> str:
     logits = model(x)
     attn = model.encoder.layers[0].attn_weights
     rows = [
-        ("image", x),
-        ("after the strided convolution", patches),
-        ("flattened: one token per patch", tokens),
-        ("class token prepended, positions added", sequence),
-        ("after 12 encoder layers and the final LayerNorm", encoded),
-        ("attention weights of one layer", attn),
-        ("logits, from the class token alone", logits),
+        (say("image", "图像"), x),
+        (say("after the strided convolution", "带步幅的卷积之后"), patches),
+        (say("flattened: one token per patch", "展平：每个图像块一个词元"), tokens),
+        (
+            say("class token prepended, positions added", "前置类别词元，加上位置嵌入"),
+            sequence,
+        ),
+        (
+            say(
+                "after 12 encoder layers and the final LayerNorm",
+                "经过 12 个编码器层和最终的 LayerNorm 之后",
+            ),
+            encoded,
+        ),
+        (say("attention weights of one layer", "一层的注意力权重"), attn),
+        (say("logits, from the class token alone", "logits，仅由类别词元得出"), logits),
     ]
     return markdown_table(
-        ["step", "shape"], [[name, f"`{tuple(t.shape)}`"] for name, t in rows]
+        [say("step", "步骤"), say("shape", "形状")],
+        [[name, f"`{tuple(t.shape)}`"] for name, t in rows],
     )
 
 
@@ -280,11 +321,13 @@ def window_figure() -> Figure:
     """Windows and shifted windows on an 8 x 8 grid of tokens, and the equivalent dense mask."""
     side, m, shift = 8, 4, 2
     cmap = ListedColormap(COLORS)
+    count = (side // m + 1) ** 2  # windows after the shift
+    plain = say(f"windows of {m} × {m}", f"{m} × {m} 的窗口")
+    shifted = say(
+        f"shifted by {shift}: {count} windows", f"移位 {shift} 后：{count} 个窗口"
+    )
     fig, axes = figure(ncols=3, width=10, height=3.6)
-    for ax, s, title in (
-        (axes[0], 0, f"windows of {m} × {m}"),
-        (axes[1], shift, f"shifted by {shift}: {(side // m + 1) ** 2} windows"),
-    ):
+    for ax, s, title in ((axes[0], 0, plain), (axes[1], shift, shifted)):
         groups = window_groups(side, side, m, s).view(side, side)
         _, colour = torch.unique(groups, return_inverse=True)  # 0, 1, 2, ... per window
         ax.imshow(colour.numpy() % len(COLORS), cmap=cmap, vmin=0, vmax=len(COLORS) - 1)
@@ -297,9 +340,9 @@ def window_figure() -> Figure:
     shown = np.ma.masked_where(~mask.numpy(), np.ones(mask.shape))  # False: transparent
     axes[2].imshow(shown, cmap=ListedColormap([COLORS[0]]), interpolation="nearest")
     axes[2].set(
-        title="shifted windows as a 64 × 64 mask",
-        xlabel="key token",
-        ylabel="query token",
+        title=say("shifted windows as a 64 × 64 mask", "移位窗口表示为 64 × 64 掩码"),
+        xlabel=say("key token", "键词元"),
+        ylabel=say("query token", "查询词元"),
     )
     axes[2].grid(False)
     return fig
@@ -323,7 +366,7 @@ def swin_checks() -> dict[str, str]:
     return {
         "err_plain": _err(errors[0]),
         "err_shifted": _err(errors[m // 2]),
-        "device": str(dev),
+        "device": same(str(dev)),
         "tokens": f"{tokens:,}",
         "dense_scores": f"{tokens**2:,}",
         "window_scores": f"{tokens * window**2:,}",

@@ -1,5 +1,7 @@
-"""`python -m executed check PAGE...`: execute the demos of pages, ignoring the cache,
-print what each returned, and check the pages' exercises, without building the site."""
+"""`python -m executed check PAGE... [--out DIR]`: execute the demos of pages, ignoring
+the cache, print what each returned, and check the pages' exercises, without building the
+site. With `--out DIR`, each result is also written to DIR in each edition's language
+(`<demo>.<language>.svg` for a figure, `.md` otherwise), to look at before a build."""
 
 from __future__ import annotations
 
@@ -20,7 +22,23 @@ from .plan import (
 from .run import execute
 
 
-def check(pages: list[str], project: Project) -> int:
+def write_results(items: list[Item], out: Path) -> None:
+    """Each item's result in each language: a figure's light SVG, else Markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        for language in ("en", *item.result.get("translations", {})):
+            shown = item.shown(language)
+            if item.result["kind"] == "figure":
+                path, text = out / f"{item.name}.{language}.svg", shown["light"]
+            elif item.result["kind"] == "values":
+                path = out / f"{item.name}.{language}.md"
+                text = "\n".join(f"- {k}: {v}" for k, v in shown.items())
+            else:
+                path, text = out / f"{item.name}.{language}.md", shown
+            path.write_text(text, encoding="utf-8")
+
+
+def check(pages: list[str], project: Project, out: Path | None = None) -> int:
     fingerprint = environment_fingerprint(project.root)
     found: dict[str, Item] = {}  # a demo that several pages declare runs once
     for page in pages:
@@ -34,6 +52,8 @@ def check(pages: list[str], project: Project) -> int:
     except ExecutionError as err:
         print(err, file=sys.stderr)
         return 1
+    if out is not None:
+        write_results(items, out)
     for item in items:
         r = item.result
         print(f"{item.name}: {r['kind']} in {r['seconds']:.2f} s")
@@ -53,7 +73,12 @@ def check(pages: list[str], project: Project) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "check":
-        sys.exit(check(sys.argv[2:], Project.at(Path.cwd())))
+    args = sys.argv[1:]
+    out = None
+    if "--out" in args and args.index("--out") + 1 < len(args):
+        k = args.index("--out")
+        out, args = Path(args[k + 1]), args[:k] + args[k + 2 :]
+    if len(args) >= 2 and args[0] == "check":
+        sys.exit(check(args[1:], Project.at(Path.cwd()), out))
     print(__doc__, file=sys.stderr)
     sys.exit(2)

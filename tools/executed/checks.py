@@ -102,6 +102,57 @@ def check_leftovers(markdown: str, page: str) -> None:
         )
 
 
+# Latin-script words a Chinese page keeps: names, abbreviations and units that Chinese
+# technical writing writes in Latin letters too (d2l-zh: softmax, Transformer, GPU ...).
+LATIN_TERMS = frozenset(
+    """
+    softmax PyTorch Python NumPy Transformer Transformers GPU CPU CUDA LayerNorm MLP FFN
+    HBM SRAM LSH FAVOR Performer Reformer FlashAttention ViT Swin RNN CNN LSTM GRU NaN
+    GPT BERT BigBird Longformer Linformer RoPE ALiBi ReLU GELU SDPA BLAS ImageNet Adam
+    AdamW FLOP FLOPs IO logits tanh sin cos exp log max min argmax
+    kB KB MB GB KiB MiB GiB ms µs ns
+    """.split()  # noqa: SIM905 (a list of words reads best as words)
+)
+# Kept whole: terms with a hyphen or a space.
+LATIN_PHRASES = ("pre-LN", "post-LN", "Sparse Transformer", "log-sum-exp", "top-k")
+# What is not prose: math ($...$, \(...\), and the LaTeX of a value that a page puts
+# inside its math), inline code, HTML tags, link targets, URLs.
+NOT_PROSE_RE = re.compile(
+    r"\$\$.*?\$\$|\$[^$]*\$|\\\(.*?\\\)|\\[A-Za-z]+(?:\{[^{}]*\})?|`[^`]*`|<[^>]*>|\]\([^)]*\)"
+    r"|https?://\S+",
+    re.S,
+)
+# A word in Latin letters that is not part of an identifier (d_k, float32, x1).
+LATIN_WORD_RE = re.compile(r"(?<![\w])[A-Za-z]{2,}(?:'[a-z]+)?(?![\w])")
+
+
+def english_words(
+    text: str, kept: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
+    """The English words of text that a Chinese page would show: Latin words of two
+    letters or more outside math, code, HTML and links, other than the terms Chinese
+    writing keeps (LATIN_TERMS) and the data a demo keeps verbatim (`kept`: the tokens of
+    an English example sentence, a machine's name)."""
+    for part in sorted(kept, key=len, reverse=True):
+        text = text.replace(part, " ")
+    text = NOT_PROSE_RE.sub(" ", text)
+    for phrase in LATIN_PHRASES:
+        text = text.replace(phrase, " ")
+    return [w for w in LATIN_WORD_RE.findall(text) if w not in LATIN_TERMS]
+
+
+def check_chinese(
+    text: str, kept: frozenset[str] | set[str] = frozenset(), where: str = "the text"
+) -> None:
+    """Stop the build when text that a demo made for the Chinese edition has English in it."""
+    found = english_words(text, kept)
+    if found:
+        raise ValueError(
+            f"{where} is in English in the Chinese edition ({', '.join(found[:6])}): "
+            f'{text[:160]!r}; write it as say("English", "中文") (snippets/bilingual.py)'
+        )
+
+
 def format_value(v: str | int | float) -> str:
     """How a demo's value appears on a page: ints with separators, floats to 4 digits."""
     return v if isinstance(v, str) else f"{v:,}" if isinstance(v, int) else f"{v:.4g}"

@@ -112,7 +112,7 @@ class Builder:
         language: str = "en",
     ) -> None:
         self.page, self.demos, self.root = page, demos, root
-        self.say = words(language)
+        self.say, self.language = words(language), language
         self.site_url = site_url.rstrip("/") + "/"
         self.exercises = exercises
         self.cells: list[dict[str, Any]] = []
@@ -151,7 +151,7 @@ class Builder:
 
     def value(self, m: re.Match[str]) -> str:
         ref, key = m["ref"], m["key"]
-        result = self.demos[ref].result["value"]
+        result = self.demos[ref].shown(self.language)
         keys = self.values.setdefault(ref, [])
         if key is not None and key not in keys:
             keys.append(key)
@@ -286,8 +286,9 @@ class Builder:
         self.code(INSTALL.format(repo=repo))
         self.code(
             "from snippets.exercises import check\n"
-            "from snippets.notebook import show\n"
+            "from snippets.notebook import show, use_language\n"
             "from snippets.runtime import seed_everything\n\n"
+            f"use_language({self.language!r})\n"
             "seed_everything(0)"
         )
         self.lines(lines)

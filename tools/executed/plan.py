@@ -70,6 +70,18 @@ class Item:
         """Where this item's result is cached."""
         return project.cache_dir / f"{self.key}.json"
 
+    def shown(self, language: str = "en") -> Any:
+        """The result as the edition in `language` shows it: the English `value`, or its
+        twin under `translations` that the same run made (see snippets/bilingual.py)."""
+        if language == "en" or self.is_lab:
+            return self.result["value"]
+        translations = self.result.get("translations") or {}
+        if language not in translations:
+            raise ExecutionError(
+                f"{self.describe()} made no result in {language!r}; build again"
+            )
+        return translations[language]
+
     def describe(self) -> str:
         """The item in an error message: page, module and function (or lab)."""
         if self.is_lab:

@@ -351,7 +351,7 @@ class ExecutedPlugin(BasePlugin):
             if item.result["kind"] == "figure":
                 for palette in ("light", "dark"):
                     uri = f"{FIGURE_DIR}/{item.name}.{palette}.svg"
-                    content = item.result["value"][palette]
+                    content = item.shown(self.language)[palette]
                     files.append(File.generated(config, uri, content=content))
         # mkdocs-jupyter renders each executed notebook in place of its lab script.
         for item in labs:
@@ -387,7 +387,9 @@ class ExecutedPlugin(BasePlugin):
         add_vendored_assets(files, config, project.root)
         if files.get_file_from_path(REPORT_URI) is None:
             seconds = time.perf_counter() - started
-            report = build_report(list(demos.values()), labs, fingerprint, seconds)
+            report = build_report(
+                list(demos.values()), labs, fingerprint, seconds, self.language
+            )
             files.append(File.generated(config, REPORT_URI, content=report))
         return files
 

@@ -87,20 +87,20 @@ def render_page(
 
     def value(m: re.Match[str]) -> str:
         item, key = planned(m["ref"]), m["key"]
-        result = item.result
+        kind, shown = item.result["kind"], item.shown(language)
         if key is None:
-            if result["kind"] != "text":
+            if kind != "text":
                 raise ExecutionError(
                     f"page {page}: {{{{ {item.name} }}}} needs a "
-                    f"demo that returns a str, not {result['kind']}"
+                    f"demo that returns a str, not {kind}"
                 )
-            return result["value"]
-        if result["kind"] != "values" or key not in result["value"]:
+            return shown
+        if kind != "values" or key not in shown:
             raise ExecutionError(
                 f"page {page}: {item.name} returned no value "
-                f"named {key!r} (it has: {sorted(result.get('value') or [])})"
+                f"named {key!r} (it has: {sorted(shown if kind == 'values' else [])})"
             )
-        return result["value"][key]
+        return shown[key]
 
     markdown = VALUE_RE.sub(value, FIGURE_RE.sub(figure, markdown))
     check_leftovers(markdown, page)

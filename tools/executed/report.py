@@ -9,10 +9,11 @@ import platform
 import posixpath
 
 from .plan import Item
+from .words import words
 from .worker import now
 
 
-def device_line(device: str) -> str:
+def device_line(device: str, language: str = "en") -> str:
     """The build machine's device, described without importing torch when it is the CPU
     (a build whose results are all cached needs nothing else from torch)."""
     if device != "cpu":
@@ -26,24 +27,31 @@ def device_line(device: str) -> str:
                 ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")
             ]
         model = names[0] if names else model
-    return f"CPU: {model}, {os.cpu_count()} logical CPUs"
+    return words(language)["report_cpu"].format(model=model, cpus=os.cpu_count())
 
 
 def build_report(
-    demos: list[Item], labs: list[Item], fingerprint: dict[str, str], seconds: float
+    demos: list[Item],
+    labs: list[Item],
+    fingerprint: dict[str, str],
+    seconds: float,
+    language: str = "en",
 ) -> str:
     """The report's Markdown: one row per executed item, then the timed items."""
     from snippets.plotting import significant  # the tables' one number format
 
+    say = words(language)
     items = sorted([*demos, *labs], key=lambda i: i.name)
     rows = []
     for item in items:
         r = item.result
-        kind = "notebook" if item.is_lab else r["kind"]
+        kind = say["report_kinds"].split()[
+            KINDS.index("lab" if item.is_lab else r["kind"])
+        ]
         status = (
-            "executed in this build"
+            say["report_executed"]
             if item.status == "executed"
-            else f"cached (executed {r['produced']})"
+            else say["report_cached"].format(produced=r["produced"])
         )
         pages = ", ".join(
             f"[{p}]({posixpath.relpath(p, 'appendix')})" for p in item.pages
@@ -52,6 +60,7 @@ def build_report(
         rows.append(f"| `{item.name}` | {kind} | {ms} | {status} | {pages} |")
     total = sum(i.result["seconds"] for i in items)
     versions = " · ".join(f"{k} {v}" for k, v in fingerprint.items() if k != "device")
+    mkdocs = importlib.metadata.version("mkdocs")
     return "\n".join(
         [
             "---",
@@ -59,31 +68,29 @@ def build_report(
             "  exclude: true  # a table of item names, not something a reader searches",
             "---",
             "",
-            "# Build report",
+            say["report"].format(
+                built=now(),
+                device=device_line(fingerprint["device"], language),
+                versions=f"{versions} · MkDocs {mkdocs}",
+                platform=platform.platform(),
+                items=len(rows),
+                total=total,
+                seconds=seconds,
+            ),
             "",
-            "This page is written by the build itself (`tools/executed/`). It says where",
-            "every figure and number on the site was produced and how long each took.",
-            "",
-            f"- **Built:** {now()}",
-            f"- **Device:** {device_line(fingerprint['device'])}",
-            f"- **Versions:** {versions} · MkDocs {importlib.metadata.version('mkdocs')}",
-            f"- **Platform:** {platform.platform()}",
-            f"- **Executed items:** {len(rows)}; their run time adds up to {total:.1f} s; "
-            f"planning and executing took {seconds:.1f} s of this build.",
-            "",
-            "A *cached* item was not run again because neither its code, nor any `snippets` module "
-            "it imports, nor the versions above, nor the device changed since it was executed.",
-            "",
-            "| item | output | ms | status | used on |",
+            say["report_header"],
             "| --- | --- | ---: | --- | --- |",
             *rows,
             "",
-            *timed_rows(demos),
+            *timed_rows(demos, say),
         ]
     )
 
 
-def timed_rows(demos: list[Item]) -> list[str]:
+KINDS = ("lab", "figure", "text", "values")  # in the order of words' "report_kinds"
+
+
+def timed_rows(demos: list[Item], say: dict[str, str]) -> list[str]:
     """The conditions of every timing on the site: one row per `compare` of a timed item."""
     rows = []
     for item in sorted(demos, key=lambda i: i.name):
@@ -92,19 +99,12 @@ def timed_rows(demos: list[Item]) -> list[str]:
             rows.append(
                 f"| `{item.name}` | {t['machine']} | {t['threads']} | {t['rounds']} "
                 f"| {t['load'][0]:.2f} → {t['load'][1]:.2f} | {spread * 100:.1f}% "
-                f"| {', '.join(t['calls'])} |"
+                f"| {', '.join(f'`{c}`' for c in t['calls'])} |"
             )
     if not rows:
         return []
     return [
-        "## Timed items",
-        "",
-        "Every timing on the site comes from `snippets.measure.compare`: interleaved rounds "
-        "with rotating order, every time kept. Timed items run last, after every other "
-        "item of the build, one at a time. *Load* is the 1-minute load average before and "
-        "after; *spread* is the largest interquartile range over median among the calls.",
-        "",
-        "| item | machine | threads | rounds | load | spread | calls |",
+        say["report_timed"],
         "| --- | --- | ---: | ---: | --- | ---: | --- |",
         *rows,
         "",

@@ -4,8 +4,10 @@ Creates, from the recipe in CONTRIBUTING.md:
 - `snippets/<module>.py`, the concept, with one section the page includes;
 - `snippets/demos/<module>.py`, a figure made at build time;
 - `docs/en/chapters/NN-<slug>.md`, the page, already wired to both;
+- `docs/zh/chapters/NN-<slug>.md`, its Chinese twin, with the same structure;
 - `tests/test_<module>.py`, a test against an independent reference;
-and adds the page to the navigation in mkdocs.yml, so that `nox -s tests` passes at once.
+and adds the page to the navigation of both editions (mkdocs.yml, mkdocs.zh.yml), so that
+`nox -s tests` passes at once.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from __future__ import annotations
 
 import torch
 
-from snippets.{module} import row_softmax
+from snippets import {module}
+from snippets.bilingual import say
 from snippets.plotting import Figure, figure
 
 
@@ -52,14 +55,16 @@ def temperature_figure() -> Figure:
     scores = torch.linspace(-2, 2, 9)
     fig, ax = figure(width=5.6, height=3.2)
     for t in (0.5, 1.0, 2.0):
-        ax.plot(scores, row_softmax(scores / t), "o-", label=f"temperature {{t}}")
-    ax.set(xlabel="score", ylabel="weight")
+        weights = {module}.row_softmax(scores / t)
+        label = say(f"temperature {{t}}", f"温度 {{t}}")  # each edition's words
+        ax.plot(scores, weights, "o-", label=label)
+    ax.set(xlabel=say("score", "评分"), ylabel=say("weight", "权重"))
     ax.legend()
     return fig
 
 
 def numbers() -> dict[str, str]:
-    weights = row_softmax(torch.tensor([1.0, 2.0, 3.0]))
+    weights = {module}.row_softmax(torch.tensor([1.0, 2.0, 3.0]))
     return {{"largest": f"{{weights.max().item():.3f}}"}}
 '''
 
@@ -94,6 +99,36 @@ Softmax of nine scores at three temperatures, drawn by `snippets/demos/{module}.
 - Cite the papers the chapter relies on, with links.
 """
 
+PAGE_ZH = """\
+# {number}. {title}
+
+用一段话说明本章讲什么，以及读者为什么应该关心。
+
+## 思路 {{ #the-idea }}
+
+写出思路及其公式，例如 $p_i = e^{{s_i}} / \\sum_j e^{{s_j}}$。
+
+```python title="snippets/{module}.py"
+--8<-- "snippets/{module}.py:core"
+```
+
+对于评分 $(1, 2, 3)$，最大的权重是 {{{{ {module}.numbers.largest }}}}，由构建过程算出。
+
+![九个评分在三个温度下的 softmax 权重：温度越低，权重越集中。](exec:{module}.temperature_figure)
+/// caption
+九个评分在三个温度下的 softmax，由 `snippets/demos/{module}.py` 绘制。
+///
+
+## 要点 {{ #key-takeaways }}
+
+!!! abstract ""
+    - 每件读者应当记住的事，用一句话写出。
+
+## 参考文献 {{ #references }}
+
+- 引用本章所依据的论文，并附上链接。
+"""
+
 TEST = '''\
 """{title}: the chapter's code against an independent reference."""
 
@@ -120,10 +155,12 @@ def scaffold(root: Path, title: str) -> list[Path]:
     numbers = [int(p.name[:2]) for p in chapters.glob("[0-9][0-9]-*.md")]
     number = max(numbers, default=0) + 1
     fields = {"title": title, "module": module, "number": number}
+    page = f"chapters/{number:02d}-{slug}.md"
     files = {
         root / "snippets" / f"{module}.py": SNIPPET,
         root / "snippets" / "demos" / f"{module}.py": DEMO,
-        chapters / f"{number:02d}-{slug}.md": PAGE,
+        root / "docs" / "en" / page: PAGE,
+        root / "docs" / "zh" / page: PAGE_ZH,
         root / "tests" / f"test_{module}.py": TEST,
     }
     clash = [p for p in files if p.exists()]
@@ -133,14 +170,15 @@ def scaffold(root: Path, title: str) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(template.format(**fields), encoding="utf-8")
 
-    config = root / "mkdocs.yml"
-    text = config.read_text(encoding="utf-8")
-    entry = f"      - {number}. {title}: chapters/{number:02d}-{slug}.md\n"
-    marker = "  - Appendix:\n"
-    if marker not in text:
-        raise ValueError("mkdocs.yml has no '  - Appendix:' navigation section")
-    config.write_text(text.replace(marker, entry + marker, 1), encoding="utf-8")
-    return [*files, config]
+    configs = {"mkdocs.yml": "  - Appendix:\n", "mkdocs.zh.yml": "  - 附录:\n"}
+    for name, marker in configs.items():
+        config = root / name
+        text = config.read_text(encoding="utf-8")
+        if marker not in text:
+            raise ValueError(f"{name} has no {marker.strip()!r} navigation section")
+        entry = f"      - {number}. {title}: {page}\n"
+        config.write_text(text.replace(marker, entry + marker, 1), encoding="utf-8")
+    return [*files, *(root / name for name in configs)]
 
 
 if __name__ == "__main__":

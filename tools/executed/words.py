@@ -41,6 +41,34 @@ WORDS: dict[str, dict[str, str]] = {
         "notebook_stub": "# Exercise {id}: write {function} here.",
         "notebook_yours": "...  # your solution",
         "notebook_solution": "*The solution is on [the course's page]({url}), folded.*",
+        "report": (
+            "# Build report\n\n"
+            "This page is written by the build itself (`tools/executed/`). It says where\n"
+            "every figure and number on the site was produced and how long each took.\n\n"
+            "- **Built:** {built}\n"
+            "- **Device:** {device}\n"
+            "- **Versions:** {versions}\n"
+            "- **Platform:** {platform}\n"
+            "- **Executed items:** {items}; their run time adds up to {total:.1f} s; "
+            "planning and executing took {seconds:.1f} s of this build.\n\n"
+            "A *cached* item was not run again because neither its code, nor any "
+            "`snippets` module it imports, nor the versions above, nor the device "
+            "changed since it was executed."
+        ),
+        "report_kinds": "notebook figure text values",
+        "report_cpu": "CPU: {model}, {cpus} logical CPUs",
+        "report_executed": "executed in this build",
+        "report_cached": "cached (executed {produced})",
+        "report_header": "| item | output | ms | status | used on |",
+        "report_timed": (
+            "## Timed items\n\n"
+            "Every timing on the site comes from `snippets.measure.compare`: interleaved "
+            "rounds with rotating order, every time kept. Timed items run last, after "
+            "every other item of the build, one at a time. *Load* is the 1-minute load "
+            "average before and after; *spread* is the largest interquartile range over "
+            "median among the calls.\n\n"
+            "| item | machine | threads | rounds | load | spread | calls |"
+        ),
     },
     "zh": {
         "fig": "图 {}",
@@ -49,7 +77,7 @@ WORDS: dict[str, dict[str, str]] = {
         "solution": "解答",
         "timing_title": "本页计时是如何测得的",
         "timing": (
-            "{when}在 {machines}{cpu} 上测得。每次比较在预热之后以 {rounds} 个交替轮次"
+            "{when}在 {machines} 上测得{cpu}。每次比较在预热之后以 {rounds} 个交替轮次"
             "调用被比较的函数，每轮轮换它们的顺序，并保留每一次的时间；比值取同轮比值的"
             "中位数，并给出中位数的精确 95% 置信区间（`snippets/measure.py`）。在每次比较"
             "前后测得的 1 分钟平均负载（计入测量进程本身）为 {low:.2f} 到 {high:.2f}，任何"
@@ -73,6 +101,32 @@ WORDS: dict[str, dict[str, str]] = {
         "notebook_stub": "# 练习 {id}：在这里编写 {function}。",
         "notebook_yours": "...  # 你的解答",
         "notebook_solution": "*解答在[课程页面]({url})上，默认折叠。*",
+        "report": (
+            "# 构建报告\n\n"
+            "本页由构建过程本身（`tools/executed/`）写成。它说明网站上的每个图和数值在哪里"
+            "产生，以及各用了多长时间。\n\n"
+            "- **构建时间：** {built}\n"
+            "- **设备：** {device}\n"
+            "- **版本：** {versions}\n"
+            "- **平台：** {platform}\n"
+            "- **执行的项目：** {items} 个；它们的运行时间合计 {total:.1f} s；本次构建的"
+            "规划与执行用了 {seconds:.1f} s。\n\n"
+            "*已缓存*的项目没有再次运行：自它执行以来，它的代码、它导入的任何 `snippets` "
+            "模块、上面的版本和设备都没有变化。"
+        ),
+        "report_kinds": "笔记本 图 文本 数值",
+        "report_cpu": "CPU：{model}，{cpus} 个逻辑 CPU",
+        "report_executed": "在本次构建中执行",
+        "report_cached": "已缓存（执行于 {produced}）",
+        "report_header": "| 项目 | 输出 | 毫秒 | 状态 | 所在页面 |",
+        "report_timed": (
+            "## 计时项目\n\n"
+            "网站上的每个计时都来自 `snippets.measure.compare`：交替进行的轮次，每轮轮换"
+            "调用顺序，保留每一次的时间。计时项目最后运行，在构建的所有其他项目之后，一次"
+            "一个。*负载*是前后的 1 分钟平均负载；*离散度*是各调用的四分位距与中位数之比"
+            "中最大的一个。\n\n"
+            "| 项目 | 机器 | 线程数 | 轮次 | 负载 | 离散度 | 调用 |"
+        ),
     },
 }
 

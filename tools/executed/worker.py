@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .checks import (
+    check_chinese,
     check_figure_finite,
     check_text_finite,
     format_value,
@@ -116,44 +117,71 @@ def _differs(a: Any, b: Any) -> bool:
         return repr(a) != repr(b)
 
 
-def svg(fig: Any) -> str:
+def svg(fig: Any, chinese: bool = False) -> str:
     """The figure as SVG text, with no date in it (two builds give the same bytes), its
     text legible at the page's column width."""
-    import matplotlib.pyplot as plt
-
-    from snippets.plotting import legible
+    from snippets.plotting import chinese_svg, legible
 
     buf = io.StringIO()
     legible(fig).savefig(
         buf, format="svg", metadata={"Date": None}, bbox_inches="tight"
     )
-    plt.close(fig)
-    return buf.getvalue()
+    return chinese_svg(buf.getvalue()) if chinese else buf.getvalue()
 
 
 def serialise(value: Any) -> dict[str, Any]:
-    """A demo's return value as the `kind` and `value` of its record, checked."""
-    from snippets.plotting import Figure, dark_variant
+    """A demo's return value as the `kind`, `value` (English), `translations` and `kept`
+    (the data shown verbatim in every language) of its record, checked: one run gives
+    every edition's result (snippets/bilingual.py)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from snippets.bilingual import in_language, kept
+    from snippets.plotting import Figure, dark_variant, to_chinese
 
     if isinstance(value, Figure):
         check_figure_finite(value)
         light = svg(value)
+        verbatim = to_chinese(value)
+        light_zh = svg(value, chinese=True)  # drawn: the tick labels are final now
+        for text in value.findobj(Text):
+            if text.get_visible() and text.get_text():
+                check_chinese(text.get_text(), verbatim, "a text of the figure")
+        plt.close(value)
         return {
             "kind": "figure",
             "value": {"light": light, "dark": dark_variant(light)},
+            "translations": {"zh": {"light": light_zh, "dark": dark_variant(light_zh)}},
+            "kept": sorted(verbatim),
         }
     if isinstance(value, str):
         check_text_finite(value)
-        return {"kind": "text", "value": value}
+        chinese = in_language(value, "zh")
+        check_chinese(chinese, kept(value), "the returned text")
+        return {
+            "kind": "text",
+            "value": in_language(value, "en"),
+            "translations": {"zh": chinese},
+            "kept": sorted(kept(value)),
+        }
     if isinstance(value, dict):
         bad = [k for k, v in value.items() if not isinstance(v, str | int | float)]
         if bad:
             raise TypeError(f"values must be str, int or float; not for keys {bad}")
+        shown = {}
+        for language in ("en", "zh"):
+            shown[language] = {
+                k: in_language(v, language) if isinstance(v, str) else format_value(v)
+                for k, v in value.items()
+            }
         for k, v in value.items():
             check_text_finite(str(v), f"key {k!r}")
+            check_chinese(shown["zh"][k], kept(v), f"key {k!r}")
         return {
             "kind": "values",
-            "value": {k: format_value(v) for k, v in value.items()},
+            "value": shown["en"],
+            "translations": {"zh": shown["zh"]},
+            "kept": sorted(set().union(*(kept(v) for v in value.values()))),
         }
     raise TypeError(
         f"a demo must return a matplotlib Figure, a str or a dict; got {type(value)}"
@@ -204,7 +232,7 @@ def main(jobs_file: str, progress_file: str = "", threads: int = 0) -> int:
     install_data_guards()
     # The house style is set when snippets.plotting is imported: before the state that
     # every demo starts from is taken.
-    importlib.import_module("snippets.plotting")
+    importlib.import_module("snippets.plotting").add_cjk_font()
     isolation = Isolation(Path(os.getcwd()))
     failed = 0
     for job in json.loads(Path(jobs_file).read_text()):
