@@ -145,7 +145,10 @@ def test_a_chinese_notebook_shows_the_chinese_results(capsys):
         show("qkv.lookup", "best")
     finally:
         use_language("en")
-    assert capsys.readouterr().out == "best = 《数学史》\nbest = A history of mathematics\n"
+    assert (
+        capsys.readouterr().out
+        == "best = 《数学史》\nbest = A history of mathematics\n"
+    )
     with pytest.raises(ValueError, match="language must be"):
         use_language("fr")
 

@@ -86,6 +86,17 @@ def test_a_translation_that_changes_what_the_build_reads_is_found(change, part):
     assert found and all(d.startswith(part) for d in found), found
 
 
+def test_the_words_of_a_formula_are_translated_and_its_symbols_kept():
+    rule = "\n$$\nM_{{ij}} = 0 \\quad {} .\n$$\n"
+    english = ENGLISH + rule.format(r"\text{if } j \le i")
+    assert (
+        differences(english, CHINESE + rule.format(r"\text{若 } j \le i \text{。}"))
+        == []
+    )
+    found = differences(english, CHINESE + rule.format(r"\text{若 } j < i"))
+    assert found and all(d.startswith("display math") for d in found), found
+
+
 def test_every_translated_page_has_an_english_page():
     assert all((EN / p.relative_to(ZH)).exists() for p in TRANSLATED)
 

@@ -27,6 +27,7 @@ from snippets.measure import (
     median_interval,
     peak_memory_bytes,
     recording,
+    timing_device,
 )
 from snippets.runtime import device
 
@@ -289,3 +290,18 @@ def test_an_exponent_far_from_its_model_stops():
     with pytest.raises(ModelMismatchError, match="dense"):
         check_exponent("dense", Scaling(1.2, 1.1, 1.3), predicted=2.0)
     assert check_exponent("dense", Scaling(1.8, 1.7, 1.9), predicted=2.0)
+
+
+def test_the_timing_device_reads_as_chinese_before_a_particle(monkeypatch):
+    """A page writes "在 {{ device }}上测得": on a GPU the name must end in a full-width
+    bracket, as the CPU's does, not in a Latin letter against 上."""
+    import snippets.measure as measure
+
+    monkeypatch.setattr(measure, "device", lambda: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda _: "NVIDIA H200")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    gpu = timing_device()
+    assert str(gpu) == "NVIDIA H200 (CUDA 12.8)"
+    assert zh(gpu) == "NVIDIA H200（CUDA 12.8）" and "NVIDIA H200" in gpu.kept
+    monkeypatch.setattr(measure, "device", lambda: torch.device("cpu"))
+    assert zh(timing_device()).endswith("个逻辑 CPU）")

@@ -193,13 +193,18 @@ def headline_numbers() -> dict[str, str]:
 
     # The d_k from which on the unscaled gradient to the query is below the scaled one.
     crossover = next((d for d in _D_KS if all(below(e) for e in _D_KS if e >= d)), None)
+    if crossover is None:  # the page says "it falls below ... from d_k = X on"
+        raise AssertionError(
+            f"the unscaled gradient to the query is not below the scaled one at the "
+            f"widest d_k = {_D_KS[-1]}: chapter 3's argument about wide heads fails"
+        )
     scaled_q = [s["query_gradient_norm"] for s in stats[True].values()]
     unscaled_q = [s["query_gradient_norm"] for s in stats[False].values()]
     return {
         "jac_ratio_16": f"{unscaled_over_scaled('jacobian_norm', 16):.1f}",
         "q_ratio_16": f"{unscaled_over_scaled('query_gradient_norm', 16):.1f}",
         "q_ratio_512": f"{1 / unscaled_over_scaled('query_gradient_norm', 512):.1f}",
-        "q_crossover": say("never", "无") if crossover is None else str(crossover),
+        "q_crossover": str(crossover),
         "q_scaled_min": f"{min(scaled_q):.2f}",
         "q_scaled_max": f"{max(scaled_q):.2f}",
         "q_unscaled_spread": f"{max(unscaled_q) / min(unscaled_q):.0f}",

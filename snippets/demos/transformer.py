@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import torch
+from matplotlib.text import Text
 from torch import nn
 
 from snippets.bilingual import Say, join, say
@@ -430,23 +431,40 @@ def data_flow_figure() -> Figure:
     box = {"boxstyle": "round,pad=0.4", "fc": "none", "ec": COLORS[0], "lw": 1.2}
     stack = {**box, "ec": COLORS[2], "lw": 1.6}
 
-    def node(x: float, y: float, text: str, style: dict = box) -> None:
-        ax.text(x, y, text, ha="center", va="center", fontsize=11, bbox=style)
+    def node(x: float, y: float, text: str, style: dict = box) -> Text:
+        return ax.text(x, y, text, ha="center", va="center", fontsize=11, bbox=style)
 
-    def arrow(a: tuple, b: tuple, label: str = "", **kw) -> None:
+    def arrow(start: Text, end: Text, y: float | None = None) -> None:
+        """From box to box, down or (at height y) across. The ends are given in the
+        boxes' own coordinates and cut at their borders when drawn, so an arrow meets
+        its box in either language, whatever the width of the words inside."""
+        if y is None:
+            tail, head = ((0.5, 0), start), ((0.5, 1), end)
+        else:
+            tail, head = ((1, y), (start, "data")), ((0, y), (end, "data"))
         ax.annotate(
-            "", b, a, arrowprops={"arrowstyle": "-|>", "color": "#808080", "lw": 1.2}
+            "",
+            head[0],
+            tail[0],
+            xycoords=head[1],
+            textcoords=tail[1],
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": "#808080",
+                "lw": 1.2,
+                "patchA": start.get_bbox_patch(),
+                "patchB": end.get_bbox_patch(),
+            },
         )
-        if label:
-            mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
-            ax.text(*mid, label, fontsize=11, **{"ha": "center", "va": "bottom", **kw})
 
     # √ as a character: a mathtext root, kept as SVG text, would lose its bar in a browser
     # (in Chinese, PE in math: the page's symbol for the positional encoding)
     embed = r"$E[\mathrm{%s}]$ × √$d_\mathrm{model}$ + PE"
     embed_zh = r"$E[\mathrm{%s}] \times$ √$d_\mathrm{model} + \mathrm{PE}$"
-    node(2.2, 9.5, _ids("source token ids\n$(B, N_s)$", "源词元 id\n$(B, N_s)$"))
-    node(
+    src_ids = node(
+        2.2, 9.5, _ids("source token ids\n$(B, N_s)$", "源词元 id\n$(B, N_s)$")
+    )
+    tgt_ids = node(
         7.75,
         9.5,
         _ids(
@@ -454,35 +472,48 @@ def data_flow_figure() -> Figure:
             "右移后的目标词元 id\n$(B, N_t)$",
         ),
     )
-    node(2.2, 7.9, say(embed % "src", embed_zh % "src"))
-    node(7.75, 7.9, say(embed % "tgt", embed_zh % "tgt"))
-    encoder = say(
-        f"Encoder, $N = {n}$ layers, each:\nself-attention, add & LayerNorm,\n"
-        "feed-forward, add & LayerNorm",
-        f"编码器，$N = {n}$ 层，每层：\n自注意力，残差连接与 LayerNorm，\n"
-        "前馈网络，残差连接与 LayerNorm",
+    src_embed = node(2.2, 7.9, say(embed % "src", embed_zh % "src"))
+    tgt_embed = node(7.75, 7.9, say(embed % "tgt", embed_zh % "tgt"))
+    encoder = node(
+        2.2,
+        5.2,
+        say(
+            f"Encoder, $N = {n}$ layers, each:\nself-attention, add & LayerNorm,\n"
+            "feed-forward, add & LayerNorm",
+            f"编码器，$N = {n}$ 层，每层：\n自注意力，残差连接与 LayerNorm，\n"
+            "前馈网络，残差连接与 LayerNorm",
+        ),
+        stack,
     )
-    decoder = say(
-        f"Decoder, $N = {n}$ layers, each:\nmasked self-attention, add & LayerNorm,\n"
-        "cross-attention, add & LayerNorm,\nfeed-forward, add & LayerNorm",
-        f"解码器，$N = {n}$ 层，每层：\n掩蔽自注意力，残差连接与 LayerNorm，\n"
-        "交叉注意力，残差连接与 LayerNorm，\n前馈网络，残差连接与 LayerNorm",
+    decoder = node(
+        7.75,
+        5.2,
+        say(
+            f"Decoder, $N = {n}$ layers, each:\nmasked self-attention, add & LayerNorm,\n"
+            "cross-attention, add & LayerNorm,\nfeed-forward, add & LayerNorm",
+            f"解码器，$N = {n}$ 层，每层：\n掩蔽自注意力，残差连接与 LayerNorm，\n"
+            "交叉注意力，残差连接与 LayerNorm，\n前馈网络，残差连接与 LayerNorm",
+        ),
+        stack,
     )
-    node(2.2, 5.2, encoder, stack)
-    node(7.75, 5.2, decoder, stack)
-    node(7.75, 2.5, say(r"multiply by $E^\top$", r"乘以 $E^\top$"))
-    node(7.75, 0.8, r"logits $(B, N_t, V)$")
-    for x, top, bottom in ((2.2, 9.0, 8.3), (7.75, 9.0, 8.3)):
-        arrow((x, top), (x, bottom))
-    arrow((2.2, 7.5), (2.2, 5.85))
-    arrow((7.75, 7.5), (7.75, 6.15))
-    arrow((4.3, 5.05), (5.0, 5.05))  # into the decoder, at its cross-attention line
+    unembed = node(7.75, 2.5, say(r"multiply by $E^\top$", r"乘以 $E^\top$"))
+    logits = node(7.75, 0.8, r"logits $(B, N_t, V)$")
+    for start, end in (
+        (src_ids, src_embed),
+        (tgt_ids, tgt_embed),
+        (src_embed, encoder),
+        (tgt_embed, decoder),
+        (decoder, unembed),
+        (unembed, logits),
+    ):
+        arrow(start, end)
+    arrow(encoder, decoder, y=5.05)  # into the decoder, at its cross-attention line
     memory = say(
         "memory $(B, N_s, d_\\mathrm{model})$:\nsource of the keys and\n"
         "values of every cross-attention",
         "记忆 $(B, N_s, d_\\mathrm{model})$：\n为每个交叉注意力\n提供键和值",
     )
     ax.text(2.2, 4.45, memory, ha="center", va="top", fontsize=11)
-    arrow((7.75, 3.95), (7.75, 2.9), r" $(B, N_t, d_\mathrm{model})$", ha="left")
-    arrow((7.75, 2.1), (7.75, 1.2))
+    shape = r" $(B, N_t, d_\mathrm{model})$"
+    ax.text(7.75, 3.4, shape, fontsize=11, ha="left", va="center")
     return fig

@@ -4,7 +4,9 @@ translation is in its own script.
 A translation (`docs/zh/...`) rewrites the prose of its English page and keeps everything
 the build reads: the same code and includes, math, demo declarations and numbered labels,
 references and links, block markers, and the same section anchors in the same order (each
-translated heading carries its English anchor, `## 实现 { #the-implementation }`).
+translated heading carries its English anchor, `## 实现 { #the-implementation }`). In a
+formula only the words are prose: `\\text{...}`, spacing and punctuation may differ, its
+symbols may not (`\\text{if query } i` becomes `\\text{若查询 } i`).
 `differences` lists where two editions of a page part.
 """
 
@@ -26,6 +28,8 @@ DISPLAY_MATH_RE = re.compile(
 INLINE_MATH_RE = re.compile(
     r"(?<![\\$])\$(?!\$)((?:[^$\n]|\n(?![ \t]*\n))+?)(?<![\\$])\$"
 )
+# What a formula's editions may word differently: its words, spacing and punctuation.
+MATH_PROSE_RE = re.compile(r"\\text\{[^{}]*\}|\\(?:qquad|quad|[,;:! ])|[\s~.,;:]")
 HEADING_RE = re.compile(r"^(#{2,6})[ \t]+(.+?)[ \t]*$", re.M)
 ANCHOR_RE = re.compile(r"\s*\{\s*#([\w.-]+)\s*\}$")
 BLOCK_RE = re.compile(r"^[ \t]*(!!!|\?\?\?\+?|===|///)[ \t]*([\w-]*)", re.M)
@@ -46,6 +50,11 @@ def heading_anchor(title: str) -> str:
     return slugify(title, "-")
 
 
+def math_symbols(tex: str) -> str:
+    """A formula without what a translation rewords: `\\text{...}`, spacing, punctuation."""
+    return MATH_PROSE_RE.sub("", tex)
+
+
 def structure(markdown: str) -> dict[str, list[str]]:
     """What a page's editions must share, part by part."""
     code = in_code(markdown)
@@ -54,9 +63,9 @@ def structure(markdown: str) -> dict[str, list[str]]:
     outside = [m for m in HEADING_RE.finditer(markdown) if not code(m.start())]
     return {
         "code blocks and includes": fenced,
-        "display math": [m[1].strip() for m in DISPLAY_MATH_RE.finditer(prose)],
+        "display math": [math_symbols(m[1]) for m in DISPLAY_MATH_RE.finditer(prose)],
         "inline math": sorted(
-            " ".join(m[0].split()) for m in INLINE_MATH_RE.finditer(prose)
+            math_symbols(m[1]) for m in INLINE_MATH_RE.finditer(prose)
         ),
         "figures": [m["ref"] for m in FIGURE_RE.finditer(prose)],
         "placeholders": sorted(m[0].replace(" ", "") for m in VALUE_RE.finditer(prose)),
