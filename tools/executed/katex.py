@@ -4,8 +4,8 @@ docs/package-lock.json), run by Node once per page that has formulas.
 pymdownx.arithmatex marks each formula in the HTML (`<span class="arithmatex">\\(...\\)`
 inline, `<div class="arithmatex">\\[...\\]` on its own line); each mark is replaced by
 KaTeX's HTML and MathML, so a page reads without JavaScript and search sees no TeX.
-Results are kept in `.cache/executed/katex/formulas.json`, keyed by KaTeX's version, this
-module's script and the formula.
+Results are kept in `.cache/executed/katex/formulas.<language>.json`, one file an edition,
+keyed by KaTeX's version, this module's script and the formula.
 """
 
 from __future__ import annotations

@@ -325,8 +325,9 @@ class ExecutedPlugin(BasePlugin):
             check_edition(files, pages, self.english)
         self.demos, self.labs = demos, labs = plan(files, pages, project, self.english)
         self.numbers = numbering(pages)
+        # one cache an edition: each keeps what its own build used
         self.typesetter = Typesetter(
-            project.root, project.cache_dir / "katex" / "formulas.json"
+            project.root, project.cache_dir / "katex" / f"formulas.{self.language}.json"
         )
         fingerprint = environment_fingerprint(project.root)
         everything = [*demos.values(), *labs]
