@@ -614,8 +614,9 @@ def timing_device(threads: int = 1) -> Say:
     """Where `compare` ran, for captions: 'CPU model, 1 thread (of 2 logical CPUs)'."""
     if device().type == "cuda":
         # in Chinese, full-width brackets: "在 H200（CUDA 12.8）上", as after a CPU
-        name, cuda = same(torch.cuda.get_device_name(device())), torch.version.cuda
-        return say(f"{name} (CUDA {cuda})", f"{zh(name)}（CUDA {cuda}）", name)
+        name = same(torch.cuda.get_device_name(device()))
+        chinese = f"{zh(name)}（CUDA {torch.version.cuda}）"
+        return say(device_description(), chinese, name)
     if device().type != "cpu":
         return same(device_description())
     unit = "thread" if threads == 1 else "threads"

@@ -296,12 +296,14 @@ def test_the_timing_device_reads_as_chinese_before_a_particle(monkeypatch):
     """A page writes "在 {{ device }}上测得": on a GPU the name must end in a full-width
     bracket, as the CPU's does, not in a Latin letter against 上."""
     import snippets.measure as measure
+    import snippets.runtime as runtime
 
-    monkeypatch.setattr(measure, "device", lambda: torch.device("cuda"))
+    for module in (measure, runtime):
+        monkeypatch.setattr(module, "device", lambda: torch.device("cuda"))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda _: "NVIDIA H200")
     monkeypatch.setattr(torch.version, "cuda", "12.8")
     gpu = timing_device()
     assert str(gpu) == "NVIDIA H200 (CUDA 12.8)"
     assert zh(gpu) == "NVIDIA H200（CUDA 12.8）" and "NVIDIA H200" in gpu.kept
-    monkeypatch.setattr(measure, "device", lambda: torch.device("cpu"))
+    monkeypatch.undo()
     assert zh(timing_device()).endswith("个逻辑 CPU）")

@@ -225,9 +225,12 @@ def shapes_table() -> str:
         "lllllr",
     )
     sizes = (
-        f"$N_q = {n_q}$", f"$N_{{kv}} = {n_kv}$",
-        f"$d_{{\\text{{model}}}} = {d_model}$", f"$d_k = {d_k}$", f"$d_v = {d_v}$",
-    )  # fmt: skip
+        f"$N_q = {n_q}$",
+        f"$N_{{kv}} = {n_kv}$",
+        f"$d_{{\\text{{model}}}} = {d_model}$",
+        f"$d_k = {d_k}$",
+        f"$d_v = {d_v}$",
+    )
     intro = say(
         "Random inputs in float32: a batch of {}, {} queries, {} keys, {}, {} "
         "and {}.".format(b, *sizes),
